@@ -1,0 +1,14 @@
+"""engine: neural compilation and exact GNN execution for algorithmic reasoning.
+
+``import engine`` loads NumPy and SciPy only; Numba and torch are imported when a backend
+or the trainer needs them.
+"""
+from .algorithms import ALGORITHMS, reference
+from .errors import (BackendUnavailableError, EngineError, GraphError, MemoryBudgetError, ModelError,
+                     NegativeCycleError)
+from .graph import Graph, generate
+
+__version__ = "0.1.0"
+
+__all__ = ["ALGORITHMS", "Graph", "generate", "reference", "EngineError", "GraphError", "ModelError",
+           "BackendUnavailableError", "NegativeCycleError", "MemoryBudgetError", "__version__"]

@@ -1,0 +1,48 @@
+"""CLRS's samplers for small graphs (the training and test distributions).
+
+These reproduce the distributions of CLRS's ``BfsSampler``, ``BellmanFordSampler`` and
+``DfsSampler``: Erdős–Rényi adjacency drawn as ``binomial(1, p)`` per ordered pair
+(self-loops kept), undirected as ``A * A.T``; Bellman-Ford weights
+``sqrt(w * w.T + 1e-3)`` with ``w ~ U(low, high)``; DFS graphs directed. With the same
+``numpy.random.RandomState`` the draws are made in CLRS's order (``p``, the graph, the
+source).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph import Graph
+
+CLRS_TRAIN_P = tuple(round(0.1 * k, 1) for k in range(1, 10))
+
+
+def clrs_er_matrix(rng: np.random.RandomState, n: int, p: float, *, directed: bool, weighted: bool,
+                   low: float = 0.0, high: float = 1.0) -> np.ndarray:
+    """Dense ER adjacency matrix as CLRS draws it."""
+    mat = rng.binomial(1, p, size=(n, n))
+    if not directed:
+        mat *= np.transpose(mat)
+    if weighted:
+        weights = rng.uniform(low=low, high=high, size=(n, n))
+        if not directed:
+            weights *= np.transpose(weights)
+            weights = np.sqrt(weights + 1e-3)
+        mat = mat.astype(float) * weights
+    return mat
+
+
+SAMPLER_SETUP = {
+    # algorithm: (directed, weighted, has_source)
+    "bfs": (False, False, True),
+    "bellman_ford": (False, True, True),
+    "dfs": (True, False, False),
+}
+
+
+def sample(algorithm: str, n: int, rng: np.random.RandomState, p=(0.5,), *, dtype=None):
+    """Draw one CLRS instance: ``(A, graph, source)``; ``source`` is None for DFS."""
+    directed, weighted, has_source = SAMPLER_SETUP[algorithm]
+    prob = rng.choice(p)
+    A = clrs_er_matrix(rng, n, prob, directed=directed, weighted=weighted)
+    source = int(rng.choice(n)) if has_source else None
+    return A, Graph.from_dense(A, dtype=dtype, meta={"family": "clrs_er", "p": float(prob)}), source

@@ -1,0 +1,317 @@
+"""The CSR graph every part of the engine reads.
+
+Layout (DESIGN.md section 5): compressed sparse rows *by destination*. The in-edges of
+node ``v`` are ``indices[indptr[v]:indptr[v + 1]]`` (their sources), sorted ascending, with
+``weights`` aligned to them. ``indptr`` is int64, ``indices`` int32, ``weights`` float32
+(float64 on request) or ``None`` for an unweighted graph.
+
+Edge semantics follow CLRS's reading of an adjacency matrix: an edge ``u -> v`` wherever
+``A[u, v] != 0``, with weight ``A[u, v]``.
+
+* Self-loops are ordinary edges (CLRS keeps them).
+* Duplicate edges are kept as parallel edges by :meth:`Graph.from_edges` (pass
+  ``duplicates="min"``/``"sum"``/``"first"`` to merge them, or ``"error"`` to refuse them).
+  Parallel edges count once each in sum and mean aggregation and do not change min/max
+  aggregation; the references treat them as CLRS would treat the lightest one
+  (Bellman-Ford) or as one edge (BFS, DFS).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import GraphError
+
+MAX_NODES = 2**31 - 1  # node ids are int32
+MAX_EDGES = 2**31 - 1
+WEIGHT_DTYPES = {"float32": np.float32, "float64": np.float64}
+DUPLICATE_POLICIES = ("keep", "first", "min", "sum", "error")
+
+
+def _weight_dtype(dtype) -> np.dtype:
+    key = np.dtype(dtype).name if dtype is not None else "float32"
+    if key not in WEIGHT_DTYPES:
+        raise GraphError(f"weight dtype {key!r} is not supported; allowed: {sorted(WEIGHT_DTYPES)}")
+    return np.dtype(WEIGHT_DTYPES[key])
+
+
+def _as_ids(name: str, arr) -> np.ndarray:
+    a = np.asarray(arr)
+    if a.ndim != 1:
+        raise GraphError(f"{name} must be one-dimensional, got shape {a.shape}")
+    if a.size and not np.issubdtype(a.dtype, np.integer):
+        if np.issubdtype(a.dtype, np.floating) and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+            a = a.astype(np.int64)
+        else:
+            raise GraphError(f"{name} must hold integer node ids, got dtype {a.dtype}")
+    return a.astype(np.int64, copy=False)
+
+
+@dataclass(eq=False)
+class Graph:
+    """A directed graph in CSR-by-destination form.
+
+    Parameters
+    ----------
+    num_nodes : int
+        Number of nodes ``n``; node ids are ``0 .. n-1``.
+    indptr : ndarray of int64, shape (n + 1,)
+        Row pointers: in-edges of ``v`` are ``indptr[v]:indptr[v+1]``.
+    indices : ndarray of int32, shape (m,)
+        Source node of each in-edge, ascending within a row.
+    weights : ndarray of float32 or float64, shape (m,), optional
+        Edge weights aligned with ``indices``; ``None`` for an unweighted graph.
+    directed : bool
+        Whether the graph was built as directed (metadata; undirected graphs store both
+        directions).
+    meta : dict
+        Free-form description (family, generator parameters, seed).
+
+    Use the constructors :meth:`from_edges`, :meth:`from_dense`, :meth:`from_scipy`,
+    :meth:`from_networkx` or the loaders in :mod:`engine.graph.io`; they validate.
+    """
+
+    num_nodes: int
+    indptr: np.ndarray
+    indices: np.ndarray
+    weights: np.ndarray | None = None
+    directed: bool = True
+    meta: dict = field(default_factory=dict)
+    _out: tuple | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------------ construction
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Check the CSR invariants; raise :class:`GraphError` naming the first violation."""
+        n = self.num_nodes
+        if not isinstance(n, (int, np.integer)) or n < 0 or n > MAX_NODES:
+            raise GraphError(f"num_nodes must be an integer in [0, {MAX_NODES}], got {n!r}")
+        self.num_nodes = n = int(n)
+        if not (isinstance(self.indptr, np.ndarray) and self.indptr.dtype == np.int64):
+            raise GraphError("indptr must be an int64 array")
+        if not (isinstance(self.indices, np.ndarray) and self.indices.dtype == np.int32):
+            raise GraphError("indices must be an int32 array")
+        if self.indptr.shape != (n + 1,):
+            raise GraphError(f"indptr must have length num_nodes + 1 = {n + 1}, got {self.indptr.shape}")
+        m = self.indices.shape[0]
+        if self.indptr[0] != 0 or self.indptr[-1] != m:
+            raise GraphError(f"indptr must start at 0 and end at len(indices) = {m}")
+        if n and np.any(np.diff(self.indptr) < 0):
+            raise GraphError("indptr must be non-decreasing")
+        if m and (self.indices.min() < 0 or self.indices.max() >= n):
+            raise GraphError(f"edge sources must lie in [0, {n}), got range "
+                             f"[{self.indices.min()}, {self.indices.max()}]")
+        if self.weights is not None:
+            w = self.weights
+            if not isinstance(w, np.ndarray) or w.dtype not in (np.float32, np.float64):
+                raise GraphError("weights must be a float32 or float64 array")
+            if w.shape != (m,):
+                raise GraphError(f"weights must have one entry per edge ({m}), got shape {w.shape}")
+            if not np.all(np.isfinite(w)):
+                raise GraphError("weights must be finite (no NaN or inf)")
+
+    @classmethod
+    def from_edges(cls, src, dst, num_nodes: int, weights=None, *, dtype=None,
+                   directed: bool = True, duplicates: str = "keep", meta: dict | None = None) -> "Graph":
+        """Build a graph from parallel arrays of edges ``src[i] -> dst[i]``.
+
+        Parameters
+        ----------
+        src, dst : array_like of int
+            Edge endpoints, ids in ``[0, num_nodes)``.
+        num_nodes : int
+            Number of nodes.
+        weights : array_like of float, optional
+            One finite weight per edge.
+        dtype : {"float32", "float64"}, optional
+            Weight dtype; default float32 (float64 weights stay float64 only on request).
+        directed : bool
+            Metadata only: the caller supplies both directions for an undirected graph.
+        duplicates : {"keep", "first", "min", "sum", "error"}
+            What to do with repeated ``(src, dst)`` pairs.
+        """
+        if duplicates not in DUPLICATE_POLICIES:
+            raise GraphError(f"duplicates={duplicates!r} is not allowed; choose one of {DUPLICATE_POLICIES}")
+        if not isinstance(num_nodes, (int, np.integer)) or num_nodes < 0 or num_nodes > MAX_NODES:
+            raise GraphError(f"num_nodes must be an integer in [0, {MAX_NODES}], got {num_nodes!r}")
+        n = int(num_nodes)
+        s = _as_ids("src", src)
+        d = _as_ids("dst", dst)
+        if s.shape != d.shape:
+            raise GraphError(f"src and dst must have the same length, got {s.shape[0]} and {d.shape[0]}")
+        m = s.shape[0]
+        if m > MAX_EDGES:
+            raise GraphError(f"at most {MAX_EDGES} edges are supported, got {m}")
+        for name, a in (("src", s), ("dst", d)):
+            if m and (a.min() < 0 or a.max() >= n):
+                bad = a[(a < 0) | (a >= n)][0]
+                raise GraphError(f"{name} contains node id {bad}, outside [0, {n}) for num_nodes={n}")
+        w = None
+        if weights is not None:
+            w = np.asarray(weights)
+            if w.shape != (m,):
+                raise GraphError(f"weights must have one entry per edge ({m}), got shape {w.shape}")
+            if not np.issubdtype(w.dtype, np.number) or np.iscomplexobj(w):
+                raise GraphError(f"weights must be real numbers, got dtype {w.dtype}")
+            w = w.astype(_weight_dtype(dtype), copy=False)
+            if not np.all(np.isfinite(w)):
+                raise GraphError("weights must be finite: found NaN or inf (or a value that overflows "
+                                 f"{w.dtype})")
+        keys = d * n + s if n else d
+        order = None
+        if m > 1 and np.any(keys[1:] < keys[:-1]):
+            order = np.argsort(keys, kind="stable")
+            keys = keys[order]
+            if w is not None:
+                w = w[order]
+        if duplicates != "keep" and m > 1:
+            new = np.empty(m, dtype=bool)
+            new[0] = True
+            np.not_equal(keys[1:], keys[:-1], out=new[1:])
+            if not new.all():
+                if duplicates == "error":
+                    k = keys[np.flatnonzero(~new)[0]]
+                    raise GraphError(f"duplicate edge {k % n} -> {k // n}; pass duplicates='keep', "
+                                     "'first', 'min' or 'sum' to accept it")
+                starts = np.flatnonzero(new)
+                if w is not None:
+                    if duplicates == "min":
+                        w = np.minimum.reduceat(w, starts)
+                    elif duplicates == "sum":
+                        w = np.add.reduceat(w, starts)
+                    else:
+                        w = w[starts]
+                keys = keys[starts]
+        return cls._from_sorted_keys(keys, n, w, directed=directed, meta=meta)
+
+    @classmethod
+    def _from_sorted_keys(cls, keys: np.ndarray, n: int, weights=None, *, directed=True, meta=None) -> "Graph":
+        """Internal: ``keys = dst * n + src`` sorted ascending (the CSR order)."""
+        if n == 0:
+            return cls(0, np.zeros(1, np.int64), np.zeros(0, np.int32), weights, directed, dict(meta or {}))
+        dst = keys // n
+        indices = (keys - dst * n).astype(np.int32)
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(dst, minlength=n), out=indptr[1:])
+        return cls(n, indptr, indices, weights, directed, dict(meta or {}))
+
+    @classmethod
+    def from_dense(cls, A, *, dtype=None, meta: dict | None = None) -> "Graph":
+        """CLRS's reading of an adjacency matrix: an edge ``u -> v`` of weight ``A[u, v]``
+        wherever ``A[u, v] != 0``."""
+        A = np.asarray(A)
+        if A.ndim != 2 or A.shape[0] != A.shape[1]:
+            raise GraphError(f"A must be a square matrix, got shape {A.shape}")
+        if not np.all(np.isfinite(A)):
+            raise GraphError("A must be finite (no NaN or inf)")
+        u, v = np.nonzero(A)
+        directed = not np.array_equal(A, A.T)
+        return cls.from_edges(u, v, A.shape[0], A[u, v], dtype=dtype, directed=directed, meta=meta)
+
+    @classmethod
+    def from_scipy(cls, matrix, *, dtype=None, meta: dict | None = None) -> "Graph":
+        """From a ``scipy.sparse`` matrix/array read as ``A[u, v]`` = weight of ``u -> v``.
+
+        Explicitly stored zeros are dropped, as in :meth:`from_dense`.
+        """
+        import scipy.sparse as sp
+
+        if not sp.issparse(matrix):
+            raise GraphError(f"expected a scipy.sparse matrix, got {type(matrix).__name__}")
+        if matrix.shape[0] != matrix.shape[1]:
+            raise GraphError(f"matrix must be square, got shape {matrix.shape}")
+        coo = matrix.tocoo()
+        keep = coo.data != 0
+        data = np.asarray(coo.data[keep])
+        if data.dtype == bool:
+            data = data.astype(np.float32)
+        return cls.from_edges(coo.row[keep], coo.col[keep], matrix.shape[0], data, dtype=dtype,
+                              directed=True, duplicates="sum", meta=meta)
+
+    @classmethod
+    def from_networkx(cls, G, *, weight: str = "weight", dtype=None) -> "Graph":
+        """From a networkx graph; nodes are numbered in ``G``'s node order.
+
+        Undirected graphs store both directions. Edges without ``weight`` get weight 1; a
+        graph with no weighted edge at all becomes unweighted.
+        """
+        index = {node: i for i, node in enumerate(G.nodes())}
+        src, dst, w = [], [], []
+        any_weight = False
+        for a, b, data in G.edges(data=True):
+            val = data.get(weight, 1.0)
+            any_weight |= weight in data
+            src.append(index[a]); dst.append(index[b]); w.append(val)
+            if not G.is_directed() and a != b:
+                src.append(index[b]); dst.append(index[a]); w.append(val)
+        return cls.from_edges(np.array(src, dtype=np.int64), np.array(dst, dtype=np.int64), len(index),
+                              np.array(w, dtype=np.float64) if any_weight else None, dtype=dtype,
+                              directed=G.is_directed(), meta={"family": "networkx"})
+
+    # ------------------------------------------------------------------ views
+    @property
+    def num_edges(self) -> int:
+        return int(self.indices.shape[0])
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Weight dtype (float32 for an unweighted graph)."""
+        return self.weights.dtype if self.weights is not None else np.dtype(np.float32)
+
+    def in_degree(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def edge_targets(self) -> np.ndarray:
+        """Destination of each stored edge (int32), aligned with ``indices``."""
+        return np.repeat(np.arange(self.num_nodes, dtype=np.int32), np.diff(self.indptr))
+
+    def edge_weights(self, dtype=None) -> np.ndarray:
+        """Weights aligned with ``indices``; all ones for an unweighted graph."""
+        dt = _weight_dtype(dtype) if dtype is not None else self.dtype
+        if self.weights is None:
+            return np.ones(self.num_edges, dtype=dt)
+        return self.weights.astype(dt, copy=False)
+
+    def out_csr(self):
+        """CSR by source: ``(indptr, targets, edge_ids)`` with targets ascending per row.
+
+        ``edge_ids`` maps each out-edge to its position in :attr:`indices`. Cached.
+        """
+        if self._out is None:
+            n = self.num_nodes
+            dst = self.edge_targets()
+            order = np.argsort(self.indices, kind="stable")  # rows by source; dst already ascending
+            indptr = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(np.bincount(self.indices, minlength=n), out=indptr[1:])
+            self._out = (indptr, dst[order], order.astype(np.int64))
+        return self._out
+
+    def to_scipy(self):
+        """``scipy.sparse.csr_array`` ``A`` with ``A[u, v]`` = weight of ``u -> v``.
+
+        Parallel edges are summed by scipy; use ``duplicates='min'`` upstream if that matters.
+        """
+        import scipy.sparse as sp
+
+        n = self.num_nodes
+        data = self.edge_weights()
+        # CSR by destination of A is CSR of A.T, i.e. CSC of A.
+        return sp.csc_array((data, self.indices, self.indptr), shape=(n, n)).tocsr()
+
+    def with_dtype(self, dtype) -> "Graph":
+        """The same graph with weights in ``dtype`` (float32 or float64)."""
+        dt = _weight_dtype(dtype)
+        w = self.weights.astype(dt) if self.weights is not None else None
+        return Graph(self.num_nodes, self.indptr, self.indices, w, self.directed, dict(self.meta))
+
+    def nbytes(self) -> int:
+        b = self.indptr.nbytes + self.indices.nbytes
+        return b + (self.weights.nbytes if self.weights is not None else 0)
+
+    def __repr__(self) -> str:
+        fam = self.meta.get("family", "custom")
+        w = f", weights={self.weights.dtype}" if self.weights is not None else ""
+        return f"Graph(n={self.num_nodes}, m={self.num_edges}, family={fam!r}, directed={self.directed}{w})"
