@@ -4,11 +4,14 @@
 or the trainer needs them.
 """
 from .algorithms import ALGORITHMS, reference
+from .compile import compile
+from .execute import ExecutionResult, execute
 from .errors import (BackendUnavailableError, EngineError, GraphError, MemoryBudgetError, ModelError,
                      NegativeCycleError)
 from .graph import Graph, generate
+from .model import Model
 
 __version__ = "0.1.0"
 
-__all__ = ["ALGORITHMS", "Graph", "generate", "reference", "EngineError", "GraphError", "ModelError",
+__all__ = ["ALGORITHMS", "Graph", "Model", "compile", "execute", "ExecutionResult", "generate", "reference", "EngineError", "GraphError", "ModelError",
            "BackendUnavailableError", "NegativeCycleError", "MemoryBudgetError", "__version__"]

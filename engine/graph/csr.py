@@ -150,13 +150,14 @@ class Graph:
                 bad = a[(a < 0) | (a >= n)][0]
                 raise GraphError(f"{name} contains node id {bad}, outside [0, {n}) for num_nodes={n}")
         w = None
+        wdtype = _weight_dtype(dtype)
         if weights is not None:
             w = np.asarray(weights)
             if w.shape != (m,):
                 raise GraphError(f"weights must have one entry per edge ({m}), got shape {w.shape}")
             if not np.issubdtype(w.dtype, np.number) or np.iscomplexobj(w):
                 raise GraphError(f"weights must be real numbers, got dtype {w.dtype}")
-            w = w.astype(_weight_dtype(dtype), copy=False)
+            w = w.astype(wdtype, copy=False)
             if not np.all(np.isfinite(w)):
                 raise GraphError("weights must be finite: found NaN or inf (or a value that overflows "
                                  f"{w.dtype})")

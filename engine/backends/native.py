@@ -1,0 +1,40 @@
+"""The native backend: the C++ kernel of csrc/engine/message_passing.h via engine._native.
+
+OpenMP threads; the GIL is released while the kernel runs.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Backend
+
+try:
+    from .. import _native
+except ImportError as exc:  # pragma: no cover - depends on the build
+    _native = None
+    IMPORT_ERROR = exc
+else:
+    IMPORT_ERROR = None
+
+
+class NativeBackend(Backend):
+    name = "native"
+
+    def __init__(self):
+        if _native is None:
+            raise ImportError(f"engine._native is not built ({IMPORT_ERROR})")
+
+    def edge_pass(self, graph, S, Q, E, We, first_act, layers, groups, include_self):
+        if E is not None and E.shape[1] == 0:
+            E = We = None
+        return _native.edge_pass(
+            graph.indptr, graph.indices, S, Q, E, We, int(first_act),
+            [W for W, _, _ in layers], [b for _, b, _ in layers], [int(a) for _, _, a in layers],
+            np.ascontiguousarray(groups, dtype=np.int64), bool(include_self))
+
+    def set_threads(self, n):
+        if n:
+            _native.set_num_threads(int(n))
+
+    def threads(self) -> int:
+        return _native.get_num_threads()

@@ -1,0 +1,180 @@
+"""The Numba backend: the fused pass compiled by Numba, parallel over destination blocks.
+
+Same evaluation order as the C++ kernel (csrc/engine/message_passing.h): per row, self
+message first, then in-edges in CSR order; per message, ``(S[u] + Q[v]) + sum_j e_j We[j]``
+then the dense layers ``(sum_i x_i W[i, o]) + b[o]``. Numba is imported when this module
+is, which happens only when the backend is first chosen.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+from .base import Backend, count_arg_groups
+
+SUM, MEAN, MAX, MIN, ARGMAX, ARGMIN = range(6)
+BLOCK = 256
+
+
+@numba.njit(inline="always")
+def _act(x, act, zero):
+    """relu when act == 1 (NaN propagates, as in NumPy and C++), else identity."""
+    if act == 1 and not (x > zero or x != x):
+        return zero
+    return x
+
+
+@numba.njit(parallel=True, cache=True, nogil=True, fastmath=False)
+def _edge_pass(indptr, indices, S, Q, E, We, first_act, Wflat, Bflat, meta, groups, include_self, out, winners):
+    n = indptr.shape[0] - 1
+    k0 = S.shape[1]
+    fe = E.shape[1]
+    k_out = out.shape[1]
+    n_layers = meta.shape[0]
+    width = k0
+    for li in range(n_layers):
+        if meta[li, 1] > width:
+            width = meta[li, 1]
+    n_groups = groups.shape[0]
+    n_blocks = (n + BLOCK - 1) // BLOCK
+    zero = np.zeros(1, dtype=S.dtype)[0]
+    for blk in prange(n_blocks):
+        xa = np.empty(width, dtype=S.dtype)
+        xb = np.empty(width, dtype=S.dtype)
+        acc = np.zeros(k_out, dtype=S.dtype)
+        best = np.empty(k_out, dtype=np.int64)
+        for v in range(blk * BLOCK, min(n, (blk + 1) * BLOCK)):
+            for g in range(n_groups):
+                best[groups[g, 1]] = -1
+            count = 0
+            first_edge = indptr[v] - (1 if include_self else 0)
+            for e in range(first_edge, indptr[v + 1]):
+                self_msg = e < indptr[v]
+                u = v if self_msg else indices[e]
+                # first layer, by parts
+                for c in range(k0):
+                    xa[c] = S[u, c] + Q[v, c]
+                if fe > 0 and not self_msg:
+                    for c in range(k0):
+                        t = zero
+                        for j in range(fe):
+                            t += E[e, j] * We[j, c]
+                        xa[c] = xa[c] + t
+                if first_act != 0:
+                    for c in range(k0):
+                        xa[c] = _act(xa[c], first_act, zero)
+                cur_is_a = True
+                w_in = k0
+                for li in range(n_layers):
+                    w_out = meta[li, 1]
+                    woff = meta[li, 2]
+                    boff = meta[li, 3]
+                    act = meta[li, 4]
+                    src_buf = xa if cur_is_a else xb
+                    dst_buf = xb if cur_is_a else xa
+                    for o in range(w_out):
+                        dst_buf[o] = zero
+                    for i in range(w_in):
+                        xi = src_buf[i]
+                        base = woff + i * w_out
+                        for o in range(w_out):
+                            dst_buf[o] += xi * Wflat[base + o]
+                    for o in range(w_out):
+                        dst_buf[o] = _act(dst_buf[o] + Bflat[boff + o], act, zero)
+                    cur_is_a = not cur_is_a
+                    w_in = w_out
+                m = xa if cur_is_a else xb
+                # reduce
+                for g in range(n_groups):
+                    kind = groups[g, 0]
+                    lo = groups[g, 1]
+                    hi = groups[g, 2]
+                    if kind == SUM or kind == MEAN:
+                        for c in range(lo, hi):
+                            acc[c] = m[c] if count == 0 else acc[c] + m[c]
+                    elif kind == MAX:
+                        for c in range(lo, hi):
+                            if count == 0 or m[c] > acc[c] or acc[c] != acc[c]:
+                                acc[c] = m[c]
+                    elif kind == MIN:
+                        for c in range(lo, hi):
+                            if count == 0 or m[c] < acc[c] or acc[c] != acc[c]:
+                                acc[c] = m[c]
+                    else:
+                        key = m[lo]
+                        if key != key:
+                            continue
+                        cur = acc[lo]
+                        b = best[lo]
+                        better = b < 0
+                        if not better:
+                            if kind == ARGMAX:
+                                better = key > cur
+                            else:
+                                better = key < cur
+                            if not better and key == cur and u < b:
+                                better = True
+                        if better:
+                            best[lo] = u
+                            for c in range(lo, hi):
+                                acc[c] = m[c]
+                count += 1
+            slot = 0
+            for g in range(n_groups):
+                kind = groups[g, 0]
+                lo = groups[g, 1]
+                hi = groups[g, 2]
+                is_arg = kind == ARGMAX or kind == ARGMIN
+                empty = count == 0 or (is_arg and best[lo] < 0)
+                for c in range(lo, hi):
+                    if empty:
+                        out[v, c] = zero
+                    elif kind == MEAN:
+                        out[v, c] = acc[c] / count
+                    else:
+                        out[v, c] = acc[c]
+                if is_arg:
+                    winners[v, slot] = -1 if empty else best[lo]
+                    slot += 1
+
+
+def pack_layers(layers, dtype):
+    """Flatten ``[(W, b, act), ...]`` into (Wflat, Bflat, meta[in, out, woff, boff, act])."""
+    meta = np.zeros((len(layers), 5), dtype=np.int64)
+    ws, bs = [], []
+    woff = boff = 0
+    for i, (W, b, act) in enumerate(layers):
+        meta[i] = (W.shape[0], W.shape[1], woff, boff, act)
+        ws.append(W.ravel())
+        bs.append(b.ravel())
+        woff += W.size
+        boff += b.size
+    Wflat = np.concatenate(ws).astype(dtype) if ws else np.zeros(1, dtype)
+    Bflat = np.concatenate(bs).astype(dtype) if bs else np.zeros(1, dtype)
+    return Wflat, Bflat, meta
+
+
+class NumbaBackend(Backend):
+    name = "numba"
+
+    def edge_pass(self, graph, S, Q, E, We, first_act, layers, groups, include_self):
+        n = graph.num_nodes
+        dtype = S.dtype
+        k_out = layers[-1][0].shape[1] if layers else S.shape[1]
+        if E is None:
+            E = np.zeros((graph.num_edges, 0), dtype=dtype)
+            We = np.zeros((0, S.shape[1]), dtype=dtype)
+        Wflat, Bflat, meta = pack_layers(layers, dtype)
+        out = np.empty((n, k_out), dtype=dtype)
+        winners = np.empty((n, count_arg_groups(groups)), dtype=np.int32)
+        _edge_pass(graph.indptr, graph.indices, S, Q, E, We, int(first_act), Wflat, Bflat, meta,
+                   np.ascontiguousarray(groups, dtype=np.int64), bool(include_self), out, winners)
+        return out, winners
+
+    def set_threads(self, n):
+        if n:
+            numba.set_num_threads(min(int(n), numba.config.NUMBA_NUM_THREADS))
+
+    def threads(self) -> int:
+        return numba.get_num_threads()

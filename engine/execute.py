@@ -1,0 +1,261 @@
+"""The step loop: run any Model (compiled or learned) on a graph with any backend.
+
+Per step, each processor layer does: per-node parts of the first message layer (dense,
+NumPy), the fused sparse pass of the backend (message MLP + aggregation per group), then
+the update MLP and the optional gate (dense, NumPy). Hints are decoded from the state
+before each step (CLRS's hint ``t`` is the state before step ``t``); outputs from the final
+state. The executor never looks at which algorithm a model computes.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._memory import require
+from .backends import get_backend
+from .errors import EngineError, ModelError
+from .model import registry as R
+from .model.spec import Model
+
+
+@dataclass
+class ExecutionResult:
+    """What :func:`execute` returns.
+
+    Attributes
+    ----------
+    outputs : dict of name -> ndarray
+        Decoded outputs (CLRS names), e.g. ``pi`` as int32 pointers.
+    hints : dict of name -> ndarray or None
+        Per-step decoded hints, ``(T, n)`` etc. as :func:`engine.reference` lays them out,
+        when ``trace=True``.
+    hidden : ndarray or None
+        ``(T + 1, n, d)`` states ``h_0 .. h_T`` when ``hidden=True``.
+    steps : int
+        Processor steps run (``T``).
+    converged : bool
+        Whether the termination rule was met (False if ``max_steps`` cut the run short).
+    backend : str
+    threads : int
+    seconds : float
+        Wall time of the step loop.
+    """
+
+    outputs: dict
+    hints: dict | None
+    steps: int
+    converged: bool
+    backend: str
+    threads: int
+    hidden: np.ndarray | None = None
+    seconds: float = 0.0
+    final_state: np.ndarray | None = field(default=None, repr=False)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
+
+
+def _activate(x: np.ndarray, act: str) -> np.ndarray:
+    return np.maximum(x, 0, out=x) if act == "relu" else x
+
+
+class _Runner:
+    """Binds a model to a graph: inputs built once, weights looked up by name."""
+
+    def __init__(self, model: Model, graph, source, backend):
+        self.model = model
+        self.spec = model.spec
+        self.graph = graph
+        self.backend = backend
+        self.dtype = model.dtype
+        self.W = model.weights
+        n = graph.num_nodes
+        cols = []
+        for name in self.spec.get("node_inputs", []):
+            build, needs_source = R.NODE_FEATURES[name]
+            cols.append(build(n, source, self.dtype))
+        self.x = np.hstack(cols) if cols else np.zeros((n, 0), self.dtype)
+        ecols = []
+        for name in self.spec.get("edge_inputs", []):
+            if name == "weight":
+                ecols.append(graph.edge_weights(self.dtype)[:, None])
+        self.E = np.ascontiguousarray(np.hstack(ecols)) if ecols else None
+
+    # ------------------------------------------------------------ pieces
+    def z(self, h: np.ndarray) -> np.ndarray:
+        return np.hstack([h, self.x]) if self.x.shape[1] else h
+
+    def _tail(self, prefix: str, block: dict, y: np.ndarray) -> np.ndarray:
+        # overflow to +-inf is allowed here: compiled gates saturate a sigmoid with it
+        with np.errstate(over="ignore"):
+            for j in range(1, len(block["widths"])):
+                y = _activate(y @ self.W[f"{prefix}.{j}.weight"] + self.W[f"{prefix}.{j}.bias"],
+                              block["activations"][j])
+        return y
+
+    def _tail_layers(self, prefix: str, block: dict) -> list:
+        return [(self.W[f"{prefix}.{j}.weight"], self.W[f"{prefix}.{j}.bias"],
+                 R.code(block["activations"][j], R.ACTIVATIONS, "activation"))
+                for j in range(1, len(block["widths"]))]
+
+    def sparse_mlp(self, prefix: str, block: dict, z: np.ndarray, groups: np.ndarray, include_self: bool):
+        """A by-parts MLP over edges, reduced per group by the backend."""
+        S = np.ascontiguousarray(z @ self.W[f"{prefix}.src"])
+        Q = np.ascontiguousarray(z @ self.W[f"{prefix}.dst"] + self.W[f"{prefix}.bias"])
+        We = self.W[f"{prefix}.edge"] if self.E is not None else None
+        act0 = R.code(block["activations"][0], R.ACTIVATIONS, "activation")
+        return self.backend.edge_pass(self.graph, S, Q, self.E, We, act0, self._tail_layers(prefix, block),
+                                      groups, include_self)
+
+    def node_mlp(self, prefix: str, block: dict, z: np.ndarray, agg: np.ndarray) -> np.ndarray:
+        y = (z @ self.W[f"{prefix}.node"] + agg @ self.W[f"{prefix}.agg"]) + self.W[f"{prefix}.bias"]
+        y = _activate(y, block["activations"][0])
+        return self._tail(prefix, block, y)
+
+    def layer(self, i: int, h: np.ndarray) -> np.ndarray:
+        spec = self.spec["layers"][i]
+        p = f"layers.{i}"
+        z = self.z(h)
+        groups, start = [], 0
+        for g in spec["groups"]:
+            groups.append((R.code(g["kind"], R.REDUCE_KINDS, "aggregation"), start, start + g["size"]))
+            start += g["size"]
+        agg, _ = self.sparse_mlp(f"{p}.message", spec["message"], z, np.array(groups, dtype=np.int64),
+                                 spec["include_self"])
+        new = self.node_mlp(f"{p}.update", spec["update"], z, agg)
+        if spec.get("gate") is None:
+            return np.ascontiguousarray(new, dtype=self.dtype)
+        gate = _sigmoid(self.node_mlp(f"{p}.gate", spec["gate"], z, agg))
+        return np.ascontiguousarray(gate * new + (1 - gate) * h, dtype=self.dtype)
+
+    def step(self, h: np.ndarray) -> np.ndarray:
+        for i in range(len(self.spec["layers"])):
+            h = self.layer(i, h)
+        return h
+
+    def decode(self, name: str, h: np.ndarray) -> np.ndarray:
+        dec = self.spec["decoders"][name]
+        p = f"decoders.{name}"
+        z = self.z(h)
+        kind = dec["type"]
+        if kind == "pointer":
+            groups = np.array([(R.REDUCE_KINDS.index("argmax"), 0, 1)], dtype=np.int64)
+            _, winners = self.sparse_mlp(p, dec, z, groups, include_self=True)
+            ptr = winners[:, 0]
+            if np.any(ptr < 0):
+                raise EngineError(f"pointer decoder {name!r} produced no winner (NaN scores)")
+            return ptr
+        logits = z @ self.W[f"{p}.weight"] + self.W[f"{p}.bias"]
+        if kind == "mask":
+            return (logits[:, 0] > 0).astype(self.dtype)
+        if kind == "scalar":
+            return logits[:, 0].copy()
+        if kind == "categorical":
+            return np.eye(logits.shape[1], dtype=self.dtype)[np.argmax(logits, axis=1)]
+        out = np.zeros(logits.shape[0], dtype=self.dtype)  # mask_one: one node per graph
+        out[np.argmax(logits[:, 0])] = 1
+        return out
+
+
+def check_domain(model: Model, graph) -> None:
+    """Refuse graphs outside the model's declared exact domain."""
+    dom = model.spec.get("exact_domain") or {}
+    n = graph.num_nodes
+    if "max_nodes" in dom and n > dom["max_nodes"]:
+        raise EngineError(f"model {model.name!r} is exact for at most {dom['max_nodes']} nodes in "
+                          f"{model.spec['dtype']}; this graph has {n} (compile with dtype='float64')")
+    if graph.weights is not None and graph.num_edges:
+        w = np.abs(graph.weights)
+        if "max_abs_weight" in dom and w.max() > dom["max_abs_weight"]:
+            raise EngineError(f"model {model.name!r} is exact for |weight| <= {dom['max_abs_weight']:g}; "
+                              f"this graph has {w.max():g}")
+        nz = w[w > 0]
+        if "min_abs_nonzero_weight" in dom and nz.size and nz.min() < dom["min_abs_nonzero_weight"]:
+            raise EngineError(f"model {model.name!r} is exact for nonzero |weight| >= "
+                              f"{dom['min_abs_nonzero_weight']:g}; this graph has {nz.min():g}")
+
+
+def execute(model: Model, graph, source: int | None = None, *, backend: str | None = None,
+            trace: bool = False, steps: int | None = None, max_steps: int | None = None,
+            hidden: bool = False, threads: int | None = None, progress=None) -> ExecutionResult:
+    """Run ``model`` on ``graph``.
+
+    Parameters
+    ----------
+    model : Model
+    graph : Graph
+    source : int, optional
+        Source node, required when the model reads the ``source`` input.
+    backend : {"native", "numba", "reference"}, optional
+        Default: ``$ENGINE_BACKEND``, else the first that loads.
+    trace : bool
+        Decode every hint the model declares at every step.
+    steps : int, optional
+        Run exactly this many steps (CLRS's oracle trace length) instead of the model's
+        termination rule.
+    max_steps : int, optional
+        Safety bound for fixed-point termination (default ``4 n + 16``).
+    hidden : bool
+        Keep every hidden state.
+    threads : int, optional
+        Worker threads of the backend.
+    progress : callable, optional
+        Called as ``progress(step)`` after each step.
+    """
+    if not isinstance(model, Model):
+        raise ModelError(f"expected an engine.Model, got {type(model).__name__}")
+    n = graph.num_nodes
+    if n == 0:
+        raise EngineError("the graph has no nodes")
+    needs_source = any(R.NODE_FEATURES[f][1] for f in model.spec.get("node_inputs", []))
+    if needs_source:
+        source = 0 if source is None else source
+        if not isinstance(source, (int, np.integer)) or not 0 <= source < n:
+            raise EngineError(f"source must be a node id in [0, {n}), got {source!r}")
+    check_domain(model, graph)
+    be = get_backend(backend, threads)
+    run = _Runner(model, graph, source, be)
+    term = model.spec["termination"]
+    if steps is None and term["rule"] == "steps":
+        raise EngineError(f"model {model.name!r} runs a given number of steps; pass steps=")
+    if steps is not None and (not isinstance(steps, (int, np.integer)) or steps < 0):
+        raise EngineError(f"steps must be a non-negative integer, got {steps!r}")
+    limit = steps if steps is not None else (max_steps if max_steps is not None else 4 * n + 16)
+    d = model.hidden
+    if hidden:
+        require((limit + 1) * n * d * model.dtype.itemsize, "keeping every hidden state")
+    watch = term.get("channels")
+    t0 = time.perf_counter()
+    h = np.ascontiguousarray(run.x @ model.weights["init.weight"] + model.weights["init.bias"], dtype=model.dtype)
+    states = [h] if hidden else None
+    hint_rows = {name: [] for name in model.spec.get("hints", {})} if trace else None
+    converged = steps is not None
+    t = 0
+    while t < limit:
+        if trace:
+            for clrs_name, dec in model.spec["hints"].items():
+                hint_rows[clrs_name].append(run.decode(dec, h))
+        h_new = run.step(h)
+        t += 1
+        if hidden:
+            states.append(h_new)
+        unchanged = steps is None and np.array_equal(h_new[:, watch], h[:, watch])
+        h = h_new
+        if progress is not None:
+            progress(t)
+        if unchanged:
+            converged = True
+            break
+    if not converged:
+        warnings.warn(f"{model.name}: stopped after max_steps={limit} without reaching a fixed point",
+                      RuntimeWarning, stacklevel=2)
+    outputs = {name: run.decode(dec, h) for name, dec in model.spec.get("outputs", {}).items()}
+    hints = {k: np.stack(v) if v else np.zeros((0, n)) for k, v in hint_rows.items()} if trace else None
+    return ExecutionResult(outputs=outputs, hints=hints, steps=t, converged=converged, backend=be.name,
+                           threads=be.threads(), hidden=np.stack(states) if hidden else None,
+                           seconds=time.perf_counter() - t0, final_state=h)

@@ -1,0 +1,263 @@
+"""Model: a JSON spec plus named weight arrays (DESIGN.md sections 1-2).
+
+Compiled and learned models share this format and the executor. Notation: ``h`` node
+states (n x d), ``x`` raw node inputs (n x f_x, built by the executor from the names in
+``node_inputs``), ``z = [h, x]`` (n x f_z), ``e`` edge inputs (m x f_e).
+
+Spec keys
+---------
+``format``/``version``
+    ``"engine-model"`` / 1.
+``name``, ``dtype``
+    Free name; ``"float32"`` or ``"float64"`` (all weights and states).
+``node_inputs``, ``edge_inputs``
+    Feature names from :mod:`engine.model.registry`.
+``hidden``
+    ``d``. The initial state is ``h0 = x @ init.weight + init.bias``.
+``layers``
+    Processor layers, applied in order once per step. Each has:
+
+    * ``include_self``: whether a virtual self-edge (zero edge features) sends a message;
+    * ``message``: ``{"widths": [k0, ...], "activations": [...]}``. The first layer is linear
+      by parts: ``pre = (z_u @ src + z_v @ dst + bias) + e_uv @ edge``, computed per node for
+      the src/dst parts; further layers are dense, applied per edge;
+    * ``groups``: ``[{"kind": REDUCE, "size": s}, ...]`` tiling the message channels; for
+      ``argmax``/``argmin`` the first channel of the group is the key and the winner's whole
+      group is kept (ties: lowest source index);
+    * ``update``: ``{"widths": [..., d], "activations": [...]}``, first layer
+      ``z_v @ node + agg_v @ agg + bias``;
+    * ``gate`` (optional, same form): ``g = sigmoid(gate(...))`` and
+      ``h' = g * new + (1 - g) * h``; otherwise ``h' = new``.
+``decoders``
+    ``{name: {"type": DECODER, ...}}``. ``mask``/``scalar``/``categorical`` are linear maps
+    of ``z`` (mask: ``logit > 0``; categorical: one-hot argmax, lowest class on ties);
+    ``pointer`` is a by-parts MLP edge score (like ``message``, final width 1) maximised over
+    in-neighbours and the node itself, lowest index on ties.
+``outputs``, ``hints``
+    CLRS names -> decoder names.
+``termination``
+    ``{"rule": "fixed_point", "channels": [...]}`` (stop after the first step that leaves
+    those state channels unchanged) or ``{"rule": "steps"}`` (run the given step count).
+``exact_domain`` (optional)
+    Bounds inside which the model is exact: ``max_nodes``, ``max_abs_weight``,
+    ``min_abs_nonzero_weight``. The executor refuses graphs outside them.
+``description`` (optional)
+    Free-form documentation (e.g. a compiled model's channel table).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from ..errors import ModelError
+from . import registry as R
+
+FORMAT = "engine-model"
+VERSION = 1
+
+
+def _mlp_shapes(prefix: str, part_dims: dict, block: dict) -> dict:
+    """Expected weight shapes of a by-parts MLP: parts feed the first layer."""
+    widths = block.get("widths")
+    acts = block.get("activations")
+    if not isinstance(widths, list) or not widths or not all(isinstance(w, int) and w > 0 for w in widths):
+        raise ModelError(f"{prefix}.widths must be a non-empty list of positive integers, got {widths!r}")
+    if not isinstance(acts, list) or len(acts) != len(widths):
+        raise ModelError(f"{prefix}.activations must list one activation per layer ({len(widths)})")
+    for a in acts:
+        R.code(a, R.ACTIVATIONS, "activation")
+    shapes = {f"{prefix}.{part}": (dim, widths[0]) for part, dim in part_dims.items()}
+    shapes[f"{prefix}.bias"] = (widths[0],)
+    for j in range(1, len(widths)):
+        shapes[f"{prefix}.{j}.weight"] = (widths[j - 1], widths[j])
+        shapes[f"{prefix}.{j}.bias"] = (widths[j],)
+    return shapes
+
+
+def _require(cond, msg):
+    if not cond:
+        raise ModelError(msg)
+
+
+def expected_shapes(spec: dict) -> dict:
+    """Validate ``spec`` and return ``{weight name: shape}``."""
+    _require(isinstance(spec, dict), "spec must be a JSON object")
+    _require(spec.get("format") == FORMAT, f"spec.format must be {FORMAT!r}, got {spec.get('format')!r}")
+    _require(spec.get("version") == VERSION, f"spec.version {spec.get('version')!r} is not supported; "
+                                             f"this engine reads version {VERSION}")
+    _require(spec.get("dtype") in R.DTYPES, f"spec.dtype must be one of {list(R.DTYPES)}, got {spec.get('dtype')!r}")
+    for name in spec.get("node_inputs", []):
+        _require(name in R.NODE_FEATURES, f"unknown node input {name!r}; allowed: {sorted(R.NODE_FEATURES)}")
+    for name in spec.get("edge_inputs", []):
+        _require(name in R.EDGE_FEATURES, f"unknown edge input {name!r}; allowed: {list(R.EDGE_FEATURES)}")
+    d = spec.get("hidden")
+    _require(isinstance(d, int) and d > 0, f"spec.hidden must be a positive integer, got {d!r}")
+    fx = len(spec.get("node_inputs", []))
+    fe = len(spec.get("edge_inputs", []))
+    fz = d + fx
+    shapes = {"init.weight": (fx, d), "init.bias": (d,)}
+    layers = spec.get("layers")
+    _require(isinstance(layers, list) and layers, "spec.layers must be a non-empty list")
+    for i, layer in enumerate(layers):
+        p = f"layers.{i}"
+        msg = layer.get("message")
+        _require(isinstance(msg, dict), f"{p}.message is missing")
+        shapes.update(_mlp_shapes(f"{p}.message", {"src": fz, "dst": fz, "edge": fe}, msg))
+        k_out = msg["widths"][-1]
+        groups = layer.get("groups")
+        _require(isinstance(groups, list) and groups, f"{p}.groups must be a non-empty list")
+        total = 0
+        for g in groups:
+            R.code(g.get("kind"), R.REDUCE_KINDS, "aggregation")
+            _require(isinstance(g.get("size"), int) and g["size"] > 0, f"{p}.groups sizes must be positive integers")
+            total += g["size"]
+        _require(total == k_out, f"{p}.groups cover {total} channels but the message has {k_out}")
+        upd = layer.get("update")
+        _require(isinstance(upd, dict), f"{p}.update is missing")
+        shapes.update(_mlp_shapes(f"{p}.update", {"node": fz, "agg": k_out}, upd))
+        _require(upd["widths"][-1] == d, f"{p}.update must end with width hidden={d}")
+        gate = layer.get("gate")
+        if gate is not None:
+            shapes.update(_mlp_shapes(f"{p}.gate", {"node": fz, "agg": k_out}, gate))
+            _require(gate["widths"][-1] == d, f"{p}.gate must end with width hidden={d}")
+        _require(isinstance(layer.get("include_self"), bool), f"{p}.include_self must be true or false")
+    decoders = spec.get("decoders", {})
+    for name, dec in decoders.items():
+        p = f"decoders.{name}"
+        kind = dec.get("type")
+        R.code(kind, R.DECODER_TYPES, "decoder type")
+        if kind == "pointer":
+            shapes.update(_mlp_shapes(p, {"src": fz, "dst": fz, "edge": fe}, dec))
+            _require(dec["widths"][-1] == 1, f"{p} must end with width 1 (the edge score)")
+        else:
+            classes = dec.get("classes", 1) if kind == "categorical" else 1
+            shapes[f"{p}.weight"] = (fz, classes)
+            shapes[f"{p}.bias"] = (classes,)
+    for table in ("outputs", "hints"):
+        for clrs_name, dec_name in spec.get(table, {}).items():
+            _require(dec_name in decoders, f"spec.{table}[{clrs_name!r}] names unknown decoder {dec_name!r}")
+    term = spec.get("termination", {})
+    R.code(term.get("rule"), R.TERMINATION_RULES, "termination rule")
+    if term["rule"] == "fixed_point":
+        ch = term.get("channels")
+        _require(isinstance(ch, list) and ch and all(isinstance(c, int) and 0 <= c < d for c in ch),
+                 f"termination.channels must list state channels in [0, {d})")
+    return shapes
+
+
+class Model:
+    """A model of the architecture family: ``spec`` (JSON-able dict) plus ``weights``.
+
+    Construction validates every name, shape and dtype and rejects non-finite weights.
+
+    Parameters
+    ----------
+    spec : dict
+        See the module docstring.
+    weights : dict of str -> ndarray
+    """
+
+    def __init__(self, spec: dict, weights: dict):
+        self.spec = copy.deepcopy(spec)
+        shapes = expected_shapes(self.spec)
+        dtype = np.dtype(self.spec["dtype"])
+        missing = sorted(set(shapes) - set(weights))
+        extra = sorted(set(weights) - set(shapes))
+        if missing or extra:
+            raise ModelError(f"weights do not match the spec: missing {missing[:8]}, unexpected {extra[:8]}")
+        self.weights = {}
+        for name, shape in shapes.items():
+            w = np.asarray(weights[name])
+            if w.shape != tuple(shape):
+                raise ModelError(f"weight {name!r} has shape {w.shape}, the spec needs {tuple(shape)}")
+            if not np.issubdtype(w.dtype, np.floating) and not np.issubdtype(w.dtype, np.integer):
+                raise ModelError(f"weight {name!r} must be numeric, got {w.dtype}")
+            w = np.ascontiguousarray(w, dtype=dtype)
+            if not np.all(np.isfinite(w)):
+                raise ModelError(f"weight {name!r} has NaN or inf entries (or overflows {dtype})")
+            self.weights[name] = w
+
+    # -------------------------------------------------------------- accessors
+    @property
+    def name(self) -> str:
+        return self.spec.get("name", "model")
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.spec["dtype"])
+
+    @property
+    def hidden(self) -> int:
+        return self.spec["hidden"]
+
+    def __repr__(self) -> str:
+        return (f"Model(name={self.name!r}, hidden={self.hidden}, layers={len(self.spec['layers'])}, "
+                f"dtype={self.spec['dtype']}, parameters={self.num_parameters()})")
+
+    def num_parameters(self) -> int:
+        return int(sum(w.size for w in self.weights.values()))
+
+    def astype(self, dtype) -> "Model":
+        """The same model with weights and arithmetic in ``dtype``."""
+        spec = copy.deepcopy(self.spec)
+        spec["dtype"] = np.dtype(dtype).name
+        return Model(spec, {k: v.astype(dtype) for k, v in self.weights.items()})
+
+    # -------------------------------------------------------------- I/O
+    def _checksum(self) -> str:
+        h = hashlib.sha256()
+        for name in sorted(self.weights):
+            h.update(name.encode())
+            h.update(self.weights[name].tobytes())
+        return h.hexdigest()
+
+    def save(self, path) -> None:
+        """Write an ``.npz`` (a zip of ``.npy`` arrays) holding the weights and ``spec.json``.
+
+        The file is written to a temporary name and renamed, so an interrupted save never
+        leaves a truncated model at ``path``.
+        """
+        path = os.fspath(path)
+        meta = {"spec": self.spec, "sha256": self._checksum()}
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+            zf.writestr("spec.json", json.dumps(meta, indent=1, sort_keys=True))
+            for name, arr in self.weights.items():
+                buf = io.BytesIO()
+                np.save(buf, arr, allow_pickle=False)
+                zf.writestr(f"weights/{name}.npy", buf.getvalue())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path) -> "Model":
+        """Read a file written by :meth:`save`; reject truncated, corrupted or inconsistent files."""
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise ModelError(f"model file {path} does not exist")
+        try:
+            with zipfile.ZipFile(path) as zf:
+                bad = zf.testzip()
+                if bad is not None:
+                    raise ModelError(f"model file {path} is corrupted (bad CRC in {bad})")
+                meta = json.loads(zf.read("spec.json"))
+                weights = {}
+                for info in zf.infolist():
+                    if info.filename.startswith("weights/") and info.filename.endswith(".npy"):
+                        name = info.filename[len("weights/"):-len(".npy")]
+                        weights[name] = np.load(io.BytesIO(zf.read(info)), allow_pickle=False)
+        except ModelError:
+            raise
+        except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
+            raise ModelError(f"model file {path} is truncated or not an engine model ({exc})") from None
+        if not isinstance(meta, dict) or "spec" not in meta:
+            raise ModelError(f"model file {path} has no spec")
+        model = cls(meta["spec"], weights)
+        if meta.get("sha256") != model._checksum():
+            raise ModelError(f"model file {path}: weights do not match the stored checksum (corrupted)")
+        return model

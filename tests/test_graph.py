@@ -1,0 +1,167 @@
+"""Graph construction, validation, loaders and generators."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from engine import Graph, GraphError
+from engine.graph import generate, generators, load, load_edge_list, load_matrix_market
+
+
+def test_from_edges_builds_sorted_csr_by_destination():
+    g = Graph.from_edges([2, 0, 1, 0], [1, 1, 0, 2], 3, [0.5, 1.5, 2.0, 3.0])
+    assert g.indptr.tolist() == [0, 1, 3, 4]
+    assert g.indices.tolist() == [1, 0, 2, 0]
+    assert g.weights.tolist() == [2.0, 1.5, 0.5, 3.0]
+    assert g.indptr.dtype == np.int64 and g.indices.dtype == np.int32 and g.weights.dtype == np.float32
+
+
+def test_from_dense_reads_nonzeros_as_clrs_does():
+    A = np.array([[0, 2.0, 0], [0, 0, -1.0], [1.0, 0, 1.0]])
+    g = Graph.from_dense(A)
+    src, dst = g.indices, g.edge_targets()
+    got = {(int(u), int(v)): float(w) for u, v, w in zip(src, dst, g.weights)}
+    assert got == {(0, 1): 2.0, (1, 2): -1.0, (2, 0): 1.0, (2, 2): 1.0}
+    assert g.directed
+    np.testing.assert_array_equal(g.to_scipy().toarray(), A)
+
+
+def test_float64_on_request():
+    g = Graph.from_edges([0], [1], 2, [0.1], dtype="float64")
+    assert g.weights.dtype == np.float64 and g.weights[0] == 0.1
+    assert g.with_dtype("float32").weights.dtype == np.float32
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(src=[0, 3], dst=[1, 1], num_nodes=3), r"src contains node id 3, outside \[0, 3\)"),
+    (dict(src=[0, -1], dst=[1, 1], num_nodes=3), "src contains node id -1"),
+    (dict(src=[0, 1], dst=[1], num_nodes=3), "same length"),
+    (dict(src=[0], dst=[1], num_nodes=3, weights=[np.nan]), "finite"),
+    (dict(src=[0], dst=[1], num_nodes=3, weights=[np.inf]), "finite"),
+    (dict(src=[0], dst=[1], num_nodes=3, weights=[1.0, 2.0]), "one entry per edge"),
+    (dict(src=[0.5], dst=[1], num_nodes=3), "integer node ids"),
+    (dict(src=[0], dst=[1], num_nodes=-1), "num_nodes"),
+    (dict(src=[0], dst=[1], num_nodes=3, dtype="float16"), "not supported"),
+    (dict(src=[0], dst=[1], num_nodes=3, duplicates="merge"), "duplicates="),
+])
+def test_validation_errors_name_the_problem(kwargs, match):
+    with pytest.raises(GraphError, match=match):
+        Graph.from_edges(**kwargs)
+
+
+def test_weight_overflowing_float32_is_rejected():
+    with pytest.raises(GraphError, match="finite"):
+        Graph.from_edges([0], [1], 2, [1e300])
+
+
+def test_too_many_nodes_rejected():
+    with pytest.raises(GraphError, match="num_nodes"):
+        Graph.from_edges([0], [1], 2**31)
+
+
+def test_duplicates_policies():
+    src, dst, w = [0, 0, 1], [1, 1, 0], [3.0, 1.0, 2.0]
+    assert Graph.from_edges(src, dst, 2, w).num_edges == 3
+    assert Graph.from_edges(src, dst, 2, w, duplicates="min").weights.tolist() == [2.0, 1.0]
+    assert Graph.from_edges(src, dst, 2, w, duplicates="sum").weights.tolist() == [2.0, 4.0]
+    assert Graph.from_edges(src, dst, 2, w, duplicates="first").weights.tolist() == [2.0, 3.0]
+    with pytest.raises(GraphError, match="duplicate edge 0 -> 1"):
+        Graph.from_edges(src, dst, 2, w, duplicates="error")
+
+
+def test_direct_construction_is_validated():
+    with pytest.raises(GraphError, match="indptr"):
+        Graph(2, np.array([0, 2, 1], np.int64), np.array([0], np.int32))
+    with pytest.raises(GraphError, match="int32"):
+        Graph(2, np.array([0, 1, 1], np.int64), np.array([0], np.int64))
+
+
+def test_scipy_roundtrip_and_explicit_zeros_dropped():
+    A = sp.random(50, 50, density=0.1, random_state=0, format="csr")
+    A.data[:3] = 0.0
+    g = Graph.from_scipy(A)
+    B = A.copy()
+    B.eliminate_zeros()
+    assert g.num_edges == B.nnz
+    np.testing.assert_allclose(g.to_scipy().toarray(), B.toarray().astype(np.float32))
+
+
+def test_networkx_undirected_gives_both_directions():
+    nx = pytest.importorskip("networkx")
+    G = nx.Graph()
+    G.add_edge("a", "b", weight=2.0)
+    G.add_edge("b", "c", weight=3.0)
+    g = Graph.from_networkx(G)
+    assert g.num_nodes == 3 and g.num_edges == 4 and not g.directed
+    assert sorted(g.weights.tolist()) == [2.0, 2.0, 3.0, 3.0]
+
+
+def test_edge_list_and_matrix_market_files(tmp_path):
+    p = tmp_path / "g.txt"
+    p.write_text("# comment\n1 2 0.5\n2 3 1.5\n3 1 2.0\n")
+    g = load_edge_list(p, base=1)
+    assert g.num_nodes == 3 and g.num_edges == 3
+    gu = load(p, base=1, directed=False)
+    assert gu.num_edges == 6
+    bad = tmp_path / "bad.txt"
+    bad.write_text("0 x\n")
+    with pytest.raises(GraphError, match="edge list"):
+        load_edge_list(bad)
+    with pytest.raises(GraphError, match="does not exist"):
+        load_edge_list(tmp_path / "missing.txt")
+    import scipy.io
+    A = sp.random(20, 20, density=0.2, random_state=1, format="coo")
+    scipy.io.mmwrite(tmp_path / "m.mtx", A)
+    g = load_matrix_market(tmp_path / "m.mtx")
+    np.testing.assert_allclose(g.to_scipy().toarray(), A.toarray().astype(np.float32))
+    (tmp_path / "junk.mtx").write_text("not a matrix\n")
+    with pytest.raises(GraphError, match="Matrix Market"):
+        load(tmp_path / "junk.mtx")
+
+
+def test_out_csr_is_the_transpose():
+    g = generators.erdos_renyi(300, 4, directed=True, weighted=True, seed=3)
+    indptr, targets, eid = g.out_csr()
+    src = np.repeat(np.arange(300), np.diff(indptr))
+    np.testing.assert_array_equal(g.indices[eid], src)
+    np.testing.assert_array_equal(g.edge_targets()[eid], targets)
+    for u in range(300):
+        assert np.all(np.diff(targets[indptr[u]:indptr[u + 1]]) > 0)
+
+
+@pytest.mark.parametrize("family", ["er", "grid", "path", "tree", "ws", "ba", "delaunay"])
+def test_generators_are_seeded_simple_and_symmetric(family):
+    g1 = generate(family, 400, weighted=True, seed=5)
+    g2 = generate(family, 400, weighted=True, seed=5)
+    np.testing.assert_array_equal(g1.indices, g2.indices)
+    np.testing.assert_array_equal(g1.weights, g2.weights)
+    assert g1.num_nodes == 400
+    A = g1.to_scipy()
+    assert (A != A.T).nnz == 0, "undirected families store both directions with equal weights"
+    assert A.diagonal().sum() == 0
+    keys = g1.edge_targets().astype(np.int64) * 400 + g1.indices
+    assert np.all(np.diff(keys) > 0), "sorted, no duplicate edges"
+    assert np.all(g1.weights > 0) and np.all(g1.weights <= 1)
+
+
+def test_generator_shapes():
+    assert generators.erdos_renyi(1000, 10, seed=0).num_edges == pytest.approx(10_000, rel=0.01)
+    assert generators.erdos_renyi(1000, 10, directed=True, seed=0).num_edges == pytest.approx(10_000, rel=0.01)
+    assert generators.grid(10, 20).num_edges == 2 * (9 * 20 + 10 * 19)
+    assert generators.path(10).num_edges == 18
+    assert generators.random_tree(100).num_edges == 198
+    assert generators.path(5, directed=True).indices.tolist() == [0, 1, 2, 3]
+    with pytest.raises(GraphError, match="unknown graph family"):
+        generate("hypercube", 10)
+    with pytest.raises(GraphError, match="degree"):
+        generators.erdos_renyi(10, -1)
+    with pytest.raises(GraphError, match="number of nodes"):
+        generators.path(0)
+
+
+@pytest.mark.slow
+def test_million_node_generation_is_fast():
+    import time
+    t = time.perf_counter()
+    g = generators.erdos_renyi(10**6, 10.0, weighted=True, seed=0)
+    assert g.num_edges == pytest.approx(10**7, rel=0.001)
+    assert time.perf_counter() - t < 30
