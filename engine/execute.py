@@ -55,17 +55,8 @@ class ExecutionResult:
     final_state: np.ndarray | None = field(default=None, repr=False)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-x))
-
-
-def _activate(x: np.ndarray, act: str) -> np.ndarray:
-    return np.maximum(x, 0, out=x) if act == "relu" else x
-
-
 class _Runner:
-    """Binds a model to a graph: inputs built once, weights looked up by name."""
+    """Binds a model to a graph: inputs built once, weight blocks gathered once."""
 
     def __init__(self, model: Model, graph, source, backend):
         self.model = model
@@ -75,67 +66,66 @@ class _Runner:
         self.dtype = model.dtype
         self.W = model.weights
         n = graph.num_nodes
-        cols = []
-        for name in self.spec.get("node_inputs", []):
-            build, needs_source = R.NODE_FEATURES[name]
-            cols.append(build(n, source, self.dtype))
+        cols = [R.NODE_FEATURES[name][0](n, source, self.dtype) for name in self.spec.get("node_inputs", [])]
         self.x = np.hstack(cols) if cols else np.zeros((n, 0), self.dtype)
-        ecols = []
-        for name in self.spec.get("edge_inputs", []):
-            if name == "weight":
-                ecols.append(graph.edge_weights(self.dtype)[:, None])
+        ecols = [graph.edge_weights(self.dtype)[:, None] for name in self.spec.get("edge_inputs", [])
+                 if name == "weight"]
         self.E = np.ascontiguousarray(np.hstack(ecols)) if ecols else None
+        self.layers = [self._layer_blocks(i) for i in range(len(self.spec["layers"]))]
 
-    # ------------------------------------------------------------ pieces
-    def z(self, h: np.ndarray) -> np.ndarray:
-        return np.hstack([h, self.x]) if self.x.shape[1] else h
-
-    def _tail(self, prefix: str, block: dict, y: np.ndarray) -> np.ndarray:
-        # overflow to +-inf is allowed here: compiled gates saturate a sigmoid with it
-        with np.errstate(over="ignore"):
-            for j in range(1, len(block["widths"])):
-                y = _activate(y @ self.W[f"{prefix}.{j}.weight"] + self.W[f"{prefix}.{j}.bias"],
-                              block["activations"][j])
-        return y
-
-    def _tail_layers(self, prefix: str, block: dict) -> list:
+    # ------------------------------------------------------------ weight blocks
+    def _tail(self, prefix: str, block: dict) -> list:
         return [(self.W[f"{prefix}.{j}.weight"], self.W[f"{prefix}.{j}.bias"],
                  R.code(block["activations"][j], R.ACTIVATIONS, "activation"))
                 for j in range(1, len(block["widths"]))]
 
-    def sparse_mlp(self, prefix: str, block: dict, z: np.ndarray, groups: np.ndarray, include_self: bool):
-        """A by-parts MLP over edges, reduced per group by the backend."""
-        S = np.ascontiguousarray(z @ self.W[f"{prefix}.src"])
-        Q = np.ascontiguousarray(z @ self.W[f"{prefix}.dst"] + self.W[f"{prefix}.bias"])
-        We = self.W[f"{prefix}.edge"] if self.E is not None else None
-        act0 = R.code(block["activations"][0], R.ACTIVATIONS, "activation")
-        return self.backend.edge_pass(self.graph, S, Q, self.E, We, act0, self._tail_layers(prefix, block),
-                                      groups, include_self)
+    def _node_mlp(self, prefix: str, block: dict) -> tuple:
+        return (self.W[f"{prefix}.node"], self.W[f"{prefix}.agg"], self.W[f"{prefix}.bias"],
+                R.code(block["activations"][0], R.ACTIVATIONS, "activation"), self._tail(prefix, block))
 
-    def node_mlp(self, prefix: str, block: dict, z: np.ndarray, agg: np.ndarray) -> np.ndarray:
-        y = (z @ self.W[f"{prefix}.node"] + agg @ self.W[f"{prefix}.agg"]) + self.W[f"{prefix}.bias"]
-        y = _activate(y, block["activations"][0])
-        return self._tail(prefix, block, y)
+    def _sparse_mlp(self, prefix: str, block: dict) -> dict:
+        W_dst = self.W[f"{prefix}.dst"]
+        return {
+            "W_src": self.W[f"{prefix}.src"],
+            # a destination part that is all zero leaves one shared row: the bias
+            "W_dst": W_dst if np.any(W_dst) else None,
+            "bias": self.W[f"{prefix}.bias"],
+            "We": self.W[f"{prefix}.edge"] if self.E is not None else None,
+            "first_act": R.code(block["activations"][0], R.ACTIVATIONS, "activation"),
+            "layers": self._tail(prefix, block),
+        }
 
-    def layer(self, i: int, h: np.ndarray) -> np.ndarray:
+    def _layer_blocks(self, i: int) -> dict:
         spec = self.spec["layers"][i]
         p = f"layers.{i}"
-        z = self.z(h)
         groups, start = [], 0
         for g in spec["groups"]:
             groups.append((R.code(g["kind"], R.REDUCE_KINDS, "aggregation"), start, start + g["size"]))
             start += g["size"]
-        agg, _ = self.sparse_mlp(f"{p}.message", spec["message"], z, np.array(groups, dtype=np.int64),
-                                 spec["include_self"])
-        new = self.node_mlp(f"{p}.update", spec["update"], z, agg)
-        if spec.get("gate") is None:
-            return np.ascontiguousarray(new, dtype=self.dtype)
-        gate = _sigmoid(self.node_mlp(f"{p}.gate", spec["gate"], z, agg))
-        return np.ascontiguousarray(gate * new + (1 - gate) * h, dtype=self.dtype)
+        gate = spec.get("gate")
+        return {"message": self._sparse_mlp(f"{p}.message", spec["message"]),
+                "groups": np.array(groups, dtype=np.int64), "include_self": spec["include_self"],
+                "update": self._node_mlp(f"{p}.update", spec["update"]),
+                "gate": None if gate is None else self._node_mlp(f"{p}.gate", gate)}
+
+    # ------------------------------------------------------------ evaluation
+    def z(self, h: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.hstack([h, self.x])) if self.x.shape[1] else h
+
+    def edge_args(self, blocks: dict, z: np.ndarray, groups: np.ndarray, include_self: bool) -> dict:
+        S = np.ascontiguousarray(z @ blocks["W_src"])
+        if blocks["W_dst"] is None:
+            Q = np.ascontiguousarray(blocks["bias"][None, :])
+        else:
+            Q = np.ascontiguousarray(z @ blocks["W_dst"] + blocks["bias"])
+        return {"S": S, "Q": Q, "E": self.E, "We": blocks["We"], "first_act": blocks["first_act"],
+                "layers": blocks["layers"], "groups": groups, "include_self": include_self}
 
     def step(self, h: np.ndarray) -> np.ndarray:
-        for i in range(len(self.spec["layers"])):
-            h = self.layer(i, h)
+        for blocks in self.layers:
+            z = self.z(h)
+            edges = self.edge_args(blocks["message"], z, blocks["groups"], blocks["include_self"])
+            h = self.backend.layer(self.graph, edges, z, h, blocks["update"], blocks["gate"])
         return h
 
     def decode(self, name: str, h: np.ndarray) -> np.ndarray:
@@ -145,7 +135,8 @@ class _Runner:
         kind = dec["type"]
         if kind == "pointer":
             groups = np.array([(R.REDUCE_KINDS.index("argmax"), 0, 1)], dtype=np.int64)
-            _, winners = self.sparse_mlp(p, dec, z, groups, include_self=True)
+            edges = self.edge_args(self._sparse_mlp(p, dec), z, groups, True)
+            _, winners = self.backend.edge_pass(self.graph, **edges)
             ptr = winners[:, 0]
             if np.any(ptr < 0):
                 raise EngineError(f"pointer decoder {name!r} produced no winner (NaN scores)")

@@ -38,11 +38,38 @@ Array<T> require(const py::object& obj, const char* name, std::vector<int64_t> s
   return py::reinterpret_borrow<Array<T>>(arr);
 }
 
+// Owns references to the arrays whose data pointers the kernel arguments hold.
+using Keep = std::vector<py::object>;
+
 template <typename T>
-py::tuple edge_pass_typed(const py::object& indptr_o, const py::object& indices_o, const py::object& S_o,
-                          const py::object& Q_o, const py::object& E_o, const py::object& We_o, int first_act,
-                          const py::list& weights, const py::list& biases, const std::vector<int>& acts,
-                          const py::object& groups_o, bool include_self, bool check_edges) {
+std::vector<engine::DenseLayer<T>> parse_layers(const py::list& layers, int64_t width, const char* what, Keep& keep) {
+  std::vector<engine::DenseLayer<T>> out;
+  for (const auto& item : layers) {
+    auto t = item.cast<py::tuple>();
+    if (t.size() != 3) throw py::value_error(std::string(what) + ": each layer is (W, b, activation)");
+    auto W = require<T>(t[0], what, {width, -1});
+    auto b = require<T>(t[1], what, {W.shape(1)});
+    const int act = t[2].cast<int>();
+    if (act < 0 || act >= static_cast<int>(engine::kActivationNames.size())) throw py::value_error("unknown activation code");
+    engine::DenseLayer<T> l;
+    l.weight = W.data();
+    l.bias = b.data();
+    l.in = width;
+    l.out = W.shape(1);
+    l.act = static_cast<engine::Activation>(act);
+    out.push_back(l);
+    width = l.out;
+    keep.push_back(W);
+    keep.push_back(b);
+  }
+  return out;
+}
+
+template <typename T>
+engine::EdgePassArgs<T> parse_edges(const py::object& indptr_o, const py::object& indices_o, const py::object& S_o,
+                                    const py::object& Q_o, const py::object& E_o, const py::object& We_o,
+                                    int first_act, const py::list& layers, const py::object& groups_o,
+                                    bool include_self, const py::object& rows_o, Keep& keep) {
   auto indptr = require<int64_t>(indptr_o, "indptr", {-1});
   const int64_t n = indptr.shape(0) - 1;
   if (n < 0) throw py::value_error("indptr must have at least one entry");
@@ -50,7 +77,9 @@ py::tuple edge_pass_typed(const py::object& indptr_o, const py::object& indices_
   const int64_t m = indices.shape(0);
   auto S = require<T>(S_o, "S", {n, -1});
   const int64_t k0 = S.shape(1);
-  auto Q = require<T>(Q_o, "Q", {n, k0});
+  auto Q = require<T>(Q_o, "Q", {-1, k0});
+  if (Q.shape(0) != n && Q.shape(0) != 1) throw py::value_error("Q must have n rows or one shared row");
+  for (py::object o : {py::object(indptr), py::object(indices), py::object(S), py::object(Q)}) keep.push_back(o);
   engine::EdgePassArgs<T> a;
   a.num_nodes = n;
   a.num_edges = m;
@@ -58,40 +87,23 @@ py::tuple edge_pass_typed(const py::object& indptr_o, const py::object& indices_
   a.indices = indices.data();
   a.S = S.data();
   a.Q = Q.data();
+  a.q_shared = Q.shape(0) == 1 && n != 1;
   a.k0 = k0;
-  Array<T> E, We;
   if (!E_o.is_none()) {
-    E = require<T>(E_o, "E", {m, -1});
+    auto E = require<T>(E_o, "E", {m, -1});
     a.fe = E.shape(1);
-    We = require<T>(We_o, "We", {a.fe, k0});
+    auto We = require<T>(We_o, "We", {a.fe, k0});
     a.E = E.data();
     a.We = We.data();
+    keep.push_back(E);
+    keep.push_back(We);
   }
   if (first_act < 0 || first_act >= static_cast<int>(engine::kActivationNames.size()))
     throw py::value_error("unknown activation code");
   a.first_act = static_cast<engine::Activation>(first_act);
-  if (weights.size() != biases.size() || weights.size() != acts.size())
-    throw py::value_error("weights, biases and activations must have the same length");
-  std::vector<Array<T>> keep;
-  int64_t width = k0;
-  for (size_t i = 0; i < weights.size(); ++i) {
-    auto W = require<T>(weights[i], "layer weight", {width, -1});
-    auto b = require<T>(biases[i], "layer bias", {W.shape(1)});
-    if (acts[i] < 0 || acts[i] >= static_cast<int>(engine::kActivationNames.size()))
-      throw py::value_error("unknown activation code");
-    engine::DenseLayer<T> l;
-    l.weight = W.data();
-    l.bias = b.data();
-    l.in = width;
-    l.out = W.shape(1);
-    l.act = static_cast<engine::Activation>(acts[i]);
-    a.layers.push_back(l);
-    width = l.out;
-    keep.push_back(W);
-    keep.push_back(b);
-  }
+  a.layers = parse_layers<T>(layers, k0, "message layer", keep);
   auto groups = require<int64_t>(groups_o, "groups", {-1, 3});
-  int64_t num_arg = 0;
+  keep.push_back(groups);
   for (py::ssize_t g = 0; g < groups.shape(0); ++g) {
     const int64_t kind = groups.at(g, 0);
     if (kind < 0 || kind >= static_cast<int64_t>(engine::kReduceNames.size()))
@@ -100,12 +112,35 @@ py::tuple edge_pass_typed(const py::object& indptr_o, const py::object& indices_
     grp.kind = static_cast<engine::Reduce>(kind);
     grp.start = groups.at(g, 1);
     grp.stop = groups.at(g, 2);
-    if (grp.kind == engine::Reduce::ArgMax || grp.kind == engine::Reduce::ArgMin) ++num_arg;
     a.groups.push_back(grp);
   }
   a.include_self = include_self;
-  Array<T> out({n, width});
-  Array<int32_t> winners({n, num_arg});
+  if (!rows_o.is_none()) {
+    auto rows = require<int64_t>(rows_o, "rows", {-1});
+    a.rows = rows.data();
+    a.num_rows = rows.shape(0);
+    keep.push_back(rows);
+  }
+  return a;
+}
+
+template <typename T>
+int64_t count_args(const engine::EdgePassArgs<T>& a) {
+  int64_t k = 0;
+  for (const auto& g : a.groups) k += engine::is_arg(g.kind) ? 1 : 0;
+  return k;
+}
+
+template <typename T>
+py::tuple edge_pass_typed(const py::object& indptr, const py::object& indices, const py::object& S,
+                          const py::object& Q, const py::object& E, const py::object& We, int first_act,
+                          const py::list& layers, const py::object& groups, bool include_self,
+                          const py::object& rows, bool check_edges) {
+  Keep keep;
+  auto a = parse_edges<T>(indptr, indices, S, Q, E, We, first_act, layers, groups, include_self, rows, keep);
+  const int64_t out_rows = a.rows ? a.num_rows : a.num_nodes;
+  Array<T> out({out_rows, engine::message_width(a)});
+  Array<int32_t> winners({out_rows, count_args(a)});
   a.out = out.mutable_data();
   a.winners = winners.mutable_data();
   try {
@@ -117,19 +152,91 @@ py::tuple edge_pass_typed(const py::object& indptr_o, const py::object& indices_
   return py::make_tuple(out, winners);
 }
 
-py::tuple edge_pass(const py::object& indptr, const py::object& indices, const py::object& S, const py::object& Q,
-                    const py::object& E, const py::object& We, int first_act, const py::list& weights,
-                    const py::list& biases, const std::vector<int>& acts, const py::object& groups,
-                    bool include_self, bool check_edges) {
+template <typename T>
+engine::NodeMLP<T> parse_node_mlp(const py::tuple& t, int64_t fz, int64_t k, Keep& keep) {
+  if (t.size() != 5) throw py::value_error("a node MLP is (Wz, Wa, b0, activation, tail layers)");
+  auto Wz = require<T>(t[0], "update Wz", {fz, -1});
+  const int64_t w0 = Wz.shape(1);
+  auto Wa = require<T>(t[1], "update Wa", {k, w0});
+  auto b0 = require<T>(t[2], "update bias", {w0});
+  keep.push_back(Wz);
+  keep.push_back(Wa);
+  keep.push_back(b0);
+  engine::NodeMLP<T> m;
+  m.Wz = Wz.data();
+  m.Wa = Wa.data();
+  m.b0 = b0.data();
+  m.w0 = w0;
+  const int act = t[3].cast<int>();
+  if (act < 0 || act >= static_cast<int>(engine::kActivationNames.size())) throw py::value_error("unknown activation code");
+  m.act0 = static_cast<engine::Activation>(act);
+  m.tail = parse_layers<T>(t[4].cast<py::list>(), w0, "update layer", keep);
+  return m;
+}
+
+template <typename T>
+Array<T> layer_pass_typed(const py::object& indptr, const py::object& indices, const py::object& S,
+                          const py::object& Q, const py::object& E, const py::object& We, int first_act,
+                          const py::list& layers, const py::object& groups, bool include_self,
+                          const py::object& rows, const py::object& z_o, const py::object& h_o,
+                          const py::tuple& update, const py::object& gate) {
+  Keep keep;
+  engine::LayerArgs<T> L;
+  L.edges = parse_edges<T>(indptr, indices, S, Q, E, We, first_act, layers, groups, include_self, rows, keep);
+  const int64_t n = L.edges.num_nodes;
+  auto z = require<T>(z_o, "z", {n, -1});
+  auto h = require<T>(h_o, "h", {n, -1});
+  keep.push_back(z);
+  keep.push_back(h);
+  L.z = z.data();
+  L.fz = z.shape(1);
+  L.h = h.data();
+  L.d = h.shape(1);
+  const int64_t k = engine::message_width(L.edges);
+  L.update = parse_node_mlp<T>(update, L.fz, k, keep);
+  if (!gate.is_none()) {
+    L.gated = true;
+    L.gate = parse_node_mlp<T>(gate.cast<py::tuple>(), L.fz, k, keep);
+  }
+  const int64_t out_rows = L.edges.rows ? L.edges.num_rows : n;
+  Array<T> out({out_rows, L.d});
+  L.h_out = out.mutable_data();
+  try {
+    py::gil_scoped_release release;
+    engine::layer_pass<T>(L, false);
+  } catch (const std::invalid_argument& exc) {
+    throw py::value_error(exc.what());
+  }
+  return out;
+}
+
+bool is_double(const py::object& S) {
   if (!py::isinstance<py::array>(S)) throw py::value_error("S must be a numpy array");
   auto dt = py::reinterpret_borrow<py::array>(S).dtype();
-  if (dt.is(py::dtype::of<float>()))
-    return edge_pass_typed<float>(indptr, indices, S, Q, E, We, first_act, weights, biases, acts, groups,
-                                  include_self, check_edges);
-  if (dt.is(py::dtype::of<double>()))
-    return edge_pass_typed<double>(indptr, indices, S, Q, E, We, first_act, weights, biases, acts, groups,
-                                   include_self, check_edges);
+  if (dt.is(py::dtype::of<float>())) return false;
+  if (dt.is(py::dtype::of<double>())) return true;
   throw py::value_error("features must be float32 or float64, got " + py::str(dt).cast<std::string>());
+}
+
+py::tuple edge_pass(const py::object& indptr, const py::object& indices, const py::object& S, const py::object& Q,
+                    const py::object& E, const py::object& We, int first_act, const py::list& layers,
+                    const py::object& groups, bool include_self, const py::object& rows, bool check_edges) {
+  if (is_double(S))
+    return edge_pass_typed<double>(indptr, indices, S, Q, E, We, first_act, layers, groups, include_self, rows,
+                                   check_edges);
+  return edge_pass_typed<float>(indptr, indices, S, Q, E, We, first_act, layers, groups, include_self, rows,
+                                check_edges);
+}
+
+py::array layer_pass(const py::object& indptr, const py::object& indices, const py::object& S, const py::object& Q,
+                     const py::object& E, const py::object& We, int first_act, const py::list& layers,
+                     const py::object& groups, bool include_self, const py::object& rows, const py::object& z,
+                     const py::object& h, const py::tuple& update, const py::object& gate) {
+  if (is_double(S))
+    return layer_pass_typed<double>(indptr, indices, S, Q, E, We, first_act, layers, groups, include_self, rows, z,
+                                    h, update, gate);
+  return layer_pass_typed<float>(indptr, indices, S, Q, E, We, first_act, layers, groups, include_self, rows, z, h,
+                                 update, gate);
 }
 
 }  // namespace
@@ -137,9 +244,13 @@ py::tuple edge_pass(const py::object& indptr, const py::object& indices, const p
 PYBIND11_MODULE(_native, m) {
   m.doc() = "engine's C++ kernels (sparse fused message passing)";
   m.def("edge_pass", &edge_pass, py::arg("indptr"), py::arg("indices"), py::arg("S"), py::arg("Q"), py::arg("E"),
-        py::arg("We"), py::arg("first_act"), py::arg("weights"), py::arg("biases"), py::arg("acts"),
-        py::arg("groups"), py::arg("include_self"), py::arg("check_edges") = false,
+        py::arg("We"), py::arg("first_act"), py::arg("layers"), py::arg("groups"), py::arg("include_self"),
+        py::arg("rows") = py::none(), py::arg("check_edges") = false,
         "Fused message MLP + per-group aggregation over in-edges; returns (out, winners).");
+  m.def("layer_pass", &layer_pass, py::arg("indptr"), py::arg("indices"), py::arg("S"), py::arg("Q"), py::arg("E"),
+        py::arg("We"), py::arg("first_act"), py::arg("layers"), py::arg("groups"), py::arg("include_self"),
+        py::arg("rows"), py::arg("z"), py::arg("h"), py::arg("update"), py::arg("gate"),
+        "A whole processor layer fused: messages, aggregation, update MLP and gate; returns the new states.");
   m.def("set_num_threads", &engine::set_threads, py::arg("n"));
   m.def("get_num_threads", &engine::max_threads);
   m.def("reduce_names", []() {

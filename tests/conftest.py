@@ -2,6 +2,15 @@ import numpy as np
 import pytest
 
 from engine import Graph
+from engine.backends import BACKENDS, available_backends
+
+
+@pytest.fixture(params=list(BACKENDS))
+def backend(request):
+    """Every backend; one that cannot load here is skipped (CI builds native strictly)."""
+    if request.param not in available_backends():
+        pytest.skip(f"backend {request.param} is not available")
+    return request.param
 
 
 def hand_graphs():

@@ -1,22 +1,23 @@
-// engine/message_passing.h - the fused sparse message-passing kernel.
+// engine/message_passing.h - the fused sparse message-passing kernels.
 //
-// Pure C++17, no Python headers. One call performs, for every destination node v of a
-// CSR-by-destination graph, the message MLP on each in-edge (u -> v) (and on a virtual
-// self-edge when asked), and reduces the messages per channel group. The m x k message
-// tensor is never built: each destination row is processed by one thread from start to
-// end, in a fixed order (self first, then in-edges in CSR order), so results do not
-// depend on the thread count and there are no atomics.
+// Pure C++17, no Python headers. For every destination node v of a CSR-by-destination
+// graph, the kernels compute the message MLP on each in-edge (u -> v) (and on a virtual
+// self-edge when asked) and reduce the messages per channel group; `layer_pass` then runs
+// the node's update MLP and gate on the spot. The m x k message tensor is never built: each
+// destination row is processed by one thread from start to end, in a fixed order (self
+// first, then in-edges in CSR order), so results do not depend on the thread count and
+// there are no atomics.
 //
 // Floating point: plain IEEE arithmetic in the element type T (float or double), no
 // fast-math, no FMA contraction (the build passes -ffp-contract=off). The evaluation order
 // of every sum is documented below and shared with the Python backends.
 #pragma once
 
-#include <cstdint>
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
-#include <limits>
+#include <cstdint>
 #include <stdexcept>
-#include <string>
 #include <vector>
 
 #include "engine/registry.h"
@@ -27,8 +28,8 @@
 
 namespace engine {
 
-// One dense layer applied to every message after the first (by-parts) layer:
-// y[o] = act( (sum_i x[i] * W[i * out + o], i ascending) + b[o] ).
+// A dense layer: y[o] = act( (sum_i x[i] * W[i * out + o], i ascending) + b[o] ).
+// Rows of W that are entirely zero are skipped (they add exact zeros).
 template <typename T>
 struct DenseLayer {
   const T* weight = nullptr;  // in x out, row-major
@@ -42,7 +43,7 @@ struct DenseLayer {
 // ArgMax/ArgMin: channel `start` is the key; the winner's channels [start, stop) are
 // copied (key and payload); the winner is the message with the largest (smallest) key,
 // ties going to the lowest source index (the self message counts as source v). A NaN key
-// never wins.
+// never wins. Max/Min ignore NaN like numpy.fmax/fmin. Sum/Mean add in row order.
 struct Group {
   Reduce kind = Reduce::Sum;
   int64_t start = 0;
@@ -56,34 +57,67 @@ struct EdgePassArgs {
   const int64_t* indptr = nullptr;   // n + 1, non-decreasing, indptr[0] = 0, indptr[n] = m
   const int32_t* indices = nullptr;  // m sources, each in [0, n)
   // First message layer, linear by parts: pre[c] = (S[u, c] + Q[v, c]) + sum_j E[e, j] * We[j, c]
-  // (j ascending). S and Q are n x k0 (Q already holds the bias). E is m x fe (may be null
-  // when fe == 0); the virtual self-edge has all-zero edge features.
+  // (j ascending). S is n x k0; Q is n x k0, or 1 x k0 shared by every node (q_shared).
+  // E is m x fe (null when fe == 0); the virtual self-edge has all-zero edge features, so
+  // its edge term is skipped.
   const T* S = nullptr;
   const T* Q = nullptr;
+  bool q_shared = false;
   int64_t k0 = 0;
   const T* E = nullptr;
   const T* We = nullptr;  // fe x k0, row-major
   int64_t fe = 0;
   Activation first_act = Activation::Identity;
   std::vector<DenseLayer<T>> layers;  // applied in order after the first layer
-  std::vector<Group> groups;          // cover [0, k_out) without overlap
+  std::vector<Group> groups;          // tile [0, k_out) in order
   bool include_self = false;
-  // Outputs. out: n x k_out. winners: n x (number of arg groups), the winning source per
-  // arg group in group order, or -1 for a node with no message.
-  // Nodes with no message at all (no in-edge, no self) get 0 in every channel.
+  // Rows to compute (null: all n, in order). Outputs are indexed by position in `rows`.
+  const int64_t* rows = nullptr;
+  int64_t num_rows = 0;
+  // Outputs. out: rows x k_out (may be null for layer_pass). winners: rows x (number of
+  // arg groups), the winning source per arg group in group order, or -1 for a row with no
+  // message. A row with no message at all (no in-edge, no self) gets 0 in every channel.
   T* out = nullptr;
   int32_t* winners = nullptr;
 };
 
-// Width of the message after all layers.
+// The update of a node after aggregation (layer_pass): an MLP whose first layer is linear
+// by parts, y0 = act0( ((z_v @ Wz) + (agg_v @ Wa)) + b0 ) (each product summed with inputs
+// ascending), followed by `tail` dense layers.
+template <typename T>
+struct NodeMLP {
+  const T* Wz = nullptr;  // fz x w0
+  const T* Wa = nullptr;  // k_out x w0
+  const T* b0 = nullptr;  // w0
+  int64_t w0 = 0;
+  Activation act0 = Activation::Identity;
+  std::vector<DenseLayer<T>> tail;
+};
+
+template <typename T>
+struct LayerArgs {
+  EdgePassArgs<T> edges;
+  const T* z = nullptr;  // n x fz: [h, x]
+  int64_t fz = 0;
+  const T* h = nullptr;  // n x d: the current state (for the gate's keep branch)
+  int64_t d = 0;
+  NodeMLP<T> update;  // ends with width d: `new`
+  bool gated = false;
+  NodeMLP<T> gate;  // ends with width d: g = 1 / (1 + exp(-pre))
+  // h' = g * new + (1 - g) * h when gated, else new; written to h_out (rows x d).
+  T* h_out = nullptr;
+};
+
 template <typename T>
 int64_t message_width(const EdgePassArgs<T>& a) {
   return a.layers.empty() ? a.k0 : a.layers.back().out;
 }
 
-// Checks shapes and ranges that the kernel relies on; throws std::invalid_argument naming
-// the problem. Called by edge_pass before any work; `check_edges` adds the O(n + m) scan
-// of indptr and indices (graphs built by engine.Graph are validated at construction).
+inline bool is_arg(Reduce k) { return k == Reduce::ArgMax || k == Reduce::ArgMin; }
+
+// Checks shapes and ranges that the kernels rely on; throws std::invalid_argument naming
+// the problem, before any output is written. `check_edges` adds the O(n + m) scan of indptr
+// and indices (graphs built by engine.Graph are validated at construction).
 template <typename T>
 void validate(const EdgePassArgs<T>& a, bool check_edges) {
   if (a.num_nodes < 0 || a.num_edges < 0) throw std::invalid_argument("negative graph size");
@@ -102,6 +136,9 @@ void validate(const EdgePassArgs<T>& a, bool check_edges) {
   if (next != width) throw std::invalid_argument("groups must cover every message channel");
   if (a.indptr[0] != 0 || a.indptr[a.num_nodes] != a.num_edges) throw std::invalid_argument("indptr must run from 0 to num_edges");
   if (a.fe > 0 && (a.E == nullptr || a.We == nullptr)) throw std::invalid_argument("edge features missing");
+  if (a.rows)
+    for (int64_t i = 0; i < a.num_rows; ++i)
+      if (a.rows[i] < 0 || a.rows[i] >= a.num_nodes) throw std::invalid_argument("row index out of range");
   if (!check_edges) return;
   for (int64_t v = 0; v < a.num_nodes; ++v)
     if (a.indptr[v + 1] < a.indptr[v]) throw std::invalid_argument("indptr must be non-decreasing");
@@ -117,23 +154,76 @@ inline T activate(T x, Activation act) {
   return (act == Activation::Relu) ? ((x > T(0) || x != x) ? x : T(0)) : x;
 }
 
-// Per-thread scratch for one destination row.
+// y = act(x @ W + b), skipping all-zero rows of W.
 template <typename T>
-struct RowState {
-  std::vector<T> buf_a, buf_b, acc;
-  std::vector<int64_t> best_src;  // per channel: winner for arg groups (indexed by group start)
-  int64_t count = 0;
+inline void dense(const DenseLayer<T>& l, const std::vector<char>& zero_row, const T* x, T* y) {
+  for (int64_t o = 0; o < l.out; ++o) y[o] = T(0);
+  for (int64_t i = 0; i < l.in; ++i) {
+    if (zero_row[i]) continue;
+    const T xi = x[i];
+    const T* w = l.weight + i * l.out;
+    for (int64_t o = 0; o < l.out; ++o) y[o] += xi * w[o];
+  }
+  for (int64_t o = 0; o < l.out; ++o) y[o] = activate(y[o] + l.bias[o], l.act);
+}
+
+template <typename T>
+std::vector<char> zero_rows(const T* W, int64_t in, int64_t out) {
+  std::vector<char> z(static_cast<size_t>(in), 1);
+  for (int64_t i = 0; i < in; ++i)
+    for (int64_t o = 0; o < out; ++o)
+      if (W[i * out + o] != T(0)) { z[i] = 0; break; }
+  return z;
+}
+
+// Shared, read-only per-call tables.
+template <typename T>
+struct Plan {
+  std::vector<Reduce> kind;         // per channel
+  std::vector<char> arg_key;        // channel starts an arg group
+  std::vector<int64_t> group_stop;  // per channel
+  std::vector<std::vector<char>> layer_zero;
+  int64_t k_out = 0, width = 0, num_arg = 0;
+
+  explicit Plan(const EdgePassArgs<T>& a) {
+    k_out = message_width(a);
+    width = a.k0;
+    for (const auto& l : a.layers) {
+      width = std::max(width, l.out);
+      layer_zero.push_back(zero_rows(l.weight, l.in, l.out));
+    }
+    kind.resize(k_out);
+    arg_key.resize(k_out);
+    group_stop.resize(k_out);
+    for (const auto& g : a.groups) {
+      if (is_arg(g.kind)) ++num_arg;
+      for (int64_t c = g.start; c < g.stop; ++c) {
+        kind[c] = g.kind;
+        arg_key[c] = (c == g.start) && is_arg(g.kind);
+        group_stop[c] = g.stop;
+      }
+    }
+  }
 };
 
-// Compute the message of source u into v, edge e (e < 0: the virtual self-edge).
-// Returns a pointer to the k_out message values (inside the scratch buffers).
+// Per-thread scratch.
 template <typename T>
-inline const T* message(const EdgePassArgs<T>& a, RowState<T>& st, int64_t u, int64_t v, int64_t e) {
-  T* x = st.buf_a.data();
-  const T* s = a.S + u * a.k0;
-  const T* q = a.Q + v * a.k0;
-  for (int64_t c = 0; c < a.k0; ++c) x[c] = s[c] + q[c];
-  if (e >= 0 && a.fe > 0) {
+struct Scratch {
+  std::vector<T> xa, xb, acc, agg;
+  std::vector<int64_t> best;
+  Scratch(int64_t width, int64_t k_out) : xa(width), xb(width), acc(k_out), agg(k_out), best(k_out) {}
+};
+
+// The message of source u into v along edge e (e < indptr[v]: the self-edge), into s.xa
+// or s.xb; returns the buffer holding it.
+template <typename T>
+inline const T* message(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t u, int64_t v,
+                        int64_t e, bool self) {
+  T* x = s.xa.data();
+  const T* su = a.S + u * a.k0;
+  const T* q = a.Q + (a.q_shared ? 0 : v * a.k0);
+  for (int64_t c = 0; c < a.k0; ++c) x[c] = su[c] + q[c];
+  if (!self && a.fe > 0) {
     const T* ef = a.E + e * a.fe;
     for (int64_t c = 0; c < a.k0; ++c) {
       T t = T(0);
@@ -143,115 +233,192 @@ inline const T* message(const EdgePassArgs<T>& a, RowState<T>& st, int64_t u, in
   }
   if (a.first_act != Activation::Identity)
     for (int64_t c = 0; c < a.k0; ++c) x[c] = activate(x[c], a.first_act);
-  T* y = st.buf_b.data();
-  for (const auto& l : a.layers) {
-    for (int64_t o = 0; o < l.out; ++o) y[o] = T(0);
-    for (int64_t i = 0; i < l.in; ++i) {
-      const T xi = x[i];
-      const T* w = l.weight + i * l.out;
-      for (int64_t o = 0; o < l.out; ++o) y[o] += xi * w[o];
-    }
-    for (int64_t o = 0; o < l.out; ++o) y[o] = activate(y[o] + l.bias[o], l.act);
+  T* y = s.xb.data();
+  for (size_t li = 0; li < a.layers.size(); ++li) {
+    dense(a.layers[li], p.layer_zero[li], x, y);
     std::swap(x, y);
   }
   return x;
 }
 
+// Reduce every message into row v; writes the aggregate to s.agg and the winners.
+// Returns the number of messages.
 template <typename T>
-inline void reduce_into(const EdgePassArgs<T>& a, RowState<T>& st, const T* m, int64_t src, bool first) {
-  T* acc = st.acc.data();
-  for (const auto& g : a.groups) {
-    switch (g.kind) {
-      case Reduce::Sum:
-      case Reduce::Mean:
-        for (int64_t c = g.start; c < g.stop; ++c) acc[c] = first ? m[c] : acc[c] + m[c];
-        break;
-      case Reduce::Max:
-        // NaN-ignoring like numpy.fmax: a NaN accumulator is replaced, a NaN message is not.
-        for (int64_t c = g.start; c < g.stop; ++c)
-          if (first || m[c] > acc[c] || acc[c] != acc[c]) acc[c] = m[c];
-        break;
-      case Reduce::Min:
-        for (int64_t c = g.start; c < g.stop; ++c)
-          if (first || m[c] < acc[c] || acc[c] != acc[c]) acc[c] = m[c];
-        break;
-      case Reduce::ArgMax:
-      case Reduce::ArgMin: {
-        const T key = m[g.start];
-        if (key != key) break;  // NaN never wins
-        int64_t& best = st.best_src[g.start];
-        const T cur = acc[g.start];
-        const bool better = (best < 0) ||
-                            (g.kind == Reduce::ArgMax ? key > cur : key < cur) ||
-                            (key == cur && src < best);
-        if (better) {
-          best = src;
-          for (int64_t c = g.start; c < g.stop; ++c) acc[c] = m[c];
+inline int64_t reduce_row(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v,
+                          int32_t* winners) {
+  const int64_t k = p.k_out;
+  T* acc = s.acc.data();
+  int64_t* best = s.best.data();
+  for (int64_t c = 0; c < k; ++c) best[c] = -1;
+  int64_t count = 0;
+  const int64_t begin = a.include_self ? a.indptr[v] - 1 : a.indptr[v];
+  const int64_t end = a.indptr[v + 1];
+  for (int64_t e = begin; e < end; ++e) {
+    const bool self = e < a.indptr[v];
+    const int64_t u = self ? v : a.indices[e];
+    const T* m = message(a, p, s, u, v, e, self);
+    for (int64_t c = 0; c < k;) {
+      if (p.arg_key[c]) {
+        const T key = m[c];
+        const int64_t stop = p.group_stop[c];
+        if (key == key) {
+          const int64_t b = best[c];
+          const T cur = acc[c];
+          const bool better = (b < 0) || (p.kind[c] == Reduce::ArgMax ? key > cur : key < cur) ||
+                              (key == cur && u < b);
+          if (better) {
+            best[c] = u;
+            for (int64_t j = c; j < stop; ++j) acc[j] = m[j];
+          }
         }
-        break;
+        c = stop;
+        continue;
       }
+      const T x = m[c];
+      if (count == 0) {
+        acc[c] = x;
+      } else {
+        switch (p.kind[c]) {
+          case Reduce::Max:
+            if (x > acc[c] || acc[c] != acc[c]) acc[c] = x;
+            break;
+          case Reduce::Min:
+            if (x < acc[c] || acc[c] != acc[c]) acc[c] = x;
+            break;
+          default:
+            acc[c] = acc[c] + x;
+        }
+      }
+      ++c;
+    }
+    ++count;
+  }
+  T* agg = s.agg.data();
+  int64_t slot = 0;
+  for (int64_t c = 0; c < k;) {
+    if (p.arg_key[c]) {
+      const int64_t stop = p.group_stop[c];
+      const bool empty = best[c] < 0;
+      for (int64_t j = c; j < stop; ++j) agg[j] = empty ? T(0) : acc[j];
+      if (winners) winners[slot] = empty ? -1 : static_cast<int32_t>(best[c]);
+      ++slot;
+      c = stop;
+    } else {
+      T val = count == 0 ? T(0) : acc[c];
+      if (count > 0 && p.kind[c] == Reduce::Mean) val = val / T(count);
+      agg[c] = val;
+      ++c;
     }
   }
+  return count;
+}
+
+template <typename T>
+struct NodePlan {
+  std::vector<char> zero_z, zero_a;
+  std::vector<std::vector<char>> tail_zero;
+  int64_t width = 0;
+  NodePlan(const NodeMLP<T>& m, int64_t fz, int64_t k) {
+    zero_z = zero_rows(m.Wz, fz, m.w0);
+    zero_a = zero_rows(m.Wa, k, m.w0);
+    width = m.w0;
+    for (const auto& l : m.tail) {
+      tail_zero.push_back(zero_rows(l.weight, l.in, l.out));
+      width = std::max(width, l.out);
+    }
+  }
+};
+
+// Evaluates a NodeMLP for one node; result in x (or y); returns the buffer holding it.
+template <typename T>
+inline const T* node_mlp(const NodeMLP<T>& m, const NodePlan<T>& p, const T* z, int64_t fz, const T* agg,
+                         int64_t k, T* x, T* y) {
+  // ((z @ Wz) + (agg @ Wa)) + b0, each product summed over ascending inputs
+  for (int64_t o = 0; o < m.w0; ++o) { x[o] = T(0); y[o] = T(0); }
+  for (int64_t i = 0; i < fz; ++i) {
+    if (p.zero_z[i]) continue;
+    const T zi = z[i];
+    const T* w = m.Wz + i * m.w0;
+    for (int64_t o = 0; o < m.w0; ++o) x[o] += zi * w[o];
+  }
+  for (int64_t i = 0; i < k; ++i) {
+    if (p.zero_a[i]) continue;
+    const T ai = agg[i];
+    const T* w = m.Wa + i * m.w0;
+    for (int64_t o = 0; o < m.w0; ++o) y[o] += ai * w[o];
+  }
+  for (int64_t o = 0; o < m.w0; ++o) x[o] = activate((x[o] + y[o]) + m.b0[o], m.act0);
+  for (size_t li = 0; li < m.tail.size(); ++li) {
+    dense(m.tail[li], p.tail_zero[li], x, y);
+    std::swap(x, y);
+  }
+  return x;
 }
 
 }  // namespace detail
 
-// Runs the fused message + aggregation pass described above. Thread-safe for distinct
-// outputs; uses the current OpenMP thread count. Throws std::invalid_argument on invalid
-// arguments (before writing any output).
+// Fused message + aggregation over the selected rows (all rows when a.rows is null).
+// Thread-safe for distinct outputs; uses the current OpenMP thread count. Throws
+// std::invalid_argument on invalid arguments (before writing any output).
 template <typename T>
 void edge_pass(const EdgePassArgs<T>& a, bool check_edges = false) {
   validate(a, check_edges);
-  const int64_t n = a.num_nodes;
-  const int64_t k_out = message_width(a);
-  int64_t max_width = a.k0;
-  for (const auto& l : a.layers) max_width = std::max(max_width, l.out);
-  int64_t num_arg = 0;
-  for (const auto& g : a.groups)
-    if (g.kind == Reduce::ArgMax || g.kind == Reduce::ArgMin) ++num_arg;
-
+  const detail::Plan<T> plan(a);
+  const int64_t rows = a.rows ? a.num_rows : a.num_nodes;
 #pragma omp parallel
   {
-    detail::RowState<T> st;
-    st.buf_a.resize(max_width);
-    st.buf_b.resize(max_width);
-    st.acc.resize(k_out);
-    st.best_src.resize(k_out);
-#pragma omp for schedule(dynamic, 512)
-    for (int64_t v = 0; v < n; ++v) {
-      for (const auto& g : a.groups) st.best_src[g.start] = -1;
-      int64_t count = 0;
-      if (a.include_self) {
-        const T* m = detail::message(a, st, v, v, -1);
-        detail::reduce_into(a, st, m, v, count == 0);
-        ++count;
+    detail::Scratch<T> s(plan.width, plan.k_out);
+#pragma omp for schedule(dynamic, 1024)
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t v = a.rows ? a.rows[i] : i;
+      detail::reduce_row(a, plan, s, v, a.winners ? a.winners + i * plan.num_arg : nullptr);
+      std::copy(s.agg.begin(), s.agg.end(), a.out + i * plan.k_out);
+    }
+  }
+}
+
+// One whole processor layer: edge_pass, then for each row the update MLP and gate:
+// new = update(z_v, agg_v); g = sigmoid(gate(z_v, agg_v)); h'_v = g * new + (1 - g) * h_v.
+template <typename T>
+void layer_pass(const LayerArgs<T>& L, bool check_edges = false) {
+  const EdgePassArgs<T>& a = L.edges;
+  validate(a, check_edges);
+  const detail::Plan<T> plan(a);
+  if (L.update.tail.empty() ? L.update.w0 != L.d : L.update.tail.back().out != L.d)
+    throw std::invalid_argument("update MLP must end with the state width");
+  if (L.gated && (L.gate.tail.empty() ? L.gate.w0 != L.d : L.gate.tail.back().out != L.d))
+    throw std::invalid_argument("gate MLP must end with the state width");
+  const detail::NodePlan<T> up(L.update, L.fz, plan.k_out);
+  const detail::NodePlan<T> gp = L.gated ? detail::NodePlan<T>(L.gate, L.fz, plan.k_out) : up;
+  const int64_t rows = a.rows ? a.num_rows : a.num_nodes;
+  const int64_t nw = std::max(up.width, gp.width);
+#pragma omp parallel
+  {
+    detail::Scratch<T> s(plan.width, plan.k_out);
+    std::vector<T> ua(nw), ub(nw), ga(nw), gb(nw);
+#pragma omp for schedule(dynamic, 1024)
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t v = a.rows ? a.rows[i] : i;
+      detail::reduce_row(a, plan, s, v, a.winners ? a.winners + i * plan.num_arg : nullptr);
+      if (a.out) std::copy(s.agg.begin(), s.agg.end(), a.out + i * plan.k_out);
+      const T* z = L.z + v * L.fz;
+      const T* nv = detail::node_mlp(L.update, up, z, L.fz, s.agg.data(), plan.k_out, ua.data(), ub.data());
+      T* out = L.h_out + i * L.d;
+      if (!L.gated) {
+        std::copy(nv, nv + L.d, out);
+        continue;
       }
-      for (int64_t e = a.indptr[v]; e < a.indptr[v + 1]; ++e) {
-        const int64_t u = a.indices[e];
-        const T* m = detail::message(a, st, u, v, e);
-        detail::reduce_into(a, st, m, u, count == 0);
-        ++count;
-      }
-      T* out = a.out + v * k_out;
-      int64_t arg_slot = 0;
-      for (const auto& g : a.groups) {
-        const bool is_arg = (g.kind == Reduce::ArgMax || g.kind == Reduce::ArgMin);
-        const bool empty = count == 0 || (is_arg && st.best_src[g.start] < 0);
-        for (int64_t c = g.start; c < g.stop; ++c) {
-          T val = empty ? T(0) : st.acc[c];
-          if (!empty && g.kind == Reduce::Mean) val = val / T(count);
-          out[c] = val;
-        }
-        if (is_arg) {
-          if (a.winners) a.winners[v * num_arg + arg_slot] = empty ? -1 : static_cast<int32_t>(st.best_src[g.start]);
-          ++arg_slot;
-        }
+      const T* gv = detail::node_mlp(L.gate, gp, z, L.fz, s.agg.data(), plan.k_out, ga.data(), gb.data());
+      const T* h = L.h + v * L.d;
+      for (int64_t c = 0; c < L.d; ++c) {
+        const T g = T(1) / (T(1) + std::exp(-gv[c]));
+        out[c] = g * nv[c] + (T(1) - g) * h[c];
       }
     }
   }
 }
 
-// Threads used by the kernel (1 without OpenMP).
+// Threads used by the kernels (1 without OpenMP).
 inline int max_threads() {
 #if defined(_OPENMP)
   return omp_get_max_threads();

@@ -1,22 +1,27 @@
-"""The one signature every backend implements.
+"""The signature every backend implements.
 
-A backend computes the fused sparse pass of a processor layer (or pointer decoder) over a
-CSR-by-destination graph::
+Two entry points, both over a CSR-by-destination graph:
 
-    out, winners = backend.edge_pass(graph, S, Q, E, We, first_act, layers, groups, include_self)
+``edge_pass(graph, S, Q, E, We, first_act, layers, groups, include_self, rows=None)``
+    The fused sparse pass (messages + aggregation). ``S`` (n, k0) and ``Q`` (n, k0) or
+    (1, k0) are the per-node parts of the first message layer (``Q`` holds the bias); per
+    edge ``u -> v``: ``pre = (S[u] + Q[v]) + E[e] @ We``; the virtual self-edge has zero edge
+    features. ``first_act`` is an activation code; ``layers`` a list of ``(W, b, act_code)``
+    dense layers ``y = act(x @ W + b)`` applied per message; ``groups`` an int64 (G, 3) array
+    of ``(reduce_code, start, stop)`` tiling the channels. Messages of a row are reduced in a
+    fixed order: self first (if included), then in-edges in CSR order. ``argmax``/``argmin``
+    keep the winner's group channels, ties to the lowest source index; NaN keys never win;
+    max/min ignore NaN like ``numpy.fmax``; a row with no message gets 0 (winner -1).
+    ``rows`` restricts the pass to those destinations (outputs follow ``rows``).
+    Returns ``(out, winners)``.
 
-* ``S``, ``Q``: (n, k0) per-node parts of the first message layer (``Q`` holds the bias);
-  per edge ``u -> v``: ``pre = (S[u] + Q[v]) + E[e] @ We``; the virtual self-edge has zero
-  edge features. ``E`` is (m, f_e) or None.
-* ``first_act``: activation code after the first layer; ``layers``: list of
-  ``(W, b, act_code)`` dense layers applied per edge, ``y = act(x @ W + b)``.
-* ``groups``: int64 array (G, 3) of ``(reduce_code, start, stop)`` tiling the channels.
-* Messages of a row are reduced in a fixed order: self first (if included), then in-edges
-  in CSR order. ``argmax``/``argmin`` keep the winner's group channels, ties to the lowest
-  source index; NaN keys never win. max/min ignore NaN like ``numpy.fmax``. Nodes with no
-  message get 0 (and winner -1).
-
-Returns ``out`` (n, k_out) and ``winners`` (n, number of arg groups) int32.
+``layer(graph, edges, z, h, update, gate, rows=None)``
+    A whole processor layer: ``edge_pass(**edges)``, then per node
+    ``new = node_mlp(update, z_v, agg_v)`` and, if ``gate`` is given,
+    ``g = sigmoid(node_mlp(gate, z_v, agg_v))``, ``h'_v = g * new + (1 - g) * h_v``.
+    A node MLP is ``(Wz, Wa, b0, act0, tail)``: ``act0(((z @ Wz) + (agg @ Wa)) + b0)`` then
+    the ``tail`` dense layers. The default runs the edge pass and then NumPy; the native
+    backend fuses everything per destination row.
 """
 from __future__ import annotations
 
@@ -27,13 +32,44 @@ from ..model.registry import ARG_REDUCE_KINDS, REDUCE_KINDS
 ARG_CODES = tuple(REDUCE_KINDS.index(k) for k in ARG_REDUCE_KINDS)
 
 
+def activate(x: np.ndarray, act: int) -> np.ndarray:
+    """Activation by code (0 identity, 1 relu; relu keeps NaN)."""
+    return np.maximum(x, 0, out=x) if act == 1 else x
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
+
+
+def node_mlp(mlp, z: np.ndarray, agg: np.ndarray) -> np.ndarray:
+    """Evaluate ``(Wz, Wa, b0, act0, tail)`` on per-node inputs (NumPy, BLAS)."""
+    Wz, Wa, b0, act0, tail = mlp
+    # overflow to +-inf is allowed: compiled gates saturate a sigmoid with it
+    with np.errstate(over="ignore"):
+        y = activate((z @ Wz + agg @ Wa) + b0, act0)
+        for W, b, act in tail:
+            y = activate(y @ W + b, act)
+    return y
+
+
 class Backend:
-    """Base class: a name, a thread setting and :meth:`edge_pass`."""
+    """Base class: a name, a thread setting, :meth:`edge_pass` and :meth:`layer`."""
 
     name = "base"
 
-    def edge_pass(self, graph, S, Q, E, We, first_act, layers, groups, include_self):  # pragma: no cover
+    def edge_pass(self, graph, S, Q, E, We, first_act, layers, groups, include_self, rows=None):  # pragma: no cover
         raise NotImplementedError
+
+    def layer(self, graph, edges: dict, z, h, update, gate, rows=None):
+        agg, _ = self.edge_pass(graph, rows=rows, **edges)
+        zr = z if rows is None else z[rows]
+        new = node_mlp(update, zr, agg)
+        if gate is None:
+            return np.ascontiguousarray(new, dtype=h.dtype)
+        g = sigmoid(node_mlp(gate, zr, agg))
+        hr = h if rows is None else h[rows]
+        return np.ascontiguousarray(g * new + (1 - g) * hr, dtype=h.dtype)
 
     def set_threads(self, n: int | None) -> None:
         """Set the worker thread count (None leaves the default)."""

@@ -24,13 +24,20 @@ class NativeBackend(Backend):
         if _native is None:
             raise ImportError(f"engine._native is not built ({IMPORT_ERROR})")
 
-    def edge_pass(self, graph, S, Q, E, We, first_act, layers, groups, include_self):
+    def edge_pass(self, graph, S, Q, E, We, first_act, layers, groups, include_self, rows=None):
         if E is not None and E.shape[1] == 0:
             E = We = None
-        return _native.edge_pass(
-            graph.indptr, graph.indices, S, Q, E, We, int(first_act),
-            [W for W, _, _ in layers], [b for _, b, _ in layers], [int(a) for _, _, a in layers],
-            np.ascontiguousarray(groups, dtype=np.int64), bool(include_self))
+        return _native.edge_pass(graph.indptr, graph.indices, S, Q, E, We, int(first_act), list(layers),
+                                 np.ascontiguousarray(groups, dtype=np.int64), bool(include_self), rows)
+
+    def layer(self, graph, edges: dict, z, h, update, gate, rows=None):
+        e = dict(edges)
+        if e["E"] is not None and e["E"].shape[1] == 0:
+            e["E"] = e["We"] = None
+        return _native.layer_pass(graph.indptr, graph.indices, e["S"], e["Q"], e["E"], e["We"], int(e["first_act"]),
+                                  list(e["layers"]), np.ascontiguousarray(e["groups"], dtype=np.int64),
+                                  bool(e["include_self"]), rows, z, h, tuple(update),
+                                  None if gate is None else tuple(gate))
 
     def set_threads(self, n):
         if n:

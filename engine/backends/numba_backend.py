@@ -26,8 +26,10 @@ def _act(x, act, zero):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, fastmath=False)
-def _edge_pass(indptr, indices, S, Q, E, We, first_act, Wflat, Bflat, meta, groups, include_self, out, winners):
-    n = indptr.shape[0] - 1
+def _edge_pass(indptr, indices, S, Q, E, We, first_act, Wflat, Bflat, meta, groups, include_self, rows, out,
+               winners):
+    n = rows.shape[0]
+    q_shared = Q.shape[0] == 1
     k0 = S.shape[1]
     fe = E.shape[1]
     k_out = out.shape[1]
@@ -44,7 +46,9 @@ def _edge_pass(indptr, indices, S, Q, E, We, first_act, Wflat, Bflat, meta, grou
         xb = np.empty(width, dtype=S.dtype)
         acc = np.zeros(k_out, dtype=S.dtype)
         best = np.empty(k_out, dtype=np.int64)
-        for v in range(blk * BLOCK, min(n, (blk + 1) * BLOCK)):
+        for i in range(blk * BLOCK, min(n, (blk + 1) * BLOCK)):
+            v = rows[i]
+            qv = 0 if q_shared else v
             for g in range(n_groups):
                 best[groups[g, 1]] = -1
             count = 0
@@ -54,7 +58,7 @@ def _edge_pass(indptr, indices, S, Q, E, We, first_act, Wflat, Bflat, meta, grou
                 u = v if self_msg else indices[e]
                 # first layer, by parts
                 for c in range(k0):
-                    xa[c] = S[u, c] + Q[v, c]
+                    xa[c] = S[u, c] + Q[qv, c]
                 if fe > 0 and not self_msg:
                     for c in range(k0):
                         t = zero
@@ -75,11 +79,11 @@ def _edge_pass(indptr, indices, S, Q, E, We, first_act, Wflat, Bflat, meta, grou
                     dst_buf = xb if cur_is_a else xa
                     for o in range(w_out):
                         dst_buf[o] = zero
-                    for i in range(w_in):
-                        xi = src_buf[i]
-                        base = woff + i * w_out
+                    for j in range(w_in):
+                        xj = src_buf[j]
+                        base = woff + j * w_out
                         for o in range(w_out):
-                            dst_buf[o] += xi * Wflat[base + o]
+                            dst_buf[o] += xj * Wflat[base + o]
                     for o in range(w_out):
                         dst_buf[o] = _act(dst_buf[o] + Bflat[boff + o], act, zero)
                     cur_is_a = not cur_is_a
@@ -129,13 +133,13 @@ def _edge_pass(indptr, indices, S, Q, E, We, first_act, Wflat, Bflat, meta, grou
                 empty = count == 0 or (is_arg and best[lo] < 0)
                 for c in range(lo, hi):
                     if empty:
-                        out[v, c] = zero
+                        out[i, c] = zero
                     elif kind == MEAN:
-                        out[v, c] = acc[c] / count
+                        out[i, c] = acc[c] / count
                     else:
-                        out[v, c] = acc[c]
+                        out[i, c] = acc[c]
                 if is_arg:
-                    winners[v, slot] = -1 if empty else best[lo]
+                    winners[i, slot] = -1 if empty else best[lo]
                     slot += 1
 
 
@@ -158,8 +162,9 @@ def pack_layers(layers, dtype):
 class NumbaBackend(Backend):
     name = "numba"
 
-    def edge_pass(self, graph, S, Q, E, We, first_act, layers, groups, include_self):
-        n = graph.num_nodes
+    def edge_pass(self, graph, S, Q, E, We, first_act, layers, groups, include_self, rows=None):
+        rows = np.arange(graph.num_nodes, dtype=np.int64) if rows is None else np.ascontiguousarray(rows, np.int64)
+        n = rows.shape[0]
         dtype = S.dtype
         k_out = layers[-1][0].shape[1] if layers else S.shape[1]
         if E is None:
@@ -169,7 +174,7 @@ class NumbaBackend(Backend):
         out = np.empty((n, k_out), dtype=dtype)
         winners = np.empty((n, count_arg_groups(groups)), dtype=np.int32)
         _edge_pass(graph.indptr, graph.indices, S, Q, E, We, int(first_act), Wflat, Bflat, meta,
-                   np.ascontiguousarray(groups, dtype=np.int64), bool(include_self), out, winners)
+                   np.ascontiguousarray(groups, dtype=np.int64), bool(include_self), rows, out, winners)
         return out, winners
 
     def set_threads(self, n):

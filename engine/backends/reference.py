@@ -9,39 +9,40 @@ import numpy as np
 
 from .._memory import require
 from ..model.registry import REDUCE_KINDS
-from .base import Backend, count_arg_groups
+from .base import Backend, activate, count_arg_groups
 
 
-def _rows_with_self(graph, include_self: bool):
-    """Source, destination and edge id of every message, sorted by destination with the
-    self message first in each row (edge id -1 for the self message)."""
-    n, m = graph.num_nodes, graph.num_edges
-    src = graph.indices.astype(np.int64)
-    dst = graph.edge_targets().astype(np.int64)
-    eid = np.arange(m, dtype=np.int64)
+def _messages(graph, include_self: bool, rows):
+    """Source, row position and edge id of every message, grouped by destination row in
+    ``rows`` order with the self message first (edge id -1 for the self message)."""
+    n = graph.num_nodes
+    rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    starts, stops = graph.indptr[rows], graph.indptr[rows + 1]
+    counts = stops - starts + (1 if include_self else 0)
+    total = int(counts.sum())
+    pos = np.repeat(np.arange(rows.size, dtype=np.int64), counts)
+    offset = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
     if include_self:
-        me = np.arange(n, dtype=np.int64)
-        src, dst, eid = np.concatenate([me, src]), np.concatenate([me, dst]), np.concatenate([-np.ones(n, np.int64), eid])
-        order = np.argsort(dst, kind="stable")
-        src, dst, eid = src[order], dst[order], eid[order]
-    return src, dst, eid
-
-
-def activate(x: np.ndarray, act: int) -> np.ndarray:
-    return np.maximum(x, 0, out=x) if act == 1 else x
+        offset -= 1  # offset -1 is the self message
+    eid = np.repeat(starts, counts) + offset
+    is_self = offset < 0
+    eid[is_self] = -1
+    src = np.where(is_self, rows[pos], graph.indices[np.maximum(eid, 0)] if graph.num_edges else 0).astype(np.int64)
+    return src, pos, eid, rows
 
 
 class ReferenceBackend(Backend):
     name = "reference"
 
-    def edge_pass(self, graph, S, Q, E, We, first_act, layers, groups, include_self):
-        n = graph.num_nodes
+    def edge_pass(self, graph, S, Q, E, We, first_act, layers, groups, include_self, rows=None):
         dtype = S.dtype
         width = max([S.shape[1]] + [W.shape[1] for W, _, _ in layers])
-        count = graph.num_edges + (n if include_self else 0)
+        src, dst, eid, rows_ = _messages(graph, include_self, rows)
+        n = rows_.size  # output rows
+        count = src.size
         require(3 * count * width * dtype.itemsize, "the reference backend's message tensor")
-        src, dst, eid = _rows_with_self(graph, include_self)
-        x = S[src] + Q[dst]
+        q = Q[np.zeros(count, np.int64)] if Q.shape[0] == 1 else Q[rows_[dst]]
+        x = S[src] + q
         if E is not None and E.shape[1]:
             Ex = np.zeros((count, E.shape[1]), dtype=dtype)
             real = eid >= 0

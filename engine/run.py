@@ -1,0 +1,179 @@
+"""The main job: run a compiled algorithm on a (large) graph and verify it.
+
+    python -m engine.run --algo bfs --nodes 1e6
+
+Generates (or loads) a graph, compiles the algorithm into GNN weights, executes them with
+a backend, and checks the outputs and step count against the CLRS-semantics reference.
+Exit status: 0 when exact, 1 on a mismatch, 2 on invalid input.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+from . import __version__
+from ._memory import require
+from .algorithms import ALGORITHMS, reference
+from .backends import BACKENDS
+from .compile import COMPILERS, compile as compile_model
+from .errors import EngineError
+from .execute import execute
+from .graph import FAMILIES, generate, load
+
+BYTES_PER_EDGE_BUILD = 40  # generator peak: int64 keys, sort buffers, CSR arrays, weights
+
+
+def parse_count(text: str) -> int:
+    """Parse ``1e6``, ``1_000_000`` or ``1000000`` as a positive integer."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of nodes like 1e6, got {text!r}") from None
+    if not value.is_integer() or value < 1:
+        raise argparse.ArgumentTypeError(f"the number of nodes must be a positive integer, got {text!r}")
+    return int(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m engine.run", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--algo", required=True, choices=sorted(COMPILERS), help="algorithm to compile and run")
+    p.add_argument("--nodes", type=parse_count, default=None, help="number of nodes, e.g. 1e6")
+    p.add_argument("--graph", default="er", choices=sorted(FAMILIES), help="generator family (default er)")
+    p.add_argument("--degree", type=float, default=10.0, help="mean degree for er/ws/ba (default 10)")
+    p.add_argument("--directed", action="store_true", help="directed er/path graph")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--source", type=int, default=0, help="source node (default 0)")
+    p.add_argument("--graph-file", default=None, help="load an edge list or .mtx file instead of generating")
+    p.add_argument("--backend", default=None, choices=list(BACKENDS),
+                   help="default: $ENGINE_BACKEND, else the first that loads (native, numba, reference)")
+    p.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--no-verify", action="store_true", help="skip the check against engine.reference")
+    p.add_argument("--save-model", default=None, metavar="PATH", help="also write the compiled model (.npz)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--version", action="version", version=f"engine {__version__}")
+    return p
+
+
+class Progress:
+    """A one-line progress indicator on stderr for runs longer than a second."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.start = time.perf_counter()
+        self.shown = False
+
+    def __call__(self, step: int) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.start
+        if elapsed > 1.0:
+            sys.stderr.write(f"\r  executing: step {step:>8d}  {elapsed:7.1f} s")
+            sys.stderr.flush()
+            self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r" + " " * 40 + "\r")
+            sys.stderr.flush()
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def run(args) -> dict:
+    info = ALGORITHMS[args.algo]
+    times = {}
+    t = time.perf_counter()
+    if args.graph_file:
+        graph = load(args.graph_file, dtype=args.dtype)
+        family = f"file:{os.path.basename(args.graph_file)}"
+    else:
+        if args.nodes is None:
+            raise EngineError("give --nodes (e.g. --nodes 1e6) or --graph-file")
+        require(int(args.nodes * max(args.degree, 4) * BYTES_PER_EDGE_BUILD), f"a {args.nodes}-node graph")
+        graph = generate(args.graph, args.nodes, degree=args.degree, directed=args.directed or info.directed_default,
+                         weighted=info.weighted, seed=args.seed, dtype=args.dtype)
+        family = args.graph
+    times["generate"] = time.perf_counter() - t
+    t = time.perf_counter()
+    model = compile_model(args.algo, args.dtype)
+    if args.save_model:
+        model.save(args.save_model)
+    times["compile"] = time.perf_counter() - t
+    progress = Progress(enabled=True)
+    t = time.perf_counter()
+    try:
+        result = execute(model, graph, args.source if info.has_source else None, backend=args.backend,
+                         threads=args.threads, progress=progress)
+    finally:
+        progress.close()
+    times["execute"] = time.perf_counter() - t
+    report = {
+        "algorithm": args.algo,
+        "backend": result.backend,
+        "threads": result.threads,
+        "dtype": args.dtype,
+        "graph": {"family": family, "nodes": graph.num_nodes, "edges": graph.num_edges,
+                  "directed": bool(graph.directed), "seed": args.seed},
+        "source": args.source if info.has_source else None,
+        "steps": result.steps,
+        "converged": result.converged,
+        "model": {"name": model.name, "hidden": model.hidden, "parameters": model.num_parameters()},
+    }
+    if not args.no_verify:
+        t = time.perf_counter()
+        ref = reference(args.algo, graph, args.source if info.has_source else None, trace=False, dtype=args.dtype)
+        times["verify"] = time.perf_counter() - t
+        mismatches = int((result.outputs["pi"] != ref.outputs["pi"]).sum())
+        report["verify"] = {"exact": mismatches == 0 and ref.steps == result.steps,
+                            "mismatching_nodes": mismatches, "reference_steps": ref.steps}
+    report["seconds"] = {k: round(v, 4) for k, v in times.items()}
+    report["edges_per_second"] = graph.num_edges * result.steps / max(times["execute"], 1e-9)
+    report["peak_rss_mb"] = round(peak_rss_bytes() / 2**20, 1)
+    return report
+
+
+def format_report(r: dict) -> str:
+    g = r["graph"]
+    lines = [
+        f"engine {__version__}: compiled {r['algorithm']} ({r['model']['name']}, hidden {r['model']['hidden']}, "
+        f"{r['model']['parameters']} parameters, {r['dtype']})",
+        f"backend    {r['backend']} ({r['threads']} threads)",
+        f"graph      {g['family']}: n={g['nodes']:,} m={g['edges']:,} "
+        f"({'directed' if g['directed'] else 'undirected'}, seed {g['seed']})"
+        + (f", source {r['source']}" if r["source"] is not None else ""),
+        f"steps      {r['steps']}" + ("" if r["converged"] else " (stopped at the step limit)"),
+        "time       " + "  ".join(f"{k} {v:.3f} s" for k, v in r["seconds"].items()),
+        f"throughput {r['edges_per_second'] / 1e6:.1f} M edges/s (edges x steps / execute time)",
+        f"peak RSS   {r['peak_rss_mb']:.0f} MB",
+    ]
+    if "verify" in r:
+        v = r["verify"]
+        if v["exact"]:
+            lines.append(f"verify     exact: outputs and step count equal engine.reference ({v['reference_steps']} steps)")
+        else:
+            lines.append(f"verify     MISMATCH: {v['mismatching_nodes']} nodes differ; "
+                         f"steps {r['steps']} vs reference {v['reference_steps']}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        report = run(args)
+    except (EngineError, MemoryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    return 0 if report.get("verify", {}).get("exact", True) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

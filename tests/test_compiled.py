@@ -1,0 +1,135 @@
+"""Compiled BFS and Bellman-Ford equal the CLRS-semantics reference bit for bit, on every backend."""
+import numpy as np
+import pytest
+
+import engine
+from engine import Graph
+from engine.algorithms.samplers import sample
+from engine.graph import generators
+
+from conftest import HAND
+
+ALGOS = ["bfs", "bellman_ford"]
+
+
+def assert_same_as_reference(algo, model, graph, source, backend):
+    ref = engine.reference(algo, graph, source, trace=True)
+    res = engine.execute(model, graph, source, backend=backend, trace=True)
+    assert res.backend == backend
+    assert res.steps == ref.steps, f"{algo}: {res.steps} steps, reference {ref.steps}"
+    np.testing.assert_array_equal(res.outputs["pi"], ref.outputs["pi"])
+    assert set(res.hints) == set(ref.hints)
+    for name, expected in ref.hints.items():
+        np.testing.assert_array_equal(res.hints[name], expected, err_msg=f"hint {name}")
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_clrs_samples(algo, dtype, backend):
+    model = engine.compile(algo, dtype)
+    rng = np.random.RandomState(11)
+    for n in [4, 5, 7, 11, 16, 20]:
+        for _ in range(5):
+            _, g, s = sample(algo, n, rng, p=(0.1, 0.3, 0.5, 0.9), dtype=dtype)
+            assert_same_as_reference(algo, model, g, s, backend)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_hand_written_graphs(algo, backend):
+    model = engine.compile(algo)
+    for name, A in HAND.items():
+        g = Graph.from_dense(A)
+        for s in range(A.shape[0]):
+            assert_same_as_reference(algo, model, g, s, backend)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_directed_graphs_with_ties(algo, backend):
+    """Few distinct weights force equal-distance routes; directed edges, self-loops, sinks."""
+    model = engine.compile(algo)
+    rng = np.random.RandomState(5)
+    for n in [6, 12, 30]:
+        for _ in range(6):
+            A = rng.binomial(1, 0.25, size=(n, n)) * rng.choice([0.25, 0.5, 1.0], size=(n, n))
+            g = Graph.from_dense(A)
+            assert_same_as_reference(algo, model, g, int(rng.randint(n)), backend)
+
+
+def test_bellman_ford_negative_weights(backend):
+    model = engine.compile("bellman_ford")
+    rng = np.random.default_rng(2)
+    for _ in range(10):
+        n = 25
+        src, dst = rng.integers(0, n, 120), rng.integers(0, n, 120)
+        keep = src < dst  # a DAG: no negative cycle
+        w = rng.choice([-1.0, -0.5, 0.5, 1.0, 1.5], keep.sum())
+        g = Graph.from_edges(src[keep], dst[keep], n, w, duplicates="min")
+        assert_same_as_reference("bellman_ford", model, g, 0, backend)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_sparse_families(algo, backend):
+    model = engine.compile(algo)
+    for family in ["er", "grid", "path", "tree", "ws", "ba"]:
+        g = generators.generate(family, 300, weighted=True, degree=4, seed=3)
+        ref = engine.reference(algo, g, 7, trace=False)
+        res = engine.execute(model, g, 7, backend=backend)
+        np.testing.assert_array_equal(res.outputs["pi"], ref.outputs["pi"])
+        assert res.steps == ref.steps
+
+
+def test_oracle_step_count(backend):
+    """Termination at the reference trace length gives the same answer."""
+    g = generators.erdos_renyi(500, 3, weighted=True, seed=1)
+    for algo in ALGOS:
+        ref = engine.reference(algo, g, 0, trace=False)
+        res = engine.execute(engine.compile(algo), g, 0, backend=backend, steps=ref.steps)
+        np.testing.assert_array_equal(res.outputs["pi"], ref.outputs["pi"])
+
+
+def test_float64_model_needs_float64_reference():
+    g = generators.erdos_renyi(200, 4, weighted=True, seed=0, dtype="float64")
+    res = engine.execute(engine.compile("bellman_ford", "float64"), g, 0, trace=True)
+    ref = engine.reference("bellman_ford", g, 0, trace=True)
+    np.testing.assert_array_equal(res.hints["d"], ref.hints["d"])
+    assert res.hints["d"].dtype == np.float64
+
+
+def test_exact_domain_is_enforced():
+    g = Graph.from_edges([0], [1], 2, [2.0**50])
+    with pytest.raises(engine.EngineError, match="exact for"):
+        engine.execute(engine.compile("bellman_ford"), g, 0)
+    g = Graph.from_edges([0], [1], 2, [1e-30])
+    with pytest.raises(engine.EngineError, match="exact for"):
+        engine.execute(engine.compile("bellman_ford"), g, 0)
+
+
+def test_source_is_validated():
+    g = generators.path(4)
+    with pytest.raises(engine.EngineError, match="source must be"):
+        engine.execute(engine.compile("bfs"), g, 9)
+
+
+def test_no_algorithm_names_below_the_compiler():
+    """The runtime (executor, backends, kernels) never branches on an algorithm name."""
+    import pathlib
+
+    root = pathlib.Path(engine.__file__).parent
+    files = [root / "execute.py", *(root / "backends").glob("*.py"), *(root / "model").glob("*.py"),
+             *(root.parent / "csrc").rglob("*.h"), root.parent / "python" / "bindings.cpp"]
+    for f in files:
+        if not f.exists():
+            continue
+        text = f.read_text().lower()
+        for name in ("bfs", "bellman", "dfs", "dijkstra"):
+            assert name not in text, f"{f.name} mentions {name!r}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ALGOS)
+def test_million_nodes_exact(algo):
+    g = generators.erdos_renyi(10**6, 10, weighted=True, seed=0)
+    ref = engine.reference(algo, g, 0, trace=False)
+    res = engine.execute(engine.compile(algo), g, 0)
+    assert res.steps == ref.steps
+    np.testing.assert_array_equal(res.outputs["pi"], ref.outputs["pi"])
