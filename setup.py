@@ -41,7 +41,7 @@ class OptionalBuildExt(build_ext):
         cflags, lflags = _openmp_flags(self.compiler)
         arch = os.environ.get("ENGINE_NATIVE_ARCH")
         for ext in self.extensions:
-            ext.extra_compile_args += ["-O3", "-fno-fast-math", "-ffp-contract=off"] + cflags
+            ext.extra_compile_args += ["-O3", "-fno-fast-math", "-ffp-contract=off", "-fno-math-errno"] + cflags
             if arch:
                 ext.extra_compile_args.append(f"-march={arch}")
             ext.extra_link_args += lflags

@@ -109,8 +109,12 @@ class _Runner:
                 "gate": None if gate is None else self._node_mlp(f"{p}.gate", gate)}
 
     # ------------------------------------------------------------ evaluation
-    def z(self, h: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(np.hstack([h, self.x])) if self.x.shape[1] else h
+    def new_buffer(self) -> np.ndarray:
+        """An (n, d + f_x) buffer ``z = [h, x]`` with the inputs filled in."""
+        d = self.model.hidden
+        z = np.empty((self.graph.num_nodes, d + self.x.shape[1]), dtype=self.dtype)
+        z[:, d:] = self.x
+        return z
 
     def edge_args(self, blocks: dict, z: np.ndarray, groups: np.ndarray, include_self: bool) -> dict:
         S = np.ascontiguousarray(z @ blocks["W_src"])
@@ -121,17 +125,28 @@ class _Runner:
         return {"S": S, "Q": Q, "E": self.E, "We": blocks["We"], "first_act": blocks["first_act"],
                 "layers": blocks["layers"], "groups": groups, "include_self": include_self}
 
-    def step(self, h: np.ndarray) -> np.ndarray:
+    def step(self, z: np.ndarray, spare: np.ndarray, watch: np.ndarray | None):
+        """One processor step from buffer ``z`` using ``spare``; returns ``(z', spare', changed)``
+        where ``changed`` counts nodes whose watched channels changed (None if not tracked)."""
+        d = self.model.hidden
+        start = z
+        keep_start = len(self.layers) > 1 and watch is not None
+        if keep_start:
+            start = z[:, :d].copy()
+        changed = None
         for blocks in self.layers:
-            z = self.z(h)
             edges = self.edge_args(blocks["message"], z, blocks["groups"], blocks["include_self"])
-            h = self.backend.layer(self.graph, edges, z, h, blocks["update"], blocks["gate"])
-        return h
+            changed = self.backend.layer(self.graph, edges, z, d, blocks["update"], blocks["gate"], spare,
+                                         watch=None if keep_start else watch)
+            z, spare = spare, z
+        if keep_start:
+            w = watch.astype(bool)
+            changed = int(np.any(z[:, :d][:, w] != start[:, w], axis=1).sum())
+        return z, spare, changed
 
-    def decode(self, name: str, h: np.ndarray) -> np.ndarray:
+    def decode(self, name: str, z: np.ndarray) -> np.ndarray:
         dec = self.spec["decoders"][name]
         p = f"decoders.{name}"
-        z = self.z(h)
         kind = dec["type"]
         if kind == "pointer":
             groups = np.array([(R.REDUCE_KINDS.index("argmax"), 0, 1)], dtype=np.int64)
@@ -220,33 +235,35 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     d = model.hidden
     if hidden:
         require((limit + 1) * n * d * model.dtype.itemsize, "keeping every hidden state")
-    watch = term.get("channels")
+    watch = None
+    if steps is None:
+        watch = np.zeros(d, dtype=np.uint8)
+        watch[term["channels"]] = 1
     t0 = time.perf_counter()
-    h = np.ascontiguousarray(run.x @ model.weights["init.weight"] + model.weights["init.bias"], dtype=model.dtype)
-    states = [h] if hidden else None
+    z, spare = run.new_buffer(), run.new_buffer()
+    z[:, :d] = run.x @ model.weights["init.weight"] + model.weights["init.bias"]
+    states = [z[:, :d].copy()] if hidden else None
     hint_rows = {name: [] for name in model.spec.get("hints", {})} if trace else None
     converged = steps is not None
     t = 0
     while t < limit:
         if trace:
             for clrs_name, dec in model.spec["hints"].items():
-                hint_rows[clrs_name].append(run.decode(dec, h))
-        h_new = run.step(h)
+                hint_rows[clrs_name].append(run.decode(dec, z))
+        z, spare, changed = run.step(z, spare, watch)
         t += 1
         if hidden:
-            states.append(h_new)
-        unchanged = steps is None and np.array_equal(h_new[:, watch], h[:, watch])
-        h = h_new
+            states.append(z[:, :d].copy())
         if progress is not None:
             progress(t)
-        if unchanged:
+        if changed == 0:
             converged = True
             break
     if not converged:
         warnings.warn(f"{model.name}: stopped after max_steps={limit} without reaching a fixed point",
                       RuntimeWarning, stacklevel=2)
-    outputs = {name: run.decode(dec, h) for name, dec in model.spec.get("outputs", {}).items()}
+    outputs = {name: run.decode(dec, z) for name, dec in model.spec.get("outputs", {}).items()}
     hints = {k: np.stack(v) if v else np.zeros((0, n)) for k, v in hint_rows.items()} if trace else None
     return ExecutionResult(outputs=outputs, hints=hints, steps=t, converged=converged, backend=be.name,
                            threads=be.threads(), hidden=np.stack(states) if hidden else None,
-                           seconds=time.perf_counter() - t0, final_state=h)
+                           seconds=time.perf_counter() - t0, final_state=z[:, :d].copy())

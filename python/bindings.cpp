@@ -175,39 +175,50 @@ engine::NodeMLP<T> parse_node_mlp(const py::tuple& t, int64_t fz, int64_t k, Kee
 }
 
 template <typename T>
-Array<T> layer_pass_typed(const py::object& indptr, const py::object& indices, const py::object& S,
-                          const py::object& Q, const py::object& E, const py::object& We, int first_act,
-                          const py::list& layers, const py::object& groups, bool include_self,
-                          const py::object& rows, const py::object& z_o, const py::object& h_o,
-                          const py::tuple& update, const py::object& gate) {
+int64_t layer_pass_typed(const py::object& indptr, const py::object& indices, const py::object& S,
+                         const py::object& Q, const py::object& E, const py::object& We, int first_act,
+                         const py::list& layers, const py::object& groups, bool include_self, const py::object& rows,
+                         const py::object& z_o, int64_t d, const py::tuple& update, const py::object& gate,
+                         const py::object& out_o, const py::object& watch_o, const py::object& changed_o) {
   Keep keep;
   engine::LayerArgs<T> L;
   L.edges = parse_edges<T>(indptr, indices, S, Q, E, We, first_act, layers, groups, include_self, rows, keep);
   const int64_t n = L.edges.num_nodes;
   auto z = require<T>(z_o, "z", {n, -1});
-  auto h = require<T>(h_o, "h", {n, -1});
-  keep.push_back(z);
-  keep.push_back(h);
-  L.z = z.data();
   L.fz = z.shape(1);
-  L.h = h.data();
-  L.d = h.shape(1);
+  if (d <= 0 || d > L.fz) throw py::value_error("d must be in [1, z.shape[1]]");
+  auto out = require<T>(out_o, "out", {n, L.fz});
+  if (!out.writeable()) throw py::value_error("out must be writeable");
+  if (out.data() == z.data()) throw py::value_error("out must not be z (states are updated synchronously)");
+  keep.push_back(z);
+  keep.push_back(out);
+  L.z = z.data();
+  L.d = d;
+  L.out = out.mutable_data();
   const int64_t k = engine::message_width(L.edges);
   L.update = parse_node_mlp<T>(update, L.fz, k, keep);
   if (!gate.is_none()) {
     L.gated = true;
     L.gate = parse_node_mlp<T>(gate.cast<py::tuple>(), L.fz, k, keep);
   }
-  const int64_t out_rows = L.edges.rows ? L.edges.num_rows : n;
-  Array<T> out({out_rows, L.d});
-  L.h_out = out.mutable_data();
+  if (!watch_o.is_none()) {
+    auto watch = require<uint8_t>(watch_o, "watch", {d});
+    L.watch = watch.data();
+    keep.push_back(watch);
+  }
+  if (!changed_o.is_none()) {
+    auto changed = require<uint8_t>(changed_o, "changed", {n});
+    L.changed = changed.mutable_data();
+    keep.push_back(changed);
+  }
+  int64_t num_changed = 0;
   try {
     py::gil_scoped_release release;
-    engine::layer_pass<T>(L, false);
+    num_changed = engine::layer_pass<T>(L, false);
   } catch (const std::invalid_argument& exc) {
     throw py::value_error(exc.what());
   }
-  return out;
+  return num_changed;
 }
 
 bool is_double(const py::object& S) {
@@ -228,15 +239,16 @@ py::tuple edge_pass(const py::object& indptr, const py::object& indices, const p
                                 check_edges);
 }
 
-py::array layer_pass(const py::object& indptr, const py::object& indices, const py::object& S, const py::object& Q,
-                     const py::object& E, const py::object& We, int first_act, const py::list& layers,
-                     const py::object& groups, bool include_self, const py::object& rows, const py::object& z,
-                     const py::object& h, const py::tuple& update, const py::object& gate) {
+int64_t layer_pass(const py::object& indptr, const py::object& indices, const py::object& S, const py::object& Q,
+                   const py::object& E, const py::object& We, int first_act, const py::list& layers,
+                   const py::object& groups, bool include_self, const py::object& rows, const py::object& z, int64_t d,
+                   const py::tuple& update, const py::object& gate, const py::object& out, const py::object& watch,
+                   const py::object& changed) {
   if (is_double(S))
     return layer_pass_typed<double>(indptr, indices, S, Q, E, We, first_act, layers, groups, include_self, rows, z,
-                                    h, update, gate);
-  return layer_pass_typed<float>(indptr, indices, S, Q, E, We, first_act, layers, groups, include_self, rows, z, h,
-                                 update, gate);
+                                    d, update, gate, out, watch, changed);
+  return layer_pass_typed<float>(indptr, indices, S, Q, E, We, first_act, layers, groups, include_self, rows, z, d,
+                                 update, gate, out, watch, changed);
 }
 
 }  // namespace
@@ -249,8 +261,10 @@ PYBIND11_MODULE(_native, m) {
         "Fused message MLP + per-group aggregation over in-edges; returns (out, winners).");
   m.def("layer_pass", &layer_pass, py::arg("indptr"), py::arg("indices"), py::arg("S"), py::arg("Q"), py::arg("E"),
         py::arg("We"), py::arg("first_act"), py::arg("layers"), py::arg("groups"), py::arg("include_self"),
-        py::arg("rows"), py::arg("z"), py::arg("h"), py::arg("update"), py::arg("gate"),
-        "A whole processor layer fused: messages, aggregation, update MLP and gate; returns the new states.");
+        py::arg("rows"), py::arg("z"), py::arg("d"), py::arg("update"), py::arg("gate"), py::arg("out"),
+        py::arg("watch") = py::none(), py::arg("changed") = py::none(),
+        "A whole processor layer fused: messages, aggregation, update MLP and gate. Writes the new states "
+        "into the first d columns of out (shaped like z) and returns how many rows changed a watched channel.");
   m.def("set_num_threads", &engine::set_threads, py::arg("n"));
   m.def("get_num_threads", &engine::max_threads);
   m.def("reduce_names", []() {

@@ -97,15 +97,20 @@ struct NodeMLP {
 template <typename T>
 struct LayerArgs {
   EdgePassArgs<T> edges;
-  const T* z = nullptr;  // n x fz: [h, x]
+  // z: n x fz, the node inputs of the layer, [h, x]; its first d columns are the state h.
+  const T* z = nullptr;
   int64_t fz = 0;
-  const T* h = nullptr;  // n x d: the current state (for the gate's keep branch)
   int64_t d = 0;
   NodeMLP<T> update;  // ends with width d: `new`
   bool gated = false;
-  NodeMLP<T> gate;  // ends with width d: g = 1 / (1 + exp(-pre))
-  // h' = g * new + (1 - g) * h when gated, else new; written to h_out (rows x d).
-  T* h_out = nullptr;
+  NodeMLP<T> gate;  // ends with width d: g = sigmoid(pre)
+  // h'_v = g * new + (1 - g) * h_v when gated, else new; written to out + v * fz (the first
+  // d columns of a buffer shaped like z), for every computed row v.
+  T* out = nullptr;
+  // Optional change tracking: watch[c] != 0 marks state channels that count as a change;
+  // changed[v] (if non-null) is set to 1 when a watched channel of row v changed, else 0.
+  const uint8_t* watch = nullptr;
+  uint8_t* changed = nullptr;
 };
 
 template <typename T>
@@ -147,6 +152,19 @@ void validate(const EdgePassArgs<T>& a, bool check_edges) {
 }
 
 namespace detail {
+
+// 1 / (1 + exp(-x)), returning the saturated values without calling exp where they are
+// already exact (float: x > 20 gives 1, x < -89 gives 0; double: 40 and -710), which
+// avoids libm's slow overflow/underflow paths. The result is the same bits either way.
+template <typename T>
+inline T sigmoid(T x) {
+  constexpr bool is_float = sizeof(T) == 4;
+  const T hi = is_float ? T(20) : T(40);
+  const T lo = is_float ? T(-89) : T(-710);
+  if (x > hi) return T(1);
+  if (x < lo) return T(0);
+  return T(1) / (T(1) + std::exp(-x));
+}
 
 template <typename T>
 inline T activate(T x, Activation act) {
@@ -253,7 +271,9 @@ inline int64_t reduce_row(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>
   int64_t count = 0;
   const int64_t begin = a.include_self ? a.indptr[v] - 1 : a.indptr[v];
   const int64_t end = a.indptr[v + 1];
+  constexpr int64_t kPrefetch = 16;  // edges ahead: hides the latency of random S[u] rows
   for (int64_t e = begin; e < end; ++e) {
+    if (e + kPrefetch < a.num_edges) __builtin_prefetch(a.S + static_cast<int64_t>(a.indices[e + kPrefetch]) * a.k0);
     const bool self = e < a.indptr[v];
     const int64_t u = self ? v : a.indices[e];
     const T* m = message(a, p, s, u, v, e, self);
@@ -311,6 +331,109 @@ inline int64_t reduce_row(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>
     }
   }
   return count;
+}
+
+// reduce_row for single-layer messages of exactly K channels: the same arithmetic, order
+// and results, with the message in registers (K is a compile-time constant).
+template <typename T, int K>
+inline int64_t reduce_row_linear(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v,
+                                 int32_t* winners) {
+  T acc[K];
+  int64_t best[K];
+  Reduce kind[K];
+  bool arg_key[K];
+  int64_t stop[K];
+  for (int c = 0; c < K; ++c) {
+    best[c] = -1;
+    acc[c] = T(0);
+    kind[c] = p.kind[c];
+    arg_key[c] = p.arg_key[c];
+    stop[c] = p.group_stop[c];
+  }
+  const bool relu = a.first_act == Activation::Relu;
+  const T* q = a.Q + (a.q_shared ? 0 : v * K);
+  T qv[K];
+  for (int c = 0; c < K; ++c) qv[c] = q[c];
+  int64_t count = 0;
+  const int64_t row_begin = a.indptr[v];
+  const int64_t begin = a.include_self ? row_begin - 1 : row_begin;
+  const int64_t end = a.indptr[v + 1];
+  constexpr int64_t kPrefetch = 16;
+  for (int64_t e = begin; e < end; ++e) {
+    if (e + kPrefetch < a.num_edges) __builtin_prefetch(a.S + static_cast<int64_t>(a.indices[e + kPrefetch]) * K);
+    const bool self = e < row_begin;
+    const int64_t u = self ? v : a.indices[e];
+    const T* su = a.S + u * K;
+    T m[K];
+    for (int c = 0; c < K; ++c) m[c] = su[c] + qv[c];
+    if (!self && a.fe > 0) {
+      const T* ef = a.E + e * a.fe;
+      for (int c = 0; c < K; ++c) {
+        T t = T(0);
+        for (int64_t j = 0; j < a.fe; ++j) t += ef[j] * a.We[j * K + c];
+        m[c] = m[c] + t;
+      }
+    }
+    if (relu)
+      for (int c = 0; c < K; ++c) m[c] = activate(m[c], Activation::Relu);
+    for (int c = 0; c < K;) {
+      if (arg_key[c]) {
+        const T key = m[c];
+        if (key == key) {
+          const int64_t b = best[c];
+          const T cur = acc[c];
+          const bool better = (b < 0) || (kind[c] == Reduce::ArgMax ? key > cur : key < cur) ||
+                              (key == cur && u < b);
+          if (better) {
+            best[c] = u;
+            for (int j = c; j < stop[c]; ++j) acc[j] = m[j];
+          }
+        }
+        c = static_cast<int>(stop[c]);
+        continue;
+      }
+      const T x = m[c];
+      if (count == 0) acc[c] = x;
+      else if (kind[c] == Reduce::Max) { if (x > acc[c] || acc[c] != acc[c]) acc[c] = x; }
+      else if (kind[c] == Reduce::Min) { if (x < acc[c] || acc[c] != acc[c]) acc[c] = x; }
+      else acc[c] = acc[c] + x;
+      ++c;
+    }
+    ++count;
+  }
+  T* agg = s.agg.data();
+  int64_t slot = 0;
+  for (int c = 0; c < K;) {
+    if (arg_key[c]) {
+      const bool empty = best[c] < 0;
+      for (int j = c; j < stop[c]; ++j) agg[j] = empty ? T(0) : acc[j];
+      if (winners) winners[slot] = empty ? -1 : static_cast<int32_t>(best[c]);
+      ++slot;
+      c = static_cast<int>(stop[c]);
+    } else {
+      T val = count == 0 ? T(0) : acc[c];
+      if (count > 0 && kind[c] == Reduce::Mean) val = val / T(count);
+      agg[c] = val;
+      ++c;
+    }
+  }
+  return count;
+}
+
+// Picks the specialised reducer when one applies.
+template <typename T>
+inline int64_t reduce_any(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v, int32_t* winners) {
+  if (a.layers.empty()) {
+    switch (a.k0) {
+      case 1: return reduce_row_linear<T, 1>(a, p, s, v, winners);
+      case 2: return reduce_row_linear<T, 2>(a, p, s, v, winners);
+      case 3: return reduce_row_linear<T, 3>(a, p, s, v, winners);
+      case 4: return reduce_row_linear<T, 4>(a, p, s, v, winners);
+      case 8: return reduce_row_linear<T, 8>(a, p, s, v, winners);
+      default: break;
+    }
+  }
+  return reduce_row(a, p, s, v, winners);
 }
 
 template <typename T>
@@ -371,7 +494,7 @@ void edge_pass(const EdgePassArgs<T>& a, bool check_edges = false) {
 #pragma omp for schedule(dynamic, 1024)
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t v = a.rows ? a.rows[i] : i;
-      detail::reduce_row(a, plan, s, v, a.winners ? a.winners + i * plan.num_arg : nullptr);
+      detail::reduce_any(a, plan, s, v, a.winners ? a.winners + i * plan.num_arg : nullptr);
       std::copy(s.agg.begin(), s.agg.end(), a.out + i * plan.k_out);
     }
   }
@@ -379,11 +502,14 @@ void edge_pass(const EdgePassArgs<T>& a, bool check_edges = false) {
 
 // One whole processor layer: edge_pass, then for each row the update MLP and gate:
 // new = update(z_v, agg_v); g = sigmoid(gate(z_v, agg_v)); h'_v = g * new + (1 - g) * h_v.
+// Returns the number of computed rows whose watched channels changed (bitwise inequality,
+// so a NaN counts as a change).
 template <typename T>
-void layer_pass(const LayerArgs<T>& L, bool check_edges = false) {
+int64_t layer_pass(const LayerArgs<T>& L, bool check_edges = false) {
   const EdgePassArgs<T>& a = L.edges;
   validate(a, check_edges);
   const detail::Plan<T> plan(a);
+  if (L.d <= 0 || L.d > L.fz) throw std::invalid_argument("state width must be in [1, fz]");
   if (L.update.tail.empty() ? L.update.w0 != L.d : L.update.tail.back().out != L.d)
     throw std::invalid_argument("update MLP must end with the state width");
   if (L.gated && (L.gate.tail.empty() ? L.gate.w0 != L.d : L.gate.tail.back().out != L.d))
@@ -392,30 +518,36 @@ void layer_pass(const LayerArgs<T>& L, bool check_edges = false) {
   const detail::NodePlan<T> gp = L.gated ? detail::NodePlan<T>(L.gate, L.fz, plan.k_out) : up;
   const int64_t rows = a.rows ? a.num_rows : a.num_nodes;
   const int64_t nw = std::max(up.width, gp.width);
-#pragma omp parallel
+  int64_t num_changed = 0;
+#pragma omp parallel reduction(+ : num_changed)
   {
     detail::Scratch<T> s(plan.width, plan.k_out);
     std::vector<T> ua(nw), ub(nw), ga(nw), gb(nw);
 #pragma omp for schedule(dynamic, 1024)
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t v = a.rows ? a.rows[i] : i;
-      detail::reduce_row(a, plan, s, v, a.winners ? a.winners + i * plan.num_arg : nullptr);
+      detail::reduce_any(a, plan, s, v, a.winners ? a.winners + i * plan.num_arg : nullptr);
       if (a.out) std::copy(s.agg.begin(), s.agg.end(), a.out + i * plan.k_out);
       const T* z = L.z + v * L.fz;
       const T* nv = detail::node_mlp(L.update, up, z, L.fz, s.agg.data(), plan.k_out, ua.data(), ub.data());
-      T* out = L.h_out + i * L.d;
-      if (!L.gated) {
-        std::copy(nv, nv + L.d, out);
-        continue;
-      }
-      const T* gv = detail::node_mlp(L.gate, gp, z, L.fz, s.agg.data(), plan.k_out, ga.data(), gb.data());
-      const T* h = L.h + v * L.d;
+      T* out = L.out + v * L.fz;
+      const T* gv = L.gated ? detail::node_mlp(L.gate, gp, z, L.fz, s.agg.data(), plan.k_out, ga.data(), gb.data())
+                            : nullptr;
+      bool changed = false;
       for (int64_t c = 0; c < L.d; ++c) {
-        const T g = T(1) / (T(1) + std::exp(-gv[c]));
-        out[c] = g * nv[c] + (T(1) - g) * h[c];
+        T val = nv[c];
+        if (L.gated) {
+          const T g = detail::sigmoid(gv[c]);
+          val = g * nv[c] + (T(1) - g) * z[c];
+        }
+        if (L.watch && L.watch[c] && !(val == z[c])) changed = true;
+        out[c] = val;
       }
+      if (L.changed) L.changed[v] = changed ? 1 : 0;
+      num_changed += changed ? 1 : 0;
     }
   }
+  return num_changed;
 }
 
 // Threads used by the kernels (1 without OpenMP).

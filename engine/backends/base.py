@@ -15,13 +15,16 @@ Two entry points, both over a CSR-by-destination graph:
     ``rows`` restricts the pass to those destinations (outputs follow ``rows``).
     Returns ``(out, winners)``.
 
-``layer(graph, edges, z, h, update, gate, rows=None)``
-    A whole processor layer: ``edge_pass(**edges)``, then per node
-    ``new = node_mlp(update, z_v, agg_v)`` and, if ``gate`` is given,
-    ``g = sigmoid(node_mlp(gate, z_v, agg_v))``, ``h'_v = g * new + (1 - g) * h_v``.
-    A node MLP is ``(Wz, Wa, b0, act0, tail)``: ``act0(((z @ Wz) + (agg @ Wa)) + b0)`` then
-    the ``tail`` dense layers. The default runs the edge pass and then NumPy; the native
-    backend fuses everything per destination row.
+``layer(graph, edges, z, d, update, gate, out, watch=None, changed=None, rows=None)``
+    A whole processor layer. ``z`` (n, f_z) holds ``[h, x]`` (``h`` its first ``d``
+    columns). ``edge_pass(**edges)``, then per node ``new = node_mlp(update, z_v, agg_v)``
+    and, if ``gate`` is given, ``g = sigmoid(node_mlp(gate, z_v, agg_v))``,
+    ``h'_v = g * new + (1 - g) * h_v``, written to ``out[v, :d]`` (``out`` shaped like
+    ``z``, never ``z`` itself). A node MLP is ``(Wz, Wa, b0, act0, tail)``:
+    ``act0(((z @ Wz) + (agg @ Wa)) + b0)`` then the ``tail`` dense layers. ``watch`` (uint8,
+    d) marks channels whose change counts; ``changed`` (uint8, n) receives a flag per computed
+    row. Returns the number of computed rows that changed a watched channel. The default
+    runs the edge pass and then NumPy; the native backend fuses everything per row.
 """
 from __future__ import annotations
 
@@ -61,15 +64,28 @@ class Backend:
     def edge_pass(self, graph, S, Q, E, We, first_act, layers, groups, include_self, rows=None):  # pragma: no cover
         raise NotImplementedError
 
-    def layer(self, graph, edges: dict, z, h, update, gate, rows=None):
+    def layer(self, graph, edges: dict, z, d, update, gate, out, watch=None, changed=None, rows=None):
         agg, _ = self.edge_pass(graph, rows=rows, **edges)
         zr = z if rows is None else z[rows]
         new = node_mlp(update, zr, agg)
-        if gate is None:
-            return np.ascontiguousarray(new, dtype=h.dtype)
-        g = sigmoid(node_mlp(gate, zr, agg))
-        hr = h if rows is None else h[rows]
-        return np.ascontiguousarray(g * new + (1 - g) * hr, dtype=h.dtype)
+        if gate is not None:
+            g = sigmoid(node_mlp(gate, zr, agg))
+            new = g * new + (1 - g) * zr[:, :d]
+        new = new.astype(z.dtype, copy=False)
+        if watch is not None:
+            w = watch.astype(bool)
+            flags = np.any(new[:, w] != zr[:, :d][:, w], axis=1)
+        else:
+            flags = np.zeros(new.shape[0], dtype=bool)
+        if rows is None:
+            out[:, :d] = new
+            if changed is not None:
+                changed[:] = flags
+        else:
+            out[rows, :d] = new
+            if changed is not None:
+                changed[rows] = flags
+        return int(flags.sum())
 
     def set_threads(self, n: int | None) -> None:
         """Set the worker thread count (None leaves the default)."""
