@@ -40,6 +40,10 @@ class ExecutionResult:
         Whether the termination rule was met (False if ``max_steps`` cut the run short).
     backend : str
     threads : int
+    mode : str
+        ``dense``, ``active`` or ``auto`` (as run).
+    node_updates : int
+        Node states computed over all steps (``n * steps`` when dense).
     seconds : float
         Wall time of the step loop.
     """
@@ -51,6 +55,8 @@ class ExecutionResult:
     backend: str
     threads: int
     hidden: np.ndarray | None = None
+    mode: str = "dense"
+    node_updates: int = 0
     seconds: float = 0.0
     final_state: np.ndarray | None = field(default=None, repr=False)
 
@@ -117,11 +123,18 @@ class _Runner:
         return z
 
     def edge_args(self, blocks: dict, z: np.ndarray, groups: np.ndarray, include_self: bool) -> dict:
-        S = np.ascontiguousarray(z @ blocks["W_src"])
+        # S and Q live in buffers kept with the weight blocks: fresh (n, k) arrays every step
+        # would cost page faults (zeroed pages) comparable to the sparse pass itself.
+        if "S_buf" not in blocks:
+            k0 = blocks["W_src"].shape[1]
+            blocks["S_buf"] = np.empty((z.shape[0], k0), dtype=self.dtype)
+            blocks["Q_buf"] = np.empty((z.shape[0], k0), dtype=self.dtype) if blocks["W_dst"] is not None else None
+        S = np.matmul(z, blocks["W_src"], out=blocks["S_buf"])
         if blocks["W_dst"] is None:
             Q = np.ascontiguousarray(blocks["bias"][None, :])
         else:
-            Q = np.ascontiguousarray(z @ blocks["W_dst"] + blocks["bias"])
+            Q = np.matmul(z, blocks["W_dst"], out=blocks["Q_buf"])
+            Q += blocks["bias"]
         return {"S": S, "Q": Q, "E": self.E, "We": blocks["We"], "first_act": blocks["first_act"],
                 "layers": blocks["layers"], "groups": groups, "include_self": include_self}
 
@@ -143,6 +156,10 @@ class _Runner:
             w = watch.astype(bool)
             changed = int(np.any(z[:, :d][:, w] != start[:, w], axis=1).sum())
         return z, spare, changed
+
+    def edge_args_from(self, blocks: dict, S, Q, groups: np.ndarray, include_self: bool) -> dict:
+        return {"S": S, "Q": Q, "E": self.E, "We": blocks["We"], "first_act": blocks["first_act"],
+                "layers": blocks["layers"], "groups": groups, "include_self": include_self}
 
     def decode(self, name: str, z: np.ndarray) -> np.ndarray:
         dec = self.spec["decoders"][name]
@@ -168,6 +185,89 @@ class _Runner:
         return out
 
 
+class _ActiveStepper:
+    """Active execution: recompute only the nodes whose inputs changed.
+
+    A node's next state is a deterministic function of its own state and inputs and of its
+    in-neighbours' states and edge inputs (the model family has no other coupling while it has
+    no graph-level state). So after a step that changed the set ``C`` of nodes, the next step
+    can only change ``C`` and the out-neighbours of ``C``; every other node keeps its state.
+    The stepper recomputes exactly those rows, keeps the per-node parts of the first message
+    layer (``S = z @ W_src``, ``Q``) up to date for the changed rows only, and keeps the two
+    state buffers in sync at the changed rows. Results are identical to dense execution.
+
+    ``policy="auto"`` falls back to a dense step when the active rows carry more than
+    ``DENSE_FRACTION`` of the edges (a dense step is then cheaper than the bookkeeping).
+    Models with several processor layers per step are run densely (the dependency reaches
+    several hops within a step).
+    """
+
+    DENSE_FRACTION = 0.05
+
+    def __init__(self, run: "_Runner", policy: str):
+        self.run = run
+        self.policy = policy
+        g = run.graph
+        self.n, self.m = g.num_nodes, g.num_edges
+        self.flags = np.zeros(self.n, dtype=np.uint8)
+        self.changed = None  # None: every node (before the first step)
+        self.out_indptr, self.out_targets, _ = g.out_csr()
+        self.in_degree = g.in_degree()
+        self.blocks = run.layers[0]
+        self.S = self.Q = None
+        self.active_rows = 0
+
+    def _rows(self):
+        ch = self.changed
+        if self.policy == "auto" and ch.size > self.DENSE_FRACTION * self.n:
+            return None
+        starts = self.out_indptr[ch]
+        counts = self.out_indptr[ch + 1] - starts
+        total = int(counts.sum())
+        if self.policy == "auto" and total > self.DENSE_FRACTION * self.m:
+            return None
+        pos = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(total, dtype=np.int64)
+        rows = np.unique(np.concatenate([ch, self.out_targets[pos].astype(np.int64)]))
+        if self.policy == "auto" and int(self.in_degree[rows].sum()) > self.DENSE_FRACTION * self.m:
+            return None
+        return rows
+
+    def _update_parts(self, z):
+        msg = self.blocks["message"]
+        ch = self.changed
+        full = self.S is None or ch is None or ch.size > self.n // 4
+        if full:
+            self.S = np.ascontiguousarray(z @ msg["W_src"])
+        elif ch.size:
+            self.S[ch] = z[ch] @ msg["W_src"]
+        if msg["W_dst"] is None:
+            self.Q = np.ascontiguousarray(msg["bias"][None, :])
+        elif full:
+            self.Q = np.ascontiguousarray(z @ msg["W_dst"] + msg["bias"])
+        elif ch.size:
+            self.Q[ch] = z[ch] @ msg["W_dst"] + msg["bias"]
+
+    def step(self, z, spare, watch):
+        run, b = self.run, self.blocks
+        rows = None if self.changed is None else self._rows()
+        if rows is not None and self.changed.size:
+            spare[self.changed] = z[self.changed]  # spare == z everywhere before writing rows
+        self._update_parts(z)
+        edges = run.edge_args_from(b["message"], self.S, self.Q, b["groups"], b["include_self"])
+        count = run.backend.layer(run.graph, edges, z, run.model.hidden, b["update"], b["gate"], spare,
+                                  watch=watch, changed=self.flags, rows=rows)
+        if rows is None:
+            self.changed = np.flatnonzero(self.flags)
+            self.active_rows += self.n
+        else:
+            self.changed = rows[self.flags[rows] != 0]
+            self.active_rows += rows.size
+        return spare, z, count
+
+
+MODES = ("dense", "active", "auto")
+
+
 def check_domain(model: Model, graph) -> None:
     """Refuse graphs outside the model's declared exact domain."""
     dom = model.spec.get("exact_domain") or {}
@@ -188,7 +288,8 @@ def check_domain(model: Model, graph) -> None:
 
 def execute(model: Model, graph, source: int | None = None, *, backend: str | None = None,
             trace: bool = False, steps: int | None = None, max_steps: int | None = None,
-            hidden: bool = False, threads: int | None = None, progress=None) -> ExecutionResult:
+            hidden: bool = False, threads: int | None = None, mode: str = "auto",
+            progress=None) -> ExecutionResult:
     """Run ``model`` on ``graph``.
 
     Parameters
@@ -210,6 +311,11 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
         Keep every hidden state.
     threads : int, optional
         Worker threads of the backend.
+    mode : {"auto", "dense", "active"}
+        ``dense`` recomputes every node every step; ``active`` only the nodes whose own state
+        or an in-neighbour's state changed in the previous step (identical results, see
+        :class:`_ActiveStepper`); ``auto`` (default) steps actively while few nodes change and
+        densely otherwise.
     progress : callable, optional
         Called as ``progress(step)`` after each step.
     """
@@ -223,9 +329,17 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
         source = 0 if source is None else source
         if not isinstance(source, (int, np.integer)) or not 0 <= source < n:
             raise EngineError(f"source must be a node id in [0, {n}), got {source!r}")
+    if mode not in MODES:
+        raise EngineError(f"mode must be one of {list(MODES)}, got {mode!r}")
     check_domain(model, graph)
     be = get_backend(backend, threads)
     run = _Runner(model, graph, source, be)
+    if mode != "dense" and len(run.layers) > 1:
+        if mode == "active":
+            raise EngineError(f"active mode runs models with one processor layer per step; "
+                              f"{model.name!r} has {len(run.layers)} (use mode='dense' or 'auto')")
+        mode = "dense"
+    stepper = _ActiveStepper(run, mode) if mode != "dense" else None
     term = model.spec["termination"]
     if steps is None and term["rule"] == "steps":
         raise EngineError(f"model {model.name!r} runs a given number of steps; pass steps=")
@@ -250,13 +364,16 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
         if trace:
             for clrs_name, dec in model.spec["hints"].items():
                 hint_rows[clrs_name].append(run.decode(dec, z))
-        z, spare, changed = run.step(z, spare, watch)
+        if stepper is None:
+            z, spare, changed = run.step(z, spare, watch)
+        else:
+            z, spare, changed = stepper.step(z, spare, watch)
         t += 1
         if hidden:
             states.append(z[:, :d].copy())
         if progress is not None:
             progress(t)
-        if changed == 0:
+        if watch is not None and changed == 0:
             converged = True
             break
     if not converged:
@@ -265,5 +382,6 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     outputs = {name: run.decode(dec, z) for name, dec in model.spec.get("outputs", {}).items()}
     hints = {k: np.stack(v) if v else np.zeros((0, n)) for k, v in hint_rows.items()} if trace else None
     return ExecutionResult(outputs=outputs, hints=hints, steps=t, converged=converged, backend=be.name,
-                           threads=be.threads(), hidden=np.stack(states) if hidden else None,
+                           threads=be.threads(), hidden=np.stack(states) if hidden else None, mode=mode,
+                           node_updates=stepper.active_rows if stepper else n * t,
                            seconds=time.perf_counter() - t0, final_state=z[:, :d].copy())

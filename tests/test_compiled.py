@@ -81,10 +81,15 @@ def test_sparse_families(algo, backend):
 def test_oracle_step_count(backend):
     """Termination at the reference trace length gives the same answer."""
     g = generators.erdos_renyi(500, 3, weighted=True, seed=1)
+    source = int(np.argmax(g.in_degree()))
     for algo in ALGOS:
-        ref = engine.reference(algo, g, 0, trace=False)
-        res = engine.execute(engine.compile(algo), g, 0, backend=backend, steps=ref.steps)
+        ref = engine.reference(algo, g, source, trace=False)
+        assert ref.steps > 4
+        res = engine.execute(engine.compile(algo), g, source, backend=backend, steps=ref.steps)
+        assert res.steps == ref.steps
         np.testing.assert_array_equal(res.outputs["pi"], ref.outputs["pi"])
+        short = engine.execute(engine.compile(algo), g, source, backend=backend, steps=ref.steps - 3)
+        assert short.steps == ref.steps - 3 and np.any(short.outputs["pi"] != ref.outputs["pi"])
 
 
 def test_float64_model_needs_float64_reference():

@@ -107,8 +107,9 @@ struct LayerArgs {
   // h'_v = g * new + (1 - g) * h_v when gated, else new; written to out + v * fz (the first
   // d columns of a buffer shaped like z), for every computed row v.
   T* out = nullptr;
-  // Optional change tracking: watch[c] != 0 marks state channels that count as a change;
-  // changed[v] (if non-null) is set to 1 when a watched channel of row v changed, else 0.
+  // Change tracking: watch[c] != 0 marks the state channels whose change is counted in the
+  // return value; changed[v] (if non-null) is set to 1 when any state channel of row v
+  // changed (bitwise inequality, NaN counts as a change), else 0.
   const uint8_t* watch = nullptr;
   uint8_t* changed = nullptr;
 };
@@ -225,11 +226,14 @@ struct Plan {
 };
 
 // Per-thread scratch.
+// Sizes are padded to whole cache lines so that two threads' buffers never share one.
 template <typename T>
 struct Scratch {
+  static constexpr int64_t kPad = 64;
   std::vector<T> xa, xb, acc, agg;
   std::vector<int64_t> best;
-  Scratch(int64_t width, int64_t k_out) : xa(width), xb(width), acc(k_out), agg(k_out), best(k_out) {}
+  Scratch(int64_t width, int64_t k_out)
+      : xa(width + kPad), xb(width + kPad), acc(k_out + kPad), agg(k_out + kPad), best(k_out + kPad) {}
 };
 
 // The message of source u into v along edge e (e < indptr[v]: the self-edge), into s.xa
@@ -382,21 +386,24 @@ inline int64_t reduce_row_linear(const EdgePassArgs<T>& a, const Plan<T>& p, Scr
         if (key == key) {
           const int64_t b = best[c];
           const T cur = acc[c];
-          const bool better = (b < 0) || (kind[c] == Reduce::ArgMax ? key > cur : key < cur) ||
-                              (key == cur && u < b);
-          if (better) {
-            best[c] = u;
-            for (int j = c; j < stop[c]; ++j) acc[j] = m[j];
-          }
+          const bool better = (b < 0) | (kind[c] == Reduce::ArgMax ? key > cur : key < cur) |
+                              ((key == cur) & (u < b));
+          best[c] = better ? u : b;
+          for (int j = c; j < stop[c]; ++j) acc[j] = better ? m[j] : acc[j];
         }
         c = static_cast<int>(stop[c]);
         continue;
       }
+      // branch-free selects (the comparisons are data dependent and unpredictable)
       const T x = m[c];
-      if (count == 0) acc[c] = x;
-      else if (kind[c] == Reduce::Max) { if (x > acc[c] || acc[c] != acc[c]) acc[c] = x; }
-      else if (kind[c] == Reduce::Min) { if (x < acc[c] || acc[c] != acc[c]) acc[c] = x; }
-      else acc[c] = acc[c] + x;
+      const T cur = acc[c];
+      const bool first = count == 0;
+      const bool nan_acc = cur != cur;
+      T next;
+      if (kind[c] == Reduce::Max) next = (first | (x > cur) | nan_acc) ? x : cur;
+      else if (kind[c] == Reduce::Min) next = (first | (x < cur) | nan_acc) ? x : cur;
+      else next = first ? x : cur + x;
+      acc[c] = next;
       ++c;
     }
     ++count;
@@ -495,7 +502,7 @@ void edge_pass(const EdgePassArgs<T>& a, bool check_edges = false) {
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t v = a.rows ? a.rows[i] : i;
       detail::reduce_any(a, plan, s, v, a.winners ? a.winners + i * plan.num_arg : nullptr);
-      std::copy(s.agg.begin(), s.agg.end(), a.out + i * plan.k_out);
+      std::copy(s.agg.data(), s.agg.data() + plan.k_out, a.out + i * plan.k_out);
     }
   }
 }
@@ -522,29 +529,35 @@ int64_t layer_pass(const LayerArgs<T>& L, bool check_edges = false) {
 #pragma omp parallel reduction(+ : num_changed)
   {
     detail::Scratch<T> s(plan.width, plan.k_out);
-    std::vector<T> ua(nw), ub(nw), ga(nw), gb(nw);
+    // one cache-line-aligned block per thread, padded so threads never share a line
+    constexpr size_t kLine = 64 / sizeof(T);
+    const size_t span = ((static_cast<size_t>(nw) + kLine - 1) / kLine) * kLine;
+    std::vector<T> node_buf(4 * span + 2 * kLine);
+    T* base = node_buf.data() + kLine;
+    T *ua = base, *ub = base + span, *ga = base + 2 * span, *gb = base + 3 * span;
 #pragma omp for schedule(dynamic, 1024)
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t v = a.rows ? a.rows[i] : i;
       detail::reduce_any(a, plan, s, v, a.winners ? a.winners + i * plan.num_arg : nullptr);
-      if (a.out) std::copy(s.agg.begin(), s.agg.end(), a.out + i * plan.k_out);
+      if (a.out) std::copy(s.agg.data(), s.agg.data() + plan.k_out, a.out + i * plan.k_out);
       const T* z = L.z + v * L.fz;
-      const T* nv = detail::node_mlp(L.update, up, z, L.fz, s.agg.data(), plan.k_out, ua.data(), ub.data());
+      const T* nv = detail::node_mlp(L.update, up, z, L.fz, s.agg.data(), plan.k_out, ua, ub);
       T* out = L.out + v * L.fz;
-      const T* gv = L.gated ? detail::node_mlp(L.gate, gp, z, L.fz, s.agg.data(), plan.k_out, ga.data(), gb.data())
-                            : nullptr;
-      bool changed = false;
+      const T* gv = L.gated ? detail::node_mlp(L.gate, gp, z, L.fz, s.agg.data(), plan.k_out, ga, gb) : nullptr;
+      bool watched = false, any = false;
       for (int64_t c = 0; c < L.d; ++c) {
         T val = nv[c];
         if (L.gated) {
           const T g = detail::sigmoid(gv[c]);
           val = g * nv[c] + (T(1) - g) * z[c];
         }
-        if (L.watch && L.watch[c] && !(val == z[c])) changed = true;
+        const bool differs = !(val == z[c]);
+        any = any || differs;
+        watched = watched || (differs && L.watch && L.watch[c]);
         out[c] = val;
       }
-      if (L.changed) L.changed[v] = changed ? 1 : 0;
-      num_changed += changed ? 1 : 0;
+      if (L.changed) L.changed[v] = any ? 1 : 0;
+      num_changed += watched ? 1 : 0;
     }
   }
   return num_changed;

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NegativeCycleError
-from ._jit import jit
+from .._jit import jit
 from .result import HintRecorder, ReferenceResult, one_hot
 
 

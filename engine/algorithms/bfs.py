@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import jit
+from .._jit import jit
 from .result import HintRecorder, ReferenceResult, one_hot
 
 

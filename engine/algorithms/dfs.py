@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import jit
+from .._jit import jit
 from .result import ReferenceResult
 
 ROOT, DISCOVER, PUSH, FINISH = 0, 1, 2, 3

@@ -22,8 +22,9 @@ Two entry points, both over a CSR-by-destination graph:
     ``h'_v = g * new + (1 - g) * h_v``, written to ``out[v, :d]`` (``out`` shaped like
     ``z``, never ``z`` itself). A node MLP is ``(Wz, Wa, b0, act0, tail)``:
     ``act0(((z @ Wz) + (agg @ Wa)) + b0)`` then the ``tail`` dense layers. ``watch`` (uint8,
-    d) marks channels whose change counts; ``changed`` (uint8, n) receives a flag per computed
-    row. Returns the number of computed rows that changed a watched channel. The default
+    d) marks the channels whose change is counted; ``changed`` (uint8, n) receives, per
+    computed row, whether any state channel changed. Returns the number of computed rows that
+    changed a watched channel. The default
     runs the edge pass and then NumPy; the native backend fuses everything per row.
 """
 from __future__ import annotations
@@ -72,20 +73,14 @@ class Backend:
             g = sigmoid(node_mlp(gate, zr, agg))
             new = g * new + (1 - g) * zr[:, :d]
         new = new.astype(z.dtype, copy=False)
-        if watch is not None:
-            w = watch.astype(bool)
-            flags = np.any(new[:, w] != zr[:, :d][:, w], axis=1)
-        else:
-            flags = np.zeros(new.shape[0], dtype=bool)
-        if rows is None:
-            out[:, :d] = new
-            if changed is not None:
-                changed[:] = flags
-        else:
-            out[rows, :d] = new
-            if changed is not None:
-                changed[rows] = flags
-        return int(flags.sum())
+        differs = ~(new == zr[:, :d])
+        target = slice(None) if rows is None else rows
+        out[target, :d] = new
+        if changed is not None:
+            changed[target] = differs.any(axis=1)
+        if watch is None:
+            return 0
+        return int(differs[:, watch.astype(bool)].any(axis=1).sum())
 
     def set_threads(self, n: int | None) -> None:
         """Set the worker thread count (None leaves the default)."""

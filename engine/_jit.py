@@ -1,4 +1,4 @@
-"""Compile the references' scalar loops with Numba when it is installed.
+"""Compile plain-Python scalar loops (references, graph utilities) with Numba when installed.
 
 The loops are plain Python over NumPy arrays, readable and runnable as they are; Numba (a
 dependency, imported only here and only on first use) makes them fast enough for
