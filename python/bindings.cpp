@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/csr.h"
 #include "engine/message_passing.h"
 #include "engine/registry.h"
 
@@ -251,6 +252,26 @@ int64_t layer_pass(const py::object& indptr, const py::object& indices, const py
                                  update, gate, out, watch, changed);
 }
 
+py::tuple transpose(const py::object& indptr_o, const py::object& indices_o) {
+  auto indptr = require<int64_t>(indptr_o, "indptr", {-1});
+  const int64_t n = indptr.shape(0) - 1;
+  if (n < 0) throw py::value_error("indptr must have at least one entry");
+  auto indices = require<int32_t>(indices_o, "indices", {-1});
+  const int64_t m = indices.shape(0);
+  if (indptr.at(0) != 0 || indptr.at(n) != m) throw py::value_error("indptr must run from 0 to len(indices)");
+  Array<int64_t> out_indptr(n + 1);
+  Array<int32_t> targets(m);
+  Array<int64_t> edge_ids(m);
+  try {
+    py::gil_scoped_release release;
+    engine::transpose(n, indptr.data(), indices.data(), out_indptr.mutable_data(), targets.mutable_data(),
+                      edge_ids.mutable_data());
+  } catch (const std::invalid_argument& exc) {
+    throw py::value_error(exc.what());
+  }
+  return py::make_tuple(out_indptr, targets, edge_ids);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -265,6 +286,8 @@ PYBIND11_MODULE(_native, m) {
         py::arg("watch") = py::none(), py::arg("changed") = py::none(),
         "A whole processor layer fused: messages, aggregation, update MLP and gate. Writes the new states "
         "into the first d columns of out (shaped like z) and returns how many rows changed a watched channel.");
+  m.def("transpose", &transpose, py::arg("indptr"), py::arg("indices"),
+        "CSR by destination -> CSR by source (counting sort): (out_indptr, targets, edge_ids).");
   m.def("set_num_threads", &engine::set_threads, py::arg("n"));
   m.def("get_num_threads", &engine::max_threads);
   m.def("reduce_names", []() {

@@ -165,3 +165,14 @@ def test_million_node_generation_is_fast():
     g = generators.erdos_renyi(10**6, 10.0, weighted=True, seed=0)
     assert g.num_edges == pytest.approx(10**7, rel=0.001)
     assert time.perf_counter() - t < 30
+
+
+def test_transpose_implementations_agree():
+    from engine._jit import jit
+    from engine.graph.csr import _transpose
+
+    g = generators.erdos_renyi(2000, 5, directed=True, seed=8)
+    want = _transpose(g.num_nodes, g.indptr, g.indices)
+    for got in (jit(_transpose)(g.num_nodes, g.indptr, g.indices), g.out_csr()):
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)

@@ -236,31 +236,70 @@ struct Scratch {
       : xa(width + kPad), xb(width + kPad), acc(k_out + kPad), agg(k_out + kPad), best(k_out + kPad) {}
 };
 
-// The message of source u into v along edge e (e < indptr[v]: the self-edge), into s.xa
-// or s.xb; returns the buffer holding it.
+// The message of source u into v along edge e (self: the virtual self-edge), into s.xa
+// or s.xb; returns the buffer holding it. Loops run over channels so they vectorise.
 template <typename T>
 inline const T* message(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t u, int64_t v,
                         int64_t e, bool self) {
   T* x = s.xa.data();
-  const T* su = a.S + u * a.k0;
-  const T* q = a.Q + (a.q_shared ? 0 : v * a.k0);
-  for (int64_t c = 0; c < a.k0; ++c) x[c] = su[c] + q[c];
+  const int64_t k = a.k0;
+  const T* __restrict su = a.S + u * k;
+  const T* __restrict q = a.Q + (a.q_shared ? 0 : v * k);
+  for (int64_t c = 0; c < k; ++c) x[c] = su[c] + q[c];
   if (!self && a.fe > 0) {
-    const T* ef = a.E + e * a.fe;
-    for (int64_t c = 0; c < a.k0; ++c) {
-      T t = T(0);
-      for (int64_t j = 0; j < a.fe; ++j) t += ef[j] * a.We[j * a.k0 + c];
-      x[c] = x[c] + t;
+    // t[c] = sum_j e_j * We[j, c] (j ascending), then x[c] + t[c]
+    T* __restrict t = s.xb.data();
+    const T* __restrict ef = a.E + e * a.fe;
+    for (int64_t c = 0; c < k; ++c) t[c] = T(0);
+    for (int64_t j = 0; j < a.fe; ++j) {
+      const T ej = ef[j];
+      const T* __restrict w = a.We + j * k;
+      for (int64_t c = 0; c < k; ++c) t[c] += ej * w[c];
     }
+    for (int64_t c = 0; c < k; ++c) x[c] = x[c] + t[c];
   }
-  if (a.first_act != Activation::Identity)
-    for (int64_t c = 0; c < a.k0; ++c) x[c] = activate(x[c], a.first_act);
+  if (a.first_act == Activation::Relu)
+    for (int64_t c = 0; c < k; ++c) x[c] = activate(x[c], Activation::Relu);
   T* y = s.xb.data();
   for (size_t li = 0; li < a.layers.size(); ++li) {
     dense(a.layers[li], p.layer_zero[li], x, y);
     std::swap(x, y);
   }
   return x;
+}
+
+// Fold message m into the row accumulators (count = messages folded so far, > 0).
+template <typename T>
+inline void fold(const EdgePassArgs<T>& a, Scratch<T>& s, const T* __restrict m, int64_t u) {
+  T* __restrict acc = s.acc.data();
+  for (const auto& g : a.groups) {
+    const int64_t lo = g.start, hi = g.stop;
+    switch (g.kind) {
+      case Reduce::Max:  // NaN-ignoring like numpy.fmax
+        for (int64_t c = lo; c < hi; ++c) acc[c] = (m[c] > acc[c] || acc[c] != acc[c]) ? m[c] : acc[c];
+        break;
+      case Reduce::Min:
+        for (int64_t c = lo; c < hi; ++c) acc[c] = (m[c] < acc[c] || acc[c] != acc[c]) ? m[c] : acc[c];
+        break;
+      case Reduce::Sum:
+      case Reduce::Mean:
+        for (int64_t c = lo; c < hi; ++c) acc[c] = acc[c] + m[c];
+        break;
+      case Reduce::ArgMax:
+      case Reduce::ArgMin: {
+        const T key = m[lo];
+        if (key != key) break;  // NaN never wins
+        const int64_t b = s.best[lo];
+        const T cur = acc[lo];
+        const bool better = (b < 0) || (g.kind == Reduce::ArgMax ? key > cur : key < cur) || (key == cur && u < b);
+        if (better) {
+          s.best[lo] = u;
+          for (int64_t c = lo; c < hi; ++c) acc[c] = m[c];
+        }
+        break;
+      }
+    }
+  }
 }
 
 // Reduce every message into row v; writes the aggregate to s.agg and the winners.
@@ -270,68 +309,42 @@ inline int64_t reduce_row(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>
                           int32_t* winners) {
   const int64_t k = p.k_out;
   T* acc = s.acc.data();
-  int64_t* best = s.best.data();
-  for (int64_t c = 0; c < k; ++c) best[c] = -1;
+  for (const auto& g : a.groups) s.best[g.start] = -1;
   int64_t count = 0;
-  const int64_t begin = a.include_self ? a.indptr[v] - 1 : a.indptr[v];
+  const int64_t row_begin = a.indptr[v];
+  const int64_t begin = a.include_self ? row_begin - 1 : row_begin;
   const int64_t end = a.indptr[v + 1];
-  constexpr int64_t kPrefetch = 16;  // edges ahead: hides the latency of random S[u] rows
+  constexpr int64_t kPrefetch = 8;  // edges ahead: hides the latency of random S[u] rows
   for (int64_t e = begin; e < end; ++e) {
-    if (e + kPrefetch < a.num_edges) __builtin_prefetch(a.S + static_cast<int64_t>(a.indices[e + kPrefetch]) * a.k0);
-    const bool self = e < a.indptr[v];
+    if (e + kPrefetch < a.num_edges) {
+      const T* row = a.S + static_cast<int64_t>(a.indices[e + kPrefetch]) * a.k0;
+      for (int64_t off = 0; off < a.k0; off += 64 / static_cast<int64_t>(sizeof(T))) __builtin_prefetch(row + off);
+    }
+    const bool self = e < row_begin;
     const int64_t u = self ? v : a.indices[e];
     const T* m = message(a, p, s, u, v, e, self);
-    for (int64_t c = 0; c < k;) {
-      if (p.arg_key[c]) {
-        const T key = m[c];
-        const int64_t stop = p.group_stop[c];
-        if (key == key) {
-          const int64_t b = best[c];
-          const T cur = acc[c];
-          const bool better = (b < 0) || (p.kind[c] == Reduce::ArgMax ? key > cur : key < cur) ||
-                              (key == cur && u < b);
-          if (better) {
-            best[c] = u;
-            for (int64_t j = c; j < stop; ++j) acc[j] = m[j];
-          }
-        }
-        c = stop;
-        continue;
-      }
-      const T x = m[c];
-      if (count == 0) {
-        acc[c] = x;
-      } else {
-        switch (p.kind[c]) {
-          case Reduce::Max:
-            if (x > acc[c] || acc[c] != acc[c]) acc[c] = x;
-            break;
-          case Reduce::Min:
-            if (x < acc[c] || acc[c] != acc[c]) acc[c] = x;
-            break;
-          default:
-            acc[c] = acc[c] + x;
-        }
-      }
-      ++c;
+    if (count == 0) {
+      for (int64_t c = 0; c < k; ++c) acc[c] = m[c];
+      for (const auto& g : a.groups)
+        if (is_arg(g.kind)) s.best[g.start] = (m[g.start] == m[g.start]) ? u : -1;
+    } else {
+      fold(a, s, m, u);
     }
     ++count;
   }
   T* agg = s.agg.data();
   int64_t slot = 0;
-  for (int64_t c = 0; c < k;) {
-    if (p.arg_key[c]) {
-      const int64_t stop = p.group_stop[c];
-      const bool empty = best[c] < 0;
-      for (int64_t j = c; j < stop; ++j) agg[j] = empty ? T(0) : acc[j];
-      if (winners) winners[slot] = empty ? -1 : static_cast<int32_t>(best[c]);
-      ++slot;
-      c = stop;
-    } else {
-      T val = count == 0 ? T(0) : acc[c];
-      if (count > 0 && p.kind[c] == Reduce::Mean) val = val / T(count);
+  for (const auto& g : a.groups) {
+    const bool arg = is_arg(g.kind);
+    const bool empty = count == 0 || (arg && s.best[g.start] < 0);
+    for (int64_t c = g.start; c < g.stop; ++c) {
+      T val = empty ? T(0) : acc[c];
+      if (!empty && g.kind == Reduce::Mean) val = val / T(count);
       agg[c] = val;
-      ++c;
+    }
+    if (arg) {
+      if (winners) winners[slot] = empty ? -1 : static_cast<int32_t>(s.best[g.start]);
+      ++slot;
     }
   }
   return count;

@@ -18,6 +18,7 @@ Edge semantics follow CLRS's reading of an adjacency matrix: an edge ``u -> v`` 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -280,12 +281,17 @@ class Graph:
         """CSR by source: ``(indptr, targets, edge_ids)`` with targets ascending per row.
 
         ``edge_ids`` maps each out-edge to its position in :attr:`indices`. Built once in
-        O(n + m) by a counting sort, then cached.
+        O(n + m) by a counting sort (the C++ one when the extension is built, else
+        :func:`_transpose`, compiled by Numba when available), then cached.
         """
         if self._out is None:
-            from .._jit import jit
+            try:
+                from .._native import transpose
+            except ImportError:
+                from .._jit import jit
 
-            self._out = jit(_transpose)(self.num_nodes, self.indptr, self.indices)
+                transpose = partial(jit(_transpose), self.num_nodes)
+            self._out = transpose(self.indptr, self.indices)
         return self._out
 
     def to_scipy(self):
