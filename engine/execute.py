@@ -202,7 +202,8 @@ class _ActiveStepper:
     several hops within a step).
     """
 
-    DENSE_FRACTION = 0.05
+    DENSE_FRACTION = 0.3  # of the edges: above it a dense step is cheaper
+    DENSE_NODES = 0.1  # of the nodes changed: above it the active rows are nearly all rows
 
     def __init__(self, run: "_Runner", policy: str):
         self.run = run
@@ -219,7 +220,7 @@ class _ActiveStepper:
 
     def _rows(self):
         ch = self.changed
-        if self.policy == "auto" and ch.size > self.DENSE_FRACTION * self.n:
+        if self.policy == "auto" and ch.size > self.DENSE_NODES * self.n:
             return None
         starts = self.out_indptr[ch]
         counts = self.out_indptr[ch + 1] - starts
@@ -227,7 +228,14 @@ class _ActiveStepper:
         if self.policy == "auto" and total > self.DENSE_FRACTION * self.m:
             return None
         pos = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(total, dtype=np.int64)
-        rows = np.unique(np.concatenate([ch, self.out_targets[pos].astype(np.int64)]))
+        targets = self.out_targets[pos]
+        if total > self.n // 64:  # many candidates: mark them and scan (O(n) bytes, no sort)
+            mark = np.zeros(self.n, dtype=np.bool_)
+            mark[ch] = True
+            mark[targets] = True
+            rows = np.flatnonzero(mark)
+        else:
+            rows = np.unique(np.concatenate([ch, targets.astype(np.int64)]))
         if self.policy == "auto" and int(self.in_degree[rows].sum()) > self.DENSE_FRACTION * self.m:
             return None
         return rows
@@ -235,7 +243,8 @@ class _ActiveStepper:
     def _update_parts(self, z):
         msg = self.blocks["message"]
         ch = self.changed
-        full = self.S is None or ch is None or ch.size > self.n // 4
+        # recomputing all rows (one small GEMM) beats gathering and scattering many of them
+        full = self.S is None or ch is None or ch.size > self.n // 64
         if full:
             self.S = np.ascontiguousarray(z @ msg["W_src"])
         elif ch.size:

@@ -87,6 +87,15 @@ class Progress:
 
 
 def peak_rss_bytes() -> int:
+    """Peak resident memory of this process: VmHWM (reset at exec, unlike ru_maxrss, which a
+    process started by a large parent inherits), else ru_maxrss."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 

@@ -1,0 +1,147 @@
+"""Head-to-head figures for the issue targets, measured in one run on one machine.
+
+    python benchmarks/compare.py [--nodes 1e6] [--degree 10] [--repeat 3] [--json out.json]
+
+Compares, on one Erdős–Rényi graph (undirected, mean degree 10):
+* compiled BFS / Bellman-Ford (native backend, execute only, auto and dense modes) against
+  ``scipy.sparse.csgraph.breadth_first_order`` / ``dijkstra`` from the same source;
+* one max-aggregation pass at feature widths 1, 16, 128: native and numba kernels against
+  torch ``scatter_reduce_`` / ``index_reduce_`` (CPU) when torch is installed;
+* peak resident memory of the whole ``python -m engine.run`` at this size.
+
+Reports medians and ratios (noise on a shared 2-core machine is 10-20%: compare ratios
+from one run, not across runs).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def median_time(fn, repeat: int) -> float:
+    fn()  # warm-up (JIT, first touch)
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--nodes", type=float, default=1e6)
+    p.add_argument("--degree", type=float, default=10.0)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--json", default=None)
+    p.add_argument("--skip-rss", action="store_true")
+    args = p.parse_args(argv)
+    n = int(args.nodes)
+
+    import scipy.sparse.csgraph as csgraph
+
+    import engine
+    from engine.backends import available_backends, load_backend
+    from engine.graph import generators
+    from engine.model.registry import REDUCE_KINDS
+
+    g = generators.erdos_renyi(n, args.degree, weighted=True, seed=0)
+    g.out_csr()
+    A = g.to_scipy()
+    rows = []
+
+    def row(name, seconds, baseline_name=None, baseline=None, target=None):
+        r = {"case": name, "seconds": seconds}
+        if baseline is not None:
+            r["baseline"] = baseline_name
+            r["ratio"] = seconds / baseline
+            r["target"] = target
+        rows.append(r)
+        extra = f"  ratio {r['ratio']:.2f} vs {baseline_name}" if baseline is not None else ""
+        print(f"{name:<46s} {seconds * 1e3:10.1f} ms{extra}", flush=True)
+
+    print(f"graph: er n={n:,} m={g.num_edges:,}; threads: {os.cpu_count()}; repeat {args.repeat} (median)")
+    t_bfs = median_time(lambda: csgraph.breadth_first_order(A, 0), args.repeat)
+    row("scipy breadth_first_order", t_bfs)
+    t_dij = median_time(lambda: csgraph.dijkstra(A, indices=0), args.repeat)
+    row("scipy dijkstra", t_dij)
+    for algo, base_name, base, target in (("bfs", "scipy BFS", t_bfs, "<= 3"),
+                                          ("bellman_ford", "scipy dijkstra", t_dij, "<= 3")):
+        model = engine.compile(algo)
+        for mode in ("auto", "dense"):
+            t = median_time(lambda: engine.execute(model, g, 0, backend="native", mode=mode), args.repeat)
+            row(f"compiled {algo} execute ({mode})", t, base_name, base, target)
+
+    # one max-aggregation pass: native vs numba vs torch
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    src = g.indices.astype(np.int64)
+    dst = g.edge_targets().astype(np.int64)
+    groups_for = {}
+    for width in (1, 16, 128):
+        rng = np.random.default_rng(width)
+        X = rng.random((n, width), dtype=np.float32)
+        groups_for[width] = np.array([[REDUCE_KINDS.index("max"), 0, width]], dtype=np.int64)
+        args_pass = dict(S=X, Q=np.zeros((1, width), np.float32), E=None, We=None, first_act=0, layers=[],
+                         groups=groups_for[width], include_self=False)
+        times = {}
+        for be in ("native", "numba"):
+            if be in available_backends():
+                backend = load_backend(be)
+                times[be] = median_time(lambda: backend.edge_pass(g, **args_pass), args.repeat)
+        if torch is not None:
+            torch.set_num_threads(os.cpu_count())
+            tx = torch.from_numpy(X)
+            ts, td = torch.from_numpy(src), torch.from_numpy(dst)
+            idx = td[:, None].expand(-1, width)
+
+            def scatter():
+                out = torch.zeros((n, width))
+                out.scatter_reduce_(0, idx, tx[ts], reduce="amax", include_self=False)
+
+            def index_reduce():
+                out = torch.zeros((n, width))
+                out.index_reduce_(0, td, tx[ts], reduce="amax", include_self=False)
+
+            times["torch scatter_reduce_"] = median_time(scatter, args.repeat)
+            times["torch index_reduce_"] = median_time(index_reduce, args.repeat)
+        best_torch = min([v for k, v in times.items() if k.startswith("torch")], default=None)
+        for name, t in times.items():
+            if name == "native" and best_torch is not None:
+                row(f"max pass d={width} {name}", t, "best torch", best_torch, "<= 0.5")
+            elif name == "native" and "numba" in times:
+                row(f"max pass d={width} {name}", t, "numba", times["numba"], "<= 1")
+            else:
+                row(f"max pass d={width} {name}", t)
+        if "native" in times and "numba" in times:
+            rows.append({"case": f"max pass d={width} native/numba", "ratio": times["native"] / times["numba"],
+                         "target": "<= 1"})
+            print(f"{'  native / numba':<46s} {times['native'] / times['numba']:10.2f}")
+
+    if not args.skip_rss:
+        for algo in ("bfs", "bellman_ford"):
+            out = subprocess.run([sys.executable, "-m", "engine.run", "--algo", algo, "--nodes", str(n), "--json"],
+                                 capture_output=True, text=True, check=True).stdout
+            rep = json.loads(out)
+            rss = rep["peak_rss_mb"]
+            rows.append({"case": f"engine.run --algo {algo} peak RSS", "mb": rss, "target": "< 1536 MB",
+                         "exact": rep["verify"]["exact"]})
+            print(f"engine.run --algo {algo}: peak RSS {rss:.0f} MB, exact={rep['verify']['exact']}, "
+                  f"execute {rep['seconds']['execute']:.3f} s")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"nodes": n, "edges": g.num_edges, "rows": rows}, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
