@@ -78,6 +78,8 @@ class _Runner:
                  if name == "weight"]
         self.E = np.ascontiguousarray(np.hstack(ecols)) if ecols else None
         self.layers = [self._layer_blocks(i) for i in range(len(self.spec["layers"]))]
+        self.pointer_blocks = {name: self._sparse_mlp(f"decoders.{name}", dec)
+                               for name, dec in self.spec.get("decoders", {}).items() if dec["type"] == "pointer"}
 
     # ------------------------------------------------------------ weight blocks
     def _tail(self, prefix: str, block: dict) -> list:
@@ -167,7 +169,7 @@ class _Runner:
         kind = dec["type"]
         if kind == "pointer":
             groups = np.array([(R.REDUCE_KINDS.index("argmax"), 0, 1)], dtype=np.int64)
-            edges = self.edge_args(self._sparse_mlp(p, dec), z, groups, True)
+            edges = self.edge_args(self.pointer_blocks[name], z, groups, True)
             _, winners = self.backend.edge_pass(self.graph, **edges)
             ptr = winners[:, 0]
             if np.any(ptr < 0):

@@ -275,11 +275,11 @@ inline void fold(const EdgePassArgs<T>& a, Scratch<T>& s, const T* __restrict m,
   for (const auto& g : a.groups) {
     const int64_t lo = g.start, hi = g.stop;
     switch (g.kind) {
-      case Reduce::Max:  // NaN-ignoring like numpy.fmax
-        for (int64_t c = lo; c < hi; ++c) acc[c] = (m[c] > acc[c] || acc[c] != acc[c]) ? m[c] : acc[c];
+      case Reduce::Max:  // NaN-ignoring like numpy.fmax; bitwise | keeps the loop branch-free
+        for (int64_t c = lo; c < hi; ++c) acc[c] = ((m[c] > acc[c]) | (acc[c] != acc[c])) ? m[c] : acc[c];
         break;
       case Reduce::Min:
-        for (int64_t c = lo; c < hi; ++c) acc[c] = (m[c] < acc[c] || acc[c] != acc[c]) ? m[c] : acc[c];
+        for (int64_t c = lo; c < hi; ++c) acc[c] = ((m[c] < acc[c]) | (acc[c] != acc[c])) ? m[c] : acc[c];
         break;
       case Reduce::Sum:
       case Reduce::Mean:
@@ -350,16 +350,28 @@ inline int64_t reduce_row(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>
   return count;
 }
 
-// reduce_row for single-layer messages of exactly K channels: the same arithmetic, order
-// and results, with the message in registers (K is a compile-time constant).
-template <typename T, int K>
-inline int64_t reduce_row_linear(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v,
-                                 int32_t* winners) {
+// reduce_row for small messages with compile-time sizes: a first layer of K0 channels and
+// either no further layer (K1 == 0) or one dense layer to K1 channels (the shape of an edge
+// score, K1 == 1). Same arithmetic, order and results as the generic path, with the message
+// in registers. K is the message width.
+template <typename T, int K0, int K1>
+inline int64_t reduce_row_small(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v,
+                                int32_t* winners) {
+  constexpr int K = K1 > 0 ? K1 : K0;
   T acc[K];
   int64_t best[K];
   Reduce kind[K];
   bool arg_key[K];
   int64_t stop[K];
+  T W1[K1 > 0 ? K0 * K1 : 1];
+  T b1[K1 > 0 ? K1 : 1];
+  Activation act1 = Activation::Identity;
+  if constexpr (K1 > 0) {
+    const auto& l = a.layers[0];
+    for (int i = 0; i < K0 * K1; ++i) W1[i] = l.weight[i];
+    for (int o = 0; o < K1; ++o) b1[o] = l.bias[o];
+    act1 = l.act;
+  }
   for (int c = 0; c < K; ++c) {
     best[c] = -1;
     acc[c] = T(0);
@@ -368,31 +380,40 @@ inline int64_t reduce_row_linear(const EdgePassArgs<T>& a, const Plan<T>& p, Scr
     stop[c] = p.group_stop[c];
   }
   const bool relu = a.first_act == Activation::Relu;
-  const T* q = a.Q + (a.q_shared ? 0 : v * K);
-  T qv[K];
-  for (int c = 0; c < K; ++c) qv[c] = q[c];
+  const T* q = a.Q + (a.q_shared ? 0 : v * K0);
+  T qv[K0];
+  for (int c = 0; c < K0; ++c) qv[c] = q[c];
   int64_t count = 0;
   const int64_t row_begin = a.indptr[v];
   const int64_t begin = a.include_self ? row_begin - 1 : row_begin;
   const int64_t end = a.indptr[v + 1];
   constexpr int64_t kPrefetch = 16;
   for (int64_t e = begin; e < end; ++e) {
-    if (e + kPrefetch < a.num_edges) __builtin_prefetch(a.S + static_cast<int64_t>(a.indices[e + kPrefetch]) * K);
+    if (e + kPrefetch < a.num_edges) __builtin_prefetch(a.S + static_cast<int64_t>(a.indices[e + kPrefetch]) * K0);
     const bool self = e < row_begin;
     const int64_t u = self ? v : a.indices[e];
-    const T* su = a.S + u * K;
-    T m[K];
-    for (int c = 0; c < K; ++c) m[c] = su[c] + qv[c];
+    const T* su = a.S + u * K0;
+    T m0[K0];
+    for (int c = 0; c < K0; ++c) m0[c] = su[c] + qv[c];
     if (!self && a.fe > 0) {
       const T* ef = a.E + e * a.fe;
-      for (int c = 0; c < K; ++c) {
+      for (int c = 0; c < K0; ++c) {
         T t = T(0);
-        for (int64_t j = 0; j < a.fe; ++j) t += ef[j] * a.We[j * K + c];
-        m[c] = m[c] + t;
+        for (int64_t j = 0; j < a.fe; ++j) t += ef[j] * a.We[j * K0 + c];
+        m0[c] = m0[c] + t;
       }
     }
     if (relu)
-      for (int c = 0; c < K; ++c) m[c] = activate(m[c], Activation::Relu);
+      for (int c = 0; c < K0; ++c) m0[c] = activate(m0[c], Activation::Relu);
+    T m[K];
+    if constexpr (K1 > 0) {
+      for (int o = 0; o < K1; ++o) m[o] = T(0);
+      for (int i = 0; i < K0; ++i)
+        for (int o = 0; o < K1; ++o) m[o] += m0[i] * W1[i * K1 + o];
+      for (int o = 0; o < K1; ++o) m[o] = activate(m[o] + b1[o], act1);
+    } else {
+      for (int c = 0; c < K; ++c) m[c] = m0[c];
+    }
     for (int c = 0; c < K;) {
       if (arg_key[c]) {
         const T key = m[c];
@@ -445,11 +466,19 @@ template <typename T>
 inline int64_t reduce_any(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v, int32_t* winners) {
   if (a.layers.empty()) {
     switch (a.k0) {
-      case 1: return reduce_row_linear<T, 1>(a, p, s, v, winners);
-      case 2: return reduce_row_linear<T, 2>(a, p, s, v, winners);
-      case 3: return reduce_row_linear<T, 3>(a, p, s, v, winners);
-      case 4: return reduce_row_linear<T, 4>(a, p, s, v, winners);
-      case 8: return reduce_row_linear<T, 8>(a, p, s, v, winners);
+      case 1: return reduce_row_small<T, 1, 0>(a, p, s, v, winners);
+      case 2: return reduce_row_small<T, 2, 0>(a, p, s, v, winners);
+      case 3: return reduce_row_small<T, 3, 0>(a, p, s, v, winners);
+      case 4: return reduce_row_small<T, 4, 0>(a, p, s, v, winners);
+      case 8: return reduce_row_small<T, 8, 0>(a, p, s, v, winners);
+      default: break;
+    }
+  } else if (a.layers.size() == 1 && a.layers[0].out == 1) {  // edge scores
+    switch (a.k0) {
+      case 1: return reduce_row_small<T, 1, 1>(a, p, s, v, winners);
+      case 2: return reduce_row_small<T, 2, 1>(a, p, s, v, winners);
+      case 4: return reduce_row_small<T, 4, 1>(a, p, s, v, winners);
+      case 8: return reduce_row_small<T, 8, 1>(a, p, s, v, winners);
       default: break;
     }
   }
