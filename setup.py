@@ -57,6 +57,14 @@ class OptionalBuildExt(build_ext):
                 f"WARNING: building engine._native failed ({exc}); the package will use the "
                 "numba/reference backends. Set ENGINE_STRICT_BUILD=1 to make this an error.\n"
             )
+            self.extensions = []  # nothing to copy or package
+
+    def copy_extensions_to_source(self):
+        if self.extensions:
+            super().copy_extensions_to_source()
+
+    def get_outputs(self):
+        return super().get_outputs() if self.extensions else []
 
 
 ext_modules = []

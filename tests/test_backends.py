@@ -162,3 +162,23 @@ def test_compiled_models_bitwise_across_backends():
         states = [engine.execute(model, g, 0, backend=be, hidden=True).hidden for be in available_backends()]
         for s in states[1:]:
             np.testing.assert_array_equal(s, states[0])
+
+
+def test_import_engine_loads_neither_torch_nor_numba():
+    import subprocess
+    import sys
+
+    code = "import sys, engine; print('torch' in sys.modules, 'numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_missing_native_backend_warns_and_falls_back(monkeypatch):
+    import engine.backends as B
+
+    monkeypatch.setitem(B.BACKENDS, "native", ("engine.backends.does_not_exist", "X"))
+    monkeypatch.setattr(B, "_loaded", {})
+    monkeypatch.setattr(B, "_warned", set())
+    monkeypatch.delenv("ENGINE_BACKEND", raising=False)
+    with pytest.warns(RuntimeWarning, match="falling back"):
+        assert get_backend().name == "numba"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 
 from ..errors import BackendUnavailableError, EngineError
 
@@ -19,6 +20,7 @@ BACKENDS = {
 }
 PREFERENCE = ("native", "numba", "reference")
 _loaded: dict = {}
+_warned: set = set()
 
 
 def load_backend(name: str):
@@ -45,7 +47,11 @@ def get_backend(name: str | None = None, threads: int | None = None):
             try:
                 backend = load_backend(candidate)
                 break
-            except BackendUnavailableError:
+            except BackendUnavailableError as exc:
+                if candidate == PREFERENCE[0] and candidate not in _warned:
+                    _warned.add(candidate)
+                    warnings.warn(f"{exc}; falling back to a slower backend (rebuild with a C++ compiler, "
+                                  "see README)", RuntimeWarning, stacklevel=2)
                 continue
         if backend is None:  # pragma: no cover - reference always loads
             raise BackendUnavailableError("no backend could load")
