@@ -276,6 +276,46 @@ class _ActiveStepper:
         return spare, z, count
 
 
+class _NativeLoop:
+    """Steps run by the backend's own loop (``run_steps``), in chunks between which the
+    executor reports progress. Same decisions as :class:`_ActiveStepper`, made in C++."""
+
+    POLICY = {"dense": 0, "active": 1, "auto": 2}
+
+    def __init__(self, run: "_Runner", mode: str):
+        self.run = run
+        g = run.graph
+        b = run.layers[0]
+        msg = b["message"]
+        n, k0 = g.num_nodes, msg["W_src"].shape[1]
+        out_indptr, out_targets, _ = g.out_csr()
+        self.changed = None
+        self.node_updates = 0
+        self.kwargs = dict(
+            indptr=g.indptr, indices=g.indices, out_indptr=out_indptr, out_targets=out_targets,
+            W_src=msg["W_src"], W_dst=msg["W_dst"], bias=msg["bias"],
+            S=np.empty((n, k0), dtype=run.dtype),
+            Q=np.empty((n, k0), dtype=run.dtype) if msg["W_dst"] is not None else msg["bias"][None, :].copy(),
+            E=run.E if run.E is not None and run.E.shape[1] else None,
+            We=msg["We"] if run.E is not None and run.E.shape[1] else None,
+            first_act=msg["first_act"], layers=list(msg["layers"]), groups=b["groups"],
+            include_self=b["include_self"], d=run.model.hidden, update=tuple(b["update"]),
+            gate=None if b["gate"] is None else tuple(b["gate"]), policy=self.POLICY[mode],
+            dense_nodes=_ActiveStepper.DENSE_NODES, dense_edges=_ActiveStepper.DENSE_FRACTION)
+
+    def steps(self, z, spare, watch, count: int):
+        """Run up to ``count`` steps; returns ``(z, spare, steps_run, converged)``."""
+        kw = dict(self.kwargs, z_a=z, z_b=spare, changed=self.changed, max_steps=int(count),
+                  until_fixed=watch is not None,
+                  watch=watch if watch is not None else np.zeros(self.run.model.hidden, np.uint8))
+        ran, converged, in_b, updates, changed = self.run.backend.run_steps(**kw)
+        self.changed = changed
+        self.node_updates += updates
+        if in_b:
+            z, spare = spare, z
+        return z, spare, ran, converged
+
+
 MODES = ("dense", "active", "auto")
 
 
@@ -351,6 +391,9 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
                               f"{model.name!r} has {len(run.layers)} (use mode='dense' or 'auto')")
         mode = "dense"
     stepper = _ActiveStepper(run, mode) if mode != "dense" else None
+    # the backend's own step loop, when it has one and nothing is needed between steps
+    native_loop = (_NativeLoop(run, mode) if be.has_step_loop and len(run.layers) == 1 and not trace
+                   and not hidden else None)
     term = model.spec["termination"]
     if steps is None and term["rule"] == "steps":
         raise EngineError(f"model {model.name!r} runs a given number of steps; pass steps=")
@@ -371,7 +414,17 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     hint_rows = {name: [] for name in model.spec.get("hints", {})} if trace else None
     converged = steps is not None
     t = 0
-    while t < limit:
+    chunk = 16
+    while native_loop is not None and t < limit:
+        z, spare, ran, done = native_loop.steps(z, spare, watch, min(chunk, limit - t))
+        t += ran
+        chunk = min(chunk * 2, 4096)
+        if progress is not None:
+            progress(t)
+        if watch is not None and done:
+            converged = True
+            break
+    while native_loop is None and t < limit:
         if trace:
             for clrs_name, dec in model.spec["hints"].items():
                 hint_rows[clrs_name].append(run.decode(dec, z))
@@ -394,5 +447,6 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     hints = {k: np.stack(v) if v else np.zeros((0, n)) for k, v in hint_rows.items()} if trace else None
     return ExecutionResult(outputs=outputs, hints=hints, steps=t, converged=converged, backend=be.name,
                            threads=be.threads(), hidden=np.stack(states) if hidden else None, mode=mode,
-                           node_updates=stepper.active_rows if stepper else n * t,
+                           node_updates=(native_loop.node_updates if native_loop else
+                                         stepper.active_rows if stepper else n * t),
                            seconds=time.perf_counter() - t0, final_state=z[:, :d].copy())

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/active.h"
 #include "engine/csr.h"
 #include "engine/message_passing.h"
 #include "engine/registry.h"
@@ -252,6 +253,98 @@ int64_t layer_pass(const py::object& indptr, const py::object& indices, const py
                                  update, gate, out, watch, changed);
 }
 
+py::object kwarg(const py::dict& kw, const char* key) {
+  if (!kw.contains(key)) throw py::value_error(std::string("run_steps: missing argument ") + key);
+  return kw[key];
+}
+
+template <typename T>
+py::tuple run_steps_typed(const py::dict& kw) {
+  Keep keep;
+  engine::StepArgs<T> A;
+  engine::LayerArgs<T>& L = A.layer;
+  L.edges = parse_edges<T>(kwarg(kw, "indptr"), kwarg(kw, "indices"), kwarg(kw, "S"), kwarg(kw, "Q"), kwarg(kw, "E"), kwarg(kw, "We"),
+                           kwarg(kw, "first_act").cast<int>(), kwarg(kw, "layers").cast<py::list>(), kwarg(kw, "groups"),
+                           kwarg(kw, "include_self").cast<bool>(), py::none(), keep);
+  const int64_t n = L.edges.num_nodes;
+  const int64_t k0 = L.edges.k0;
+  auto z_a = require<T>(kwarg(kw, "z_a"), "z_a", {n, -1});
+  const int64_t fz = z_a.shape(1);
+  auto z_b = require<T>(kwarg(kw, "z_b"), "z_b", {n, fz});
+  if (z_a.data() == z_b.data()) throw py::value_error("z_a and z_b must be different buffers");
+  keep.push_back(z_a);
+  keep.push_back(z_b);
+  const int64_t d = kwarg(kw, "d").cast<int64_t>();
+  if (d <= 0 || d > fz) throw py::value_error("d must be in [1, z.shape[1]]");
+  L.fz = fz;
+  L.d = d;
+  const int64_t k = engine::message_width(L.edges);
+  L.update = parse_node_mlp<T>(kwarg(kw, "update").cast<py::tuple>(), fz, k, keep);
+  if (!kwarg(kw, "gate").is_none()) {
+    L.gated = true;
+    L.gate = parse_node_mlp<T>(kwarg(kw, "gate").cast<py::tuple>(), fz, k, keep);
+  }
+  auto watch = require<uint8_t>(kwarg(kw, "watch"), "watch", {d});
+  keep.push_back(watch);
+  L.watch = watch.data();
+  auto W_src = require<T>(kwarg(kw, "W_src"), "W_src", {fz, k0});
+  auto bias = require<T>(kwarg(kw, "bias"), "bias", {k0});
+  keep.push_back(W_src);
+  keep.push_back(bias);
+  A.W_src = W_src.data();
+  A.bias = bias.data();
+  auto S = require<T>(kwarg(kw, "S"), "S", {n, k0});
+  auto Q = require<T>(kwarg(kw, "Q"), "Q", {-1, k0});
+  A.S = S.mutable_data();
+  A.Q = Q.mutable_data();
+  if (!kwarg(kw, "W_dst").is_none()) {
+    auto W_dst = require<T>(kwarg(kw, "W_dst"), "W_dst", {fz, k0});
+    if (Q.shape(0) != n) throw py::value_error("Q must have n rows when W_dst is given");
+    keep.push_back(W_dst);
+    A.W_dst = W_dst.data();
+  }
+  auto out_indptr = require<int64_t>(kwarg(kw, "out_indptr"), "out_indptr", {n + 1});
+  auto out_targets = require<int32_t>(kwarg(kw, "out_targets"), "out_targets", {L.edges.num_edges});
+  keep.push_back(out_indptr);
+  keep.push_back(out_targets);
+  A.out_indptr = out_indptr.data();
+  A.out_targets = out_targets.data();
+  A.z_a = z_a.mutable_data();
+  A.z_b = z_b.mutable_data();
+  A.policy = kwarg(kw, "policy").cast<int>();
+  if (A.policy < 0 || A.policy > 2) throw py::value_error("policy must be 0 (dense), 1 (active) or 2 (auto)");
+  A.dense_nodes = kwarg(kw, "dense_nodes").cast<double>();
+  A.dense_edges = kwarg(kw, "dense_edges").cast<double>();
+  A.max_steps = kwarg(kw, "max_steps").cast<int64_t>();
+  A.until_fixed = kwarg(kw, "until_fixed").cast<bool>();
+  std::vector<int64_t> changed;
+  const bool all_changed = kwarg(kw, "changed").is_none();
+  if (!all_changed) {
+    auto ch = require<int64_t>(kwarg(kw, "changed"), "changed", {-1});
+    for (py::ssize_t i = 0; i < ch.shape(0); ++i) {
+      const int64_t v = ch.at(i);
+      if (v < 0 || v >= n) throw py::value_error("changed node out of range");
+      changed.push_back(v);
+    }
+  }
+  engine::StepResult r;
+  try {
+    py::gil_scoped_release release;
+    r = engine::run_steps<T>(A, changed, all_changed);
+  } catch (const std::invalid_argument& exc) {
+    throw py::value_error(exc.what());
+  }
+  Array<int64_t> changed_out(static_cast<py::ssize_t>(changed.size()));
+  std::copy(changed.begin(), changed.end(), changed_out.mutable_data());
+  return py::make_tuple(r.steps, r.converged, r.in_b, r.node_updates, changed_out);
+}
+
+py::tuple run_steps(const py::dict& kw) {
+  if (!kw.contains("S")) throw py::value_error("run_steps: missing argument S");
+  if (is_double(kw["S"])) return run_steps_typed<double>(kw);
+  return run_steps_typed<float>(kw);
+}
+
 py::tuple transpose(const py::object& indptr_o, const py::object& indices_o) {
   auto indptr = require<int64_t>(indptr_o, "indptr", {-1});
   const int64_t n = indptr.shape(0) - 1;
@@ -286,6 +379,9 @@ PYBIND11_MODULE(_native, m) {
         py::arg("watch") = py::none(), py::arg("changed") = py::none(),
         "A whole processor layer fused: messages, aggregation, update MLP and gate. Writes the new states "
         "into the first d columns of out (shaped like z) and returns how many rows changed a watched channel.");
+  m.def("run_steps", &run_steps, py::arg("kwargs"),
+        "Run up to max_steps processor steps of a one-layer model in C++ (dense, active or auto); "
+        "returns (steps, converged, state_in_b, node_updates, changed).");
   m.def("transpose", &transpose, py::arg("indptr"), py::arg("indices"),
         "CSR by destination -> CSR by source (counting sort): (out_indptr, targets, edge_ids).");
   m.def("set_num_threads", &engine::set_threads, py::arg("n"));

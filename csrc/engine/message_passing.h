@@ -537,7 +537,7 @@ void edge_pass(const EdgePassArgs<T>& a, bool check_edges = false) {
   validate(a, check_edges);
   const detail::Plan<T> plan(a);
   const int64_t rows = a.rows ? a.num_rows : a.num_nodes;
-#pragma omp parallel
+#pragma omp parallel if (rows > 4096)
   {
     detail::Scratch<T> s(plan.width, plan.k_out);
 #pragma omp for schedule(dynamic, 1024)
@@ -568,7 +568,8 @@ int64_t layer_pass(const LayerArgs<T>& L, bool check_edges = false) {
   const int64_t rows = a.rows ? a.num_rows : a.num_nodes;
   const int64_t nw = std::max(up.width, gp.width);
   int64_t num_changed = 0;
-#pragma omp parallel reduction(+ : num_changed)
+  // small active steps run on the calling thread: a parallel region costs more than them
+#pragma omp parallel reduction(+ : num_changed) if (rows > 4096)
   {
     detail::Scratch<T> s(plan.width, plan.k_out);
     // one cache-line-aligned block per thread, padded so threads never share a line

@@ -61,6 +61,7 @@ class Backend:
     """Base class: a name, a thread setting, :meth:`edge_pass` and :meth:`layer`."""
 
     name = "base"
+    has_step_loop = False  # True: run_steps() runs many steps of a one-layer model natively
 
     def edge_pass(self, graph, S, Q, E, We, first_act, layers, groups, include_self, rows=None):  # pragma: no cover
         raise NotImplementedError

@@ -45,3 +45,9 @@ class NativeBackend(Backend):
 
     def threads(self) -> int:
         return _native.get_num_threads()
+
+    # The whole step loop of a one-layer model in C++ (see csrc/engine/active.h).
+    has_step_loop = True
+
+    def run_steps(self, **kwargs):
+        return _native.run_steps(kwargs)
