@@ -98,3 +98,20 @@ def test_native_step_loop_equals_python_loop(mode):
             assert loop.node_updates == g.num_nodes * loop.steps
         elif steps is None:
             assert loop.node_updates < g.num_nodes * loop.steps
+
+
+def test_native_step_loop_thread_count_independent():
+    if "native" not in engine.backends.available_backends():
+        pytest.skip("native backend not built")
+    import os
+
+    g = generators.erdos_renyi(20_000, 6, weighted=True, seed=5)
+    model = random_model(mpnn_spec(8, groups=(("sum", 4), ("max", None)), gated=True), seed=1, scale=0.5)
+    states = []
+    for threads in (1, 2):
+        for mode in ("dense", "auto"):
+            states.append(engine.execute(model, g, 0, backend="native", steps=4, threads=threads,
+                                         mode=mode).final_state)
+    engine.backends.load_backend("native").set_threads(os.cpu_count())
+    for s in states[1:]:
+        np.testing.assert_array_equal(s, states[0])

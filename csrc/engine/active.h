@@ -93,6 +93,10 @@ StepResult run_steps(StepArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
   E.Q = a.W_dst ? a.Q : a.bias;
   E.q_shared = a.W_dst == nullptr && n != 1;
   E.S = a.S;
+  E.rows = nullptr;
+  validate(E, false);
+  validate_layer(L);
+  const LayerPlan<T> plan(L);
   for (int64_t step = 0; step < a.max_steps; ++step) {
     // 1. which rows to compute
     bool dense = all_changed || a.policy == 0;
@@ -132,7 +136,7 @@ StepResult run_steps(StepArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
     L.out = nxt;
     E.rows = dense ? nullptr : rows.data();
     E.num_rows = dense ? 0 : static_cast<int64_t>(rows.size());
-    const int64_t watched = layer_pass(L, false);
+    const int64_t watched = layer_rows(L, plan);
     // 4. bookkeeping
     changed.clear();
     if (dense) {

@@ -537,7 +537,7 @@ void edge_pass(const EdgePassArgs<T>& a, bool check_edges = false) {
   validate(a, check_edges);
   const detail::Plan<T> plan(a);
   const int64_t rows = a.rows ? a.num_rows : a.num_nodes;
-#pragma omp parallel if (rows > 4096)
+#pragma omp parallel if (rows > 1024)
   {
     detail::Scratch<T> s(plan.width, plan.k_out);
 #pragma omp for schedule(dynamic, 1024)
@@ -549,27 +549,40 @@ void edge_pass(const EdgePassArgs<T>& a, bool check_edges = false) {
   }
 }
 
-// One whole processor layer: edge_pass, then for each row the update MLP and gate:
-// new = update(z_v, agg_v); g = sigmoid(gate(z_v, agg_v)); h'_v = g * new + (1 - g) * h_v.
-// Returns the number of computed rows whose watched channels changed (bitwise inequality,
-// so a NaN counts as a change).
+// Everything layer_pass derives from the weights, built once per layer (run_steps reuses it
+// across steps).
 template <typename T>
-int64_t layer_pass(const LayerArgs<T>& L, bool check_edges = false) {
-  const EdgePassArgs<T>& a = L.edges;
-  validate(a, check_edges);
-  const detail::Plan<T> plan(a);
+struct LayerPlan {
+  detail::Plan<T> edges;
+  detail::NodePlan<T> update, gate;
+  explicit LayerPlan(const LayerArgs<T>& L)
+      : edges(L.edges),
+        update(L.update, L.fz, edges.k_out),
+        gate(L.gated ? detail::NodePlan<T>(L.gate, L.fz, edges.k_out) : update) {}
+};
+
+// Checks the node-side shapes of a layer; throws std::invalid_argument.
+template <typename T>
+void validate_layer(const LayerArgs<T>& L) {
   if (L.d <= 0 || L.d > L.fz) throw std::invalid_argument("state width must be in [1, fz]");
   if (L.update.tail.empty() ? L.update.w0 != L.d : L.update.tail.back().out != L.d)
     throw std::invalid_argument("update MLP must end with the state width");
   if (L.gated && (L.gate.tail.empty() ? L.gate.w0 != L.d : L.gate.tail.back().out != L.d))
     throw std::invalid_argument("gate MLP must end with the state width");
-  const detail::NodePlan<T> up(L.update, L.fz, plan.k_out);
-  const detail::NodePlan<T> gp = L.gated ? detail::NodePlan<T>(L.gate, L.fz, plan.k_out) : up;
+}
+
+// The row loop of layer_pass, with its plan already built and the arguments validated.
+template <typename T>
+int64_t layer_rows(const LayerArgs<T>& L, const LayerPlan<T>& P) {
+  const EdgePassArgs<T>& a = L.edges;
+  const detail::Plan<T>& plan = P.edges;
+  const detail::NodePlan<T>& up = P.update;
+  const detail::NodePlan<T>& gp = P.gate;
   const int64_t rows = a.rows ? a.num_rows : a.num_nodes;
   const int64_t nw = std::max(up.width, gp.width);
   int64_t num_changed = 0;
   // small active steps run on the calling thread: a parallel region costs more than them
-#pragma omp parallel reduction(+ : num_changed) if (rows > 4096)
+#pragma omp parallel reduction(+ : num_changed) if (rows > 1024)
   {
     detail::Scratch<T> s(plan.width, plan.k_out);
     // one cache-line-aligned block per thread, padded so threads never share a line
@@ -604,6 +617,18 @@ int64_t layer_pass(const LayerArgs<T>& L, bool check_edges = false) {
     }
   }
   return num_changed;
+}
+
+// One whole processor layer: edge_pass, then for each row the update MLP and gate:
+// new = update(z_v, agg_v); g = sigmoid(gate(z_v, agg_v)); h'_v = g * new + (1 - g) * h_v.
+// Returns the number of computed rows whose watched channels changed (bitwise inequality,
+// so a NaN counts as a change).
+template <typename T>
+int64_t layer_pass(const LayerArgs<T>& L, bool check_edges = false) {
+  validate(L.edges, check_edges);
+  validate_layer(L);
+  const LayerPlan<T> plan(L);
+  return layer_rows(L, plan);
 }
 
 // Threads used by the kernels (1 without OpenMP).
