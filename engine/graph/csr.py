@@ -158,7 +158,8 @@ class Graph:
                 raise GraphError(f"weights must have one entry per edge ({m}), got shape {w.shape}")
             if not np.issubdtype(w.dtype, np.number) or np.iscomplexobj(w):
                 raise GraphError(f"weights must be real numbers, got dtype {w.dtype}")
-            w = w.astype(wdtype, copy=False)
+            with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+                w = w.astype(wdtype, copy=False)
             if not np.all(np.isfinite(w)):
                 raise GraphError("weights must be finite: found NaN or inf (or a value that overflows "
                                  f"{w.dtype})")
