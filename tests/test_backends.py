@@ -182,3 +182,18 @@ def test_missing_native_backend_warns_and_falls_back(monkeypatch):
     monkeypatch.delenv("ENGINE_BACKEND", raising=False)
     with pytest.warns(RuntimeWarning, match="falling back"):
         assert get_backend().name == "numba"
+
+
+def test_torch_backend_device_choice(monkeypatch):
+    pytest.importorskip("torch")
+    from engine.backends.torch_backend import TorchBackend
+
+    monkeypatch.setenv("ENGINE_TORCH_DEVICE", "cpu")
+    be = TorchBackend()
+    assert str(be.device) == "cpu"
+    g = generators.erdos_renyi(200, 3, weighted=True, seed=0)
+    model = random_model(mpnn_spec(8, groups=(("sum", 4), ("argmin", None)), gated=True), seed=3, scale=0.5)
+    a = engine.execute(model, g, 0, backend="reference", steps=3, hidden=True)
+    b = engine.execute(model, g, 0, backend="torch", steps=3, hidden=True)
+    for x, y in zip(a.hidden, b.hidden):
+        assert np.abs(x - y).max() <= 1e-5 * max(1.0, np.abs(x).max())

@@ -1,8 +1,8 @@
 """Backends behind one signature (:mod:`engine.backends.base`), chosen at first use.
 
 Order of choice: an explicit name, then ``ENGINE_BACKEND``, then the first of
-:data:`PREFERENCE` that loads. Naming a backend that cannot load is an error, never a
-silent fallback.
+:data:`PREFERENCE` that loads (``torch`` is used only when named). Naming a backend that
+cannot load is an error, never a silent fallback.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ BACKENDS = {
     "native": ("engine.backends.native", "NativeBackend"),
     "numba": ("engine.backends.numba_backend", "NumbaBackend"),
     "reference": ("engine.backends.reference", "ReferenceBackend"),
+    "torch": ("engine.backends.torch_backend", "TorchBackend"),  # needs the torch extra
 }
 PREFERENCE = ("native", "numba", "reference")
 _loaded: dict = {}
