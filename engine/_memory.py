@@ -18,7 +18,7 @@ def available_bytes() -> int:
     return 1 << 62
 
 
-def require(nbytes: int, what: str) -> None:
+def require(nbytes: int, what: str, hint: str = "use a smaller graph") -> None:
     """Raise :class:`MemoryBudgetError` if ``nbytes`` exceeds 90% of available memory.
 
     ``ENGINE_MEMORY_LIMIT`` (bytes) caps the budget further, e.g. for tests.
@@ -29,6 +29,5 @@ def require(nbytes: int, what: str) -> None:
         budget = min(budget, int(float(cap)))
     if nbytes > budget:
         raise MemoryBudgetError(
-            f"{what} needs {nbytes / 2**30:.2f} GiB but only {budget / 2**30:.2f} GiB is available; "
-            "use a smaller graph, trace=False, or a backend that streams edges"
+            f"{what} needs {nbytes / 2**30:.2f} GiB but only {budget / 2**30:.2f} GiB is available; {hint}"
         )

@@ -402,7 +402,8 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     limit = steps if steps is not None else (max_steps if max_steps is not None else 4 * n + 16)
     d = model.hidden
     if hidden:
-        require((limit + 1) * n * d * model.dtype.itemsize, "keeping every hidden state")
+        require((limit + 1) * n * d * model.dtype.itemsize, "keeping every hidden state",
+                "pass hidden=False, or steps=/max_steps= to bound the run")
     watch = None
     if steps is None:
         watch = np.zeros(d, dtype=np.uint8)

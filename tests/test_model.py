@@ -104,3 +104,16 @@ def test_compiled_models_document_their_channels():
     for algo in ("bfs", "bellman_ford"):
         desc = engine.compile(algo).spec["description"]
         assert desc["algorithm"] == algo and desc["channels"] and "Hidden channels" in desc["construction"]
+
+
+def test_memory_that_cannot_fit_is_refused_before_allocating(monkeypatch):
+    from engine import MemoryBudgetError
+
+    monkeypatch.setenv("ENGINE_MEMORY_LIMIT", str(2**20))
+    g = generators.erdos_renyi(20_000, 4, seed=0)
+    with pytest.raises(MemoryBudgetError, match="pass hidden=False"):
+        engine.execute(engine.compile("bfs"), g, 0, hidden=True)
+    with pytest.raises(MemoryBudgetError, match="message tensor"):
+        engine.execute(engine.compile("bfs"), g, 0, backend="reference")
+    with pytest.raises(MemoryBudgetError, match="trace=False"):
+        engine.reference("dfs", generators.path(2000, directed=True), trace=True)

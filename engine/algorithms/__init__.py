@@ -96,7 +96,7 @@ def reference(algo: str, graph, source: int | None = None, *, trace="auto", dtyp
         if trace == "auto":
             trace = trace_bytes <= TRACE_AUTO_BYTES
         elif trace:
-            require(trace_bytes, f"a {algo} trace of {n} nodes")
+            require(trace_bytes, f"a {algo} trace of {n} nodes", "pass trace=False (outputs only)")
     kwargs = {"trace": trace}
     if info.has_source:
         return info.run(graph, source, **kwargs)

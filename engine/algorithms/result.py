@@ -67,7 +67,7 @@ class HintRecorder:
         if self.mode is True and (len(next(iter(self.rows.values()), ())) & 63) == 0:
             from .._memory import require
 
-            require(self.nbytes + 64 * step_bytes, "the hint trace")
+            require(self.nbytes + 64 * step_bytes, "the hint trace", "pass trace=False (outputs only)")
         for name, a in arrays.items():
             self.rows.setdefault(name, []).append(a.copy())
 

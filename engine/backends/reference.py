@@ -40,7 +40,8 @@ class ReferenceBackend(Backend):
         src, dst, eid, rows_ = _messages(graph, include_self, rows)
         n = rows_.size  # output rows
         count = src.size
-        require(3 * count * width * dtype.itemsize, "the reference backend's message tensor")
+        require(3 * count * width * dtype.itemsize, "the reference backend's message tensor",
+                "use a smaller graph or the native or numba backend")
         q = Q[np.zeros(count, np.int64)] if Q.shape[0] == 1 else Q[rows_[dst]]
         x = S[src] + q
         if E is not None and E.shape[1]:

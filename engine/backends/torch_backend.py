@@ -62,7 +62,8 @@ class TorchBackend(Backend):
             rows_t = torch.from_numpy(np.asarray(rows, dtype=np.int64)).to(dev)
         count = src.shape[0]
         width = max([S.shape[1]] + [W.shape[1] for W, _, _ in layers])
-        require(3 * count * width * S.dtype.itemsize, "the torch backend's message tensor")
+        require(3 * count * width * S.dtype.itemsize, "the torch backend's message tensor",
+                "use a smaller graph or the native backend")
         St = torch.from_numpy(S).to(dev)
         Qt = torch.from_numpy(np.ascontiguousarray(Q)).to(dev)
         if Qt.shape[0] == 1:
