@@ -18,11 +18,9 @@ import numpy as np
 import torch
 
 from .._memory import require
-from ..model.registry import REDUCE_KINDS
-from .base import Backend, count_arg_groups
+from . import torch_ops as ops
+from .base import Backend
 from .reference import _messages
-
-_BIG = torch.iinfo(torch.int64).max
 
 
 class TorchBackend(Backend):
@@ -64,62 +62,12 @@ class TorchBackend(Backend):
         width = max([S.shape[1]] + [W.shape[1] for W, _, _ in layers])
         require(3 * count * width * S.dtype.itemsize, "the torch backend's message tensor",
                 "use a smaller graph or the native backend")
-        St = torch.from_numpy(S).to(dev)
-        Qt = torch.from_numpy(np.ascontiguousarray(Q)).to(dev)
-        if Qt.shape[0] == 1:
-            x = St[src] + Qt
-        else:
-            dst_nodes = pos if rows_t is None else rows_t[pos]
-            x = St[src] + Qt[dst_nodes]
-        if E is not None and E.shape[1]:
-            Et = torch.from_numpy(E).to(dev)
-            real = eid >= 0
-            Ex = torch.zeros((count, E.shape[1]), dtype=St.dtype, device=dev)
-            Ex[real] = Et[eid[real]]
-            x = x + Ex @ torch.from_numpy(We).to(dev)
-        if first_act == 1:
-            x = torch.relu(x)
-        for W, b, act in layers:
-            x = x @ torch.from_numpy(W).to(dev) + torch.from_numpy(b).to(dev)
-            if act == 1:
-                x = torch.relu(x)
-        k_out = x.shape[1]
-        out = torch.zeros((n_out, k_out), dtype=St.dtype, device=dev)
-        winners = torch.full((n_out, count_arg_groups(groups)), -1, dtype=torch.int64, device=dev)
-        counts = torch.bincount(pos, minlength=n_out)
-        has = counts > 0
-        slot = 0
-        for code, lo, hi in groups:
-            kind = REDUCE_KINDS[code]
-            seg = x[:, lo:hi]
-            idx = pos[:, None].expand(-1, hi - lo)
-            if kind in ("sum", "mean"):
-                red = torch.zeros((n_out, hi - lo), dtype=St.dtype, device=dev).index_add_(0, pos, seg)
-                if kind == "mean":
-                    red[has] = red[has] / counts[has, None].to(St.dtype)
-                out[:, lo:hi] = red
-            elif kind in ("max", "min"):
-                red = torch.zeros((n_out, hi - lo), dtype=St.dtype, device=dev)
-                red.scatter_reduce_(0, idx, seg, reduce="amax" if kind == "max" else "amin", include_self=False)
-                out[:, lo:hi] = red
-            else:
-                key = seg[:, 0]
-                valid = ~torch.isnan(key)
-                fill = float("-inf") if kind == "argmax" else float("inf")
-                best = torch.full((n_out,), fill, dtype=St.dtype, device=dev)
-                best.scatter_reduce_(0, pos, torch.where(valid, key, torch.full_like(key, fill)),
-                                     reduce="amax" if kind == "argmax" else "amin", include_self=True)
-                tied = valid & (key == best[pos])
-                win = torch.full((n_out,), _BIG, dtype=torch.int64, device=dev)
-                win.scatter_reduce_(0, pos, torch.where(tied, src, torch.full_like(src, _BIG)), reduce="amin")
-                at = torch.arange(count, device=dev)
-                first = torch.full((n_out,), _BIG, dtype=torch.int64, device=dev)
-                first.scatter_reduce_(0, pos, torch.where(tied & (src == win[pos]), at, torch.full_like(at, _BIG)),
-                                      reduce="amin")
-                ok = win != _BIG
-                out[ok, lo:hi] = seg[first[ok]]
-                winners[ok, slot] = win[ok]
-                slot += 1
+        t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
+        dst_nodes = pos if rows_t is None else rows_t[pos]
+        E_t = t(E) if E is not None and E.shape[1] else None
+        x = ops.first_layer(t(S), t(Q), E_t, t(We) if E_t is not None else None, src, dst_nodes, eid, first_act)
+        x = ops.dense_tail(x, [(t(W), t(b), act) for W, b, act in layers])
+        out, winners = ops.aggregate(x, src, pos, n_out, groups)
         return out.cpu().numpy(), winners.to(torch.int32).cpu().numpy()
 
     def set_threads(self, n):
