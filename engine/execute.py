@@ -16,6 +16,8 @@ import numpy as np
 
 from ._memory import require
 from .backends import get_backend
+from .backends.base import activate as _activate_code
+from .backends.base import sigmoid as _sigmoid
 from .errors import EngineError, ModelError
 from .model import registry as R
 from .model.spec import Model
@@ -59,6 +61,21 @@ class ExecutionResult:
     node_updates: int = 0
     seconds: float = 0.0
     final_state: np.ndarray | None = field(default=None, repr=False)
+    final_graph: np.ndarray | None = field(default=None, repr=False)
+
+
+def _activate(x: np.ndarray, act: str) -> np.ndarray:
+    return _activate_code(x, 1 if act == "relu" else 0)
+
+
+def _graph_mlp(mlp, g, readouts):
+    """``act0(((g @ W_graph) + (R @ W_readout)) + b0)`` then the tail, for one graph."""
+    Wg, Wr, b0, act0, tail = mlp
+    with np.errstate(over="ignore"):
+        y = _activate_code((g @ Wg + readouts @ Wr) + b0, act0)
+        for W, b, act in tail:
+            y = _activate_code(y @ W + b, act)
+    return y
 
 
 class _Runner:
@@ -77,6 +94,15 @@ class _Runner:
         ecols = [graph.edge_weights(self.dtype)[:, None] for name in self.spec.get("edge_inputs", [])
                  if name == "weight"]
         self.E = np.ascontiguousarray(np.hstack(ecols)) if ecols else None
+        # graph-level state and how nodes see it (z = [h, x, addresses, broadcast])
+        d = model.hidden
+        self.dg = self.spec.get("graph_hidden", 0)
+        self.pointers = list(self.spec.get("graph_pointers", []))
+        self.broadcast = list(self.spec.get("graph_broadcast", []))
+        self.addr_col = d + self.x.shape[1]
+        self.bcast_col = self.addr_col + len(self.pointers)
+        self.fz = self.bcast_col + len(self.broadcast)
+        self._addressed: dict = {}  # id(buffer) -> nodes whose address/broadcast columns are set
         self.layers = [self._layer_blocks(i) for i in range(len(self.spec["layers"]))]
         self.pointer_blocks = {name: self._sparse_mlp(f"decoders.{name}", dec)
                                for name, dec in self.spec.get("decoders", {}).items() if dec["type"] == "pointer"}
@@ -111,17 +137,76 @@ class _Runner:
             groups.append((R.code(g["kind"], R.REDUCE_KINDS, "aggregation"), start, start + g["size"]))
             start += g["size"]
         gate = spec.get("gate")
-        return {"message": self._sparse_mlp(f"{p}.message", spec["message"]),
-                "groups": np.array(groups, dtype=np.int64), "include_self": spec["include_self"],
-                "update": self._node_mlp(f"{p}.update", spec["update"]),
-                "gate": None if gate is None else self._node_mlp(f"{p}.gate", gate)}
+        blocks = {"message": self._sparse_mlp(f"{p}.message", spec["message"]),
+                  "groups": np.array(groups, dtype=np.int64), "include_self": spec["include_self"],
+                  "update": self._node_mlp(f"{p}.update", spec["update"]),
+                  "gate": None if gate is None else self._node_mlp(f"{p}.gate", gate),
+                  "readout": None, "graph_update": None, "graph_gate": None}
+        if spec.get("readout") is not None:
+            ro = spec["readout"]
+            kinds = []
+            for g in ro["groups"]:
+                kinds += [g["kind"]] * g["size"]
+            blocks["readout"] = (self.W[f"{p}.readout.node"], self.W[f"{p}.readout.bias"],
+                                 R.code(ro["activations"][0], R.ACTIVATIONS, "activation"),
+                                 self._tail(f"{p}.readout", ro), np.array([k == "max" for k in kinds]))
+        for key in ("graph_update", "graph_gate"):
+            if spec.get(key) is not None:
+                blocks[key] = (self.W[f"{p}.{key}.graph"], self.W[f"{p}.{key}.readout"], self.W[f"{p}.{key}.bias"],
+                               R.code(spec[key]["activations"][0], R.ACTIVATIONS, "activation"),
+                               self._tail(f"{p}.{key}", spec[key]))
+        return blocks
+
+    # ------------------------------------------------------------ graph state
+    def initial_graph(self):
+        return self.W["graph_init.bias"].copy() if self.dg else None
+
+    def address(self, z: np.ndarray, g) -> set:
+        """Write the address and broadcast columns of buffer ``z`` for graph state ``g``;
+        returns the nodes whose columns changed (addressed before or now)."""
+        if not self.pointers:
+            return set()
+        n = self.graph.num_nodes
+        prev = self._addressed.get(id(z), [])
+        if prev:
+            z[prev, self.addr_col:self.fz] = 0
+        nodes = []
+        for k, c in enumerate(self.pointers):
+            val = g[c]
+            if np.isfinite(val) and val == np.floor(val) and 0 <= val < n:
+                v = int(val)
+                z[v, self.addr_col + k] = 1
+                nodes.append(v)
+        if self.broadcast:
+            for v in set(nodes):
+                z[v, self.bcast_col:self.fz] = g[self.broadcast]
+        self._addressed[id(z)] = nodes
+        return set(prev) | set(nodes)
+
+    def graph_step(self, blocks: dict, z_out: np.ndarray, g):
+        """Readouts of the new node states, then the graph update."""
+        W, b, act, tail, is_max = blocks["readout"]
+        d = self.model.hidden
+        with np.errstate(over="ignore"):
+            r = _activate(z_out[:, :self.addr_col] @ W + b, "relu" if act == 1 else "identity")
+            for Wt, bt, a in tail:
+                r = _activate(r @ Wt + bt, "relu" if a == 1 else "identity")
+        del d
+        red = np.where(is_max, r.max(axis=0), r.min(axis=0)).astype(self.dtype)
+        if blocks["graph_update"] is None:
+            return g
+        new = _graph_mlp(blocks["graph_update"], g, red)
+        if blocks["graph_gate"] is None:
+            return new.astype(self.dtype)
+        gate = _sigmoid(_graph_mlp(blocks["graph_gate"], g, red))
+        return (gate * new + (1 - gate) * g).astype(self.dtype)
 
     # ------------------------------------------------------------ evaluation
     def new_buffer(self) -> np.ndarray:
-        """An (n, d + f_x) buffer ``z = [h, x]`` with the inputs filled in."""
+        """An (n, f_z) buffer ``z = [h, x, addresses, broadcast]`` with the inputs filled in."""
         d = self.model.hidden
-        z = np.empty((self.graph.num_nodes, d + self.x.shape[1]), dtype=self.dtype)
-        z[:, d:] = self.x
+        z = np.zeros((self.graph.num_nodes, self.fz), dtype=self.dtype)
+        z[:, d:self.addr_col] = self.x
         return z
 
     def edge_args(self, blocks: dict, z: np.ndarray, groups: np.ndarray, include_self: bool) -> dict:
@@ -140,33 +225,46 @@ class _Runner:
         return {"S": S, "Q": Q, "E": self.E, "We": blocks["We"], "first_act": blocks["first_act"],
                 "layers": blocks["layers"], "groups": groups, "include_self": include_self}
 
-    def step(self, z: np.ndarray, spare: np.ndarray, watch: np.ndarray | None):
-        """One processor step from buffer ``z`` using ``spare``; returns ``(z', spare', changed)``
-        where ``changed`` counts nodes whose watched channels changed (None if not tracked)."""
+    def step(self, z: np.ndarray, spare: np.ndarray, watch: np.ndarray | None, g=None,
+             graph_watch=None):
+        """One processor step from buffer ``z`` using ``spare``; returns
+        ``(z', spare', changed, g')`` where ``changed`` counts nodes whose watched channels
+        changed, plus one if a watched graph channel changed (None if not tracked)."""
         d = self.model.hidden
         start = z
         keep_start = len(self.layers) > 1 and watch is not None
         if keep_start:
             start = z[:, :d].copy()
+        g_start = g
         changed = None
         for blocks in self.layers:
+            if self.dg:
+                self.address(z, g)
             edges = self.edge_args(blocks["message"], z, blocks["groups"], blocks["include_self"])
             changed = self.backend.layer(self.graph, edges, z, d, blocks["update"], blocks["gate"], spare,
                                          watch=None if keep_start else watch)
+            if blocks["readout"] is not None:
+                g = self.graph_step(blocks, spare, g)
             z, spare = spare, z
         if keep_start:
             w = watch.astype(bool)
             changed = int(np.any(z[:, :d][:, w] != start[:, w], axis=1).sum())
-        return z, spare, changed
+        if graph_watch is not None and watch is not None and graph_watch.size:
+            changed += int(np.any(g[graph_watch] != g_start[graph_watch]))
+        return z, spare, changed, g
 
     def edge_args_from(self, blocks: dict, S, Q, groups: np.ndarray, include_self: bool) -> dict:
         return {"S": S, "Q": Q, "E": self.E, "We": blocks["We"], "first_act": blocks["first_act"],
                 "layers": blocks["layers"], "groups": groups, "include_self": include_self}
 
-    def decode(self, name: str, z: np.ndarray) -> np.ndarray:
+    def decode(self, name: str, z: np.ndarray, g=None) -> np.ndarray:
         dec = self.spec["decoders"][name]
         p = f"decoders.{name}"
         kind = dec["type"]
+        if kind == "graph_scalar":
+            return (g @ self.W[f"{p}.weight"] + self.W[f"{p}.bias"])[0].astype(self.dtype)
+        if self.dg:
+            self.address(z, g)
         if kind == "pointer":
             groups = np.array([(R.REDUCE_KINDS.index("argmax"), 0, 1)], dtype=np.int64)
             edges = self.edge_args(self.pointer_blocks[name], z, groups, True)
@@ -385,15 +483,16 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     check_domain(model, graph)
     be = get_backend(backend, threads)
     run = _Runner(model, graph, source, be)
-    if mode != "dense" and len(run.layers) > 1:
+    if mode != "dense" and (len(run.layers) > 1 or run.dg):
         if mode == "active":
-            raise EngineError(f"active mode runs models with one processor layer per step; "
-                              f"{model.name!r} has {len(run.layers)} (use mode='dense' or 'auto')")
+            raise EngineError(f"active mode runs models with one processor layer per step and no graph state "
+                              f"on this backend; {model.name!r} has {len(run.layers)} layers and "
+                              f"{run.dg} graph channels (use mode='dense' or 'auto')")
         mode = "dense"
     stepper = _ActiveStepper(run, mode) if mode != "dense" else None
     # the backend's own step loop, when it has one and nothing is needed between steps
-    native_loop = (_NativeLoop(run, mode) if be.has_step_loop and len(run.layers) == 1 and not trace
-                   and not hidden else None)
+    native_loop = (_NativeLoop(run, mode) if be.has_step_loop and len(run.layers) == 1 and not run.dg
+                   and not trace and not hidden else None)
     term = model.spec["termination"]
     if steps is None and term["rule"] == "steps":
         raise EngineError(f"model {model.name!r} runs a given number of steps; pass steps=")
@@ -404,10 +503,12 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     if hidden:
         require((limit + 1) * n * d * model.dtype.itemsize, "keeping every hidden state",
                 "pass hidden=False, or steps=/max_steps= to bound the run")
-    watch = None
+    watch = graph_watch = None
     if steps is None:
         watch = np.zeros(d, dtype=np.uint8)
         watch[term["channels"]] = 1
+        graph_watch = np.array(term.get("graph_channels", []), dtype=np.int64)
+    g = run.initial_graph()
     t0 = time.perf_counter()
     z, spare = run.new_buffer(), run.new_buffer()
     z[:, :d] = run.x @ model.weights["init.weight"] + model.weights["init.bias"]
@@ -428,9 +529,9 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     while native_loop is None and t < limit:
         if trace:
             for clrs_name, dec in model.spec["hints"].items():
-                hint_rows[clrs_name].append(run.decode(dec, z))
+                hint_rows[clrs_name].append(run.decode(dec, z, g))
         if stepper is None:
-            z, spare, changed = run.step(z, spare, watch)
+            z, spare, changed, g = run.step(z, spare, watch, g, graph_watch)
         else:
             z, spare, changed = stepper.step(z, spare, watch)
         t += 1
@@ -444,10 +545,11 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     if not converged:
         warnings.warn(f"{model.name}: stopped after max_steps={limit} without reaching a fixed point",
                       RuntimeWarning, stacklevel=2)
-    outputs = {name: run.decode(dec, z) for name, dec in model.spec.get("outputs", {}).items()}
+    outputs = {name: run.decode(dec, z, g) for name, dec in model.spec.get("outputs", {}).items()}
     hints = {k: np.stack(v) if v else np.zeros((0, n)) for k, v in hint_rows.items()} if trace else None
+    final_graph = None if g is None else g.copy()
     return ExecutionResult(outputs=outputs, hints=hints, steps=t, converged=converged, backend=be.name,
                            threads=be.threads(), hidden=np.stack(states) if hidden else None, mode=mode,
                            node_updates=(native_loop.node_updates if native_loop else
                                          stepper.active_rows if stepper else n * t),
-                           seconds=time.perf_counter() - t0, final_state=z[:, :d].copy())
+                           seconds=time.perf_counter() - t0, final_state=z[:, :d].copy(), final_graph=final_graph)

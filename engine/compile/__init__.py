@@ -8,8 +8,9 @@ from __future__ import annotations
 from ..errors import EngineError
 from .bellman_ford import compile_bellman_ford
 from .bfs import compile_bfs
+from .dfs import compile_dfs
 
-COMPILERS = {"bfs": compile_bfs, "bellman_ford": compile_bellman_ford}
+COMPILERS = {"bfs": compile_bfs, "bellman_ford": compile_bellman_ford, "dfs": compile_dfs}
 
 
 def compile(algo: str, dtype="float32"):
@@ -17,7 +18,7 @@ def compile(algo: str, dtype="float32"):
 
     Parameters
     ----------
-    algo : {"bfs", "bellman_ford"}
+    algo : {"bfs", "bellman_ford", "dfs"}
     dtype : {"float32", "float64"}
     """
     if algo not in COMPILERS:

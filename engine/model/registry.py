@@ -12,7 +12,7 @@ from ..errors import ModelError
 REDUCE_KINDS = ("sum", "mean", "max", "min", "argmax", "argmin")
 ARG_REDUCE_KINDS = ("argmax", "argmin")
 ACTIVATIONS = ("identity", "relu")
-DECODER_TYPES = ("mask", "scalar", "categorical", "pointer", "mask_one")
+DECODER_TYPES = ("mask", "scalar", "categorical", "pointer", "mask_one", "graph_scalar")
 TERMINATION_RULES = ("fixed_point", "steps")
 DTYPES = ("float32", "float64")
 

@@ -28,16 +28,30 @@ Spec keys
       ``z_v @ node + agg_v @ agg + bias``;
     * ``gate`` (optional, same form): ``g = sigmoid(gate(...))`` and
       ``h' = g * new + (1 - g) * h``; otherwise ``h' = new``.
+``graph_hidden``, ``graph_pointers``, ``graph_broadcast`` (optional)
+    A graph-level state ``g`` of ``graph_hidden`` channels, initially ``graph_init.bias``.
+    Nodes see ``g`` only where it points at them: for each channel listed in
+    ``graph_pointers`` (a node id, or anything else for "no node") a node has an address
+    feature, 1 if the channel holds its id; a node addressed by any pointer also sees the
+    ``graph_broadcast`` channels of ``g`` (others see 0). So ``z = [h, x, a, b]``. A change of
+    ``g`` thus reaches only the nodes it addresses before and after, which keeps active
+    execution local.
+``layers[i].readout`` / ``layers[i].graph_update`` / ``layers[i].graph_gate`` (optional)
+    After the layer's node update: ``r_v = readout([h'_v, x_v])`` (a node MLP whose output
+    channels are reduced over all nodes by ``readout.groups``, kinds ``max``/``min``), then
+    ``g' = graph_update(g, R)`` (first layer by parts ``g @ graph + R @ readout + bias``),
+    gated like the node update when ``graph_gate`` is given.
 ``decoders``
-    ``{name: {"type": DECODER, ...}}``. ``mask``/``scalar``/``categorical`` are linear maps
+    ``{name: {"type": DECODER, ...}}``. ``graph_scalar`` is a linear map of ``g``. ``mask``/``scalar``/``categorical`` are linear maps
     of ``z`` (mask: ``logit > 0``; categorical: one-hot argmax, lowest class on ties);
     ``pointer`` is a by-parts MLP edge score (like ``message``, final width 1) maximised over
     in-neighbours and the node itself, lowest index on ties.
 ``outputs``, ``hints``
     CLRS names -> decoder names.
 ``termination``
-    ``{"rule": "fixed_point", "channels": [...]}`` (stop after the first step that leaves
-    those state channels unchanged) or ``{"rule": "steps"}`` (run the given step count).
+    ``{"rule": "fixed_point", "channels": [...], "graph_channels": [...]}`` (stop after the
+    first step that leaves those node and graph channels unchanged) or ``{"rule": "steps"}``
+    (run the given step count).
 ``exact_domain`` (optional)
     Bounds inside which the model is exact: ``max_nodes``, ``max_abs_weight``,
     ``min_abs_nonzero_weight``. The executor refuses graphs outside them.
@@ -100,8 +114,16 @@ def expected_shapes(spec: dict) -> dict:
     _require(isinstance(d, int) and d > 0, f"spec.hidden must be a positive integer, got {d!r}")
     fx = len(spec.get("node_inputs", []))
     fe = len(spec.get("edge_inputs", []))
-    fz = d + fx
+    dg = spec.get("graph_hidden", 0)
+    _require(isinstance(dg, int) and dg >= 0, f"spec.graph_hidden must be a non-negative integer, got {dg!r}")
+    for key in ("graph_pointers", "graph_broadcast"):
+        ch = spec.get(key, [])
+        _require(isinstance(ch, list) and all(isinstance(c, int) and 0 <= c < dg for c in ch),
+                 f"spec.{key} must list graph channels in [0, {dg})")
+    fz = d + fx + len(spec.get("graph_pointers", [])) + len(spec.get("graph_broadcast", []))
     shapes = {"init.weight": (fx, d), "init.bias": (d,)}
+    if dg:
+        shapes["graph_init.bias"] = (dg,)
     layers = spec.get("layers")
     _require(isinstance(layers, list) and layers, "spec.layers must be a non-empty list")
     for i, layer in enumerate(layers):
@@ -127,6 +149,27 @@ def expected_shapes(spec: dict) -> dict:
             shapes.update(_mlp_shapes(f"{p}.gate", {"node": fz, "agg": k_out}, gate))
             _require(gate["widths"][-1] == d, f"{p}.gate must end with width hidden={d}")
         _require(isinstance(layer.get("include_self"), bool), f"{p}.include_self must be true or false")
+        readout = layer.get("readout")
+        if readout is not None:
+            _require(dg > 0, f"{p}.readout needs a graph state (graph_hidden > 0)")
+            shapes.update(_mlp_shapes(f"{p}.readout", {"node": d + fx}, readout))
+            total = 0
+            for g in readout.get("groups", []):
+                _require(g.get("kind") in ("max", "min"), f"{p}.readout groups reduce with 'max' or 'min', "
+                                                            f"got {g.get('kind')!r}")
+                _require(isinstance(g.get("size"), int) and g["size"] > 0, f"{p}.readout group sizes must be positive")
+                total += g["size"]
+            _require(total == readout["widths"][-1], f"{p}.readout.groups cover {total} channels but the readout "
+                                                     f"has {readout['widths'][-1]}")
+        for key in ("graph_update", "graph_gate"):
+            block = layer.get(key)
+            if block is None:
+                continue
+            _require(readout is not None, f"{p}.{key} needs {p}.readout")
+            shapes.update(_mlp_shapes(f"{p}.{key}", {"graph": dg, "readout": readout["widths"][-1]}, block))
+            _require(block["widths"][-1] == dg, f"{p}.{key} must end with width graph_hidden={dg}")
+        _require(layer.get("graph_gate") is None or layer.get("graph_update") is not None,
+                 f"{p}.graph_gate needs {p}.graph_update")
     decoders = spec.get("decoders", {})
     for name, dec in decoders.items():
         p = f"decoders.{name}"
@@ -135,6 +178,10 @@ def expected_shapes(spec: dict) -> dict:
         if kind == "pointer":
             shapes.update(_mlp_shapes(p, {"src": fz, "dst": fz, "edge": fe}, dec))
             _require(dec["widths"][-1] == 1, f"{p} must end with width 1 (the edge score)")
+        elif kind == "graph_scalar":
+            _require(dg > 0, f"{p} reads the graph state, but graph_hidden is 0")
+            shapes[f"{p}.weight"] = (dg, 1)
+            shapes[f"{p}.bias"] = (1,)
         else:
             classes = dec.get("classes", 1) if kind == "categorical" else 1
             shapes[f"{p}.weight"] = (fz, classes)
@@ -148,6 +195,9 @@ def expected_shapes(spec: dict) -> dict:
         ch = term.get("channels")
         _require(isinstance(ch, list) and ch and all(isinstance(c, int) and 0 <= c < d for c in ch),
                  f"termination.channels must list state channels in [0, {d})")
+        gch = term.get("graph_channels", [])
+        _require(isinstance(gch, list) and all(isinstance(c, int) and 0 <= c < dg for c in gch),
+                 f"termination.graph_channels must list graph channels in [0, {dg})")
     return shapes
 
 
