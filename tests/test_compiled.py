@@ -13,7 +13,7 @@ ALGOS = ["bfs", "bellman_ford"]
 
 
 def assert_same_as_reference(algo, model, graph, source, backend):
-    ref = engine.reference(algo, graph, source, trace=True)
+    ref = engine.reference(algo, graph, source, trace=True, dtype=model.dtype)
     res = engine.execute(model, graph, source, backend=backend, trace=True)
     assert res.backend == backend
     assert res.steps == ref.steps, f"{algo}: {res.steps} steps, reference {ref.steps}"
@@ -128,6 +128,33 @@ def test_no_algorithm_names_below_the_compiler():
         text = f.read_text().lower()
         for name in ("bfs", "bellman", "dfs", "dijkstra"):
             assert name not in text, f"{f.name} mentions {name!r}"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dfs_clrs_samples(dtype, backend):
+    model = engine.compile("dfs", dtype)
+    rng = np.random.RandomState(21)
+    for n in [4, 5, 7, 11, 16]:
+        for _ in range(4):
+            _, g, _ = sample("dfs", n, rng, p=(0.1, 0.3, 0.5, 0.9), dtype=dtype)
+            assert_same_as_reference("dfs", model, g, None, backend)
+
+
+def test_dfs_hand_written_and_undirected_graphs(backend):
+    """Several roots, self-loops, sinks, cycles (directed and undirected)."""
+    model = engine.compile("dfs")
+    for A in HAND.values():
+        assert_same_as_reference("dfs", model, Graph.from_dense(A), None, backend)
+    for g in (generators.grid(4, 5), generators.random_tree(30, seed=2), generators.path(12, directed=True),
+              generators.erdos_renyi(40, 1.5, directed=True, self_loops=True, seed=6)):
+        assert_same_as_reference("dfs", model, g, None, backend)
+
+
+def test_dfs_random_directed_graphs(backend):
+    model = engine.compile("dfs")
+    for seed in range(3):
+        g = generators.erdos_renyi(120, 2.5, directed=True, seed=seed)
+        assert_same_as_reference("dfs", model, g, None, backend)
 
 
 @pytest.mark.slow
