@@ -184,15 +184,17 @@ class _Runner:
         return set(prev) | set(nodes)
 
     def graph_step(self, blocks: dict, z_out: np.ndarray, g):
-        """Readouts of the new node states, then the graph update."""
+        """Readouts of the new node states (over all nodes), then the graph update."""
         W, b, act, tail, is_max = blocks["readout"]
-        d = self.model.hidden
         with np.errstate(over="ignore"):
-            r = _activate(z_out[:, :self.addr_col] @ W + b, "relu" if act == 1 else "identity")
+            r = _activate_code(z_out[:, :self.addr_col] @ W + b, act)
             for Wt, bt, a in tail:
-                r = _activate(r @ Wt + bt, "relu" if a == 1 else "identity")
-        del d
+                r = _activate_code(r @ Wt + bt, a)
         red = np.where(is_max, r.max(axis=0), r.min(axis=0)).astype(self.dtype)
+        return self.graph_step_from(blocks, g, red)
+
+    def graph_step_from(self, blocks: dict, g, red):
+        """The graph update from reduced readouts ``red``."""
         if blocks["graph_update"] is None:
             return g
         new = _graph_mlp(blocks["graph_update"], g, red)
@@ -286,23 +288,25 @@ class _Runner:
 
 
 class _ActiveStepper:
-    """Active execution: recompute only the nodes whose inputs changed.
+    """Active execution: recompute only the rows whose inputs changed.
 
-    A node's next state is a deterministic function of its own state and inputs and of its
-    in-neighbours' states and edge inputs (the model family has no other coupling while it has
-    no graph-level state). So after a step that changed the set ``C`` of nodes, the next step
-    can only change ``C`` and the out-neighbours of ``C``; every other node keeps its state.
-    The stepper recomputes exactly those rows, keeps the per-node parts of the first message
-    layer (``S = z @ W_src``, ``Q``) up to date for the changed rows only, and keeps the two
-    state buffers in sync at the changed rows. Results are identical to dense execution.
+    A node's next state is a deterministic function of its own state and inputs, of its
+    in-neighbours' states and edge inputs, and of the graph state where it addresses the node.
+    So when an application of layer ``i`` sees the set ``D`` of nodes whose input rows changed
+    since the previous application of layer ``i`` (their state, or their address and broadcast
+    features), only ``D`` and the out-neighbours of ``D`` can change; every other row keeps
+    the output it had then. The stepper keeps one output buffer per layer (two for a one-layer
+    model, kept in sync at the changed rows), the per-node parts of each layer's first message
+    layer (``S``, ``Q``) and each layer's readout values, all updated at changed rows only.
+    Results are identical to dense execution (tests hold them bit for bit).
 
-    ``policy="auto"`` falls back to a dense step when the active rows carry more than
-    ``DENSE_FRACTION`` of the edges (a dense step is then cheaper than the bookkeeping).
-    Models with several processor layers per step are run densely (the dependency reaches
-    several hops within a step).
+    ``policy="auto"`` runs a dense application instead when more than ``DENSE_NODES`` of the
+    nodes changed or the active rows carry more than ``DENSE_FRACTION`` of the edges. Graph
+    readouts are reduced over all nodes here (O(n) per layer with a readout); the native step
+    loop maintains them incrementally.
     """
 
-    DENSE_FRACTION = 0.3  # of the edges: above it a dense step is cheaper
+    DENSE_FRACTION = 0.3  # of the edges: above it a dense application is cheaper
     DENSE_NODES = 0.1  # of the nodes changed: above it the active rows are nearly all rows
 
     def __init__(self, run: "_Runner", policy: str):
@@ -310,20 +314,27 @@ class _ActiveStepper:
         self.policy = policy
         g = run.graph
         self.n, self.m = g.num_nodes, g.num_edges
+        self.L = len(run.layers)
+        self.ring_size = max(self.L, 2)
+        self.ring = None
+        self.k = 0  # layer applications done
+        self.changed = None  # rows changed by the last application (None: all)
         self.flags = np.zeros(self.n, dtype=np.uint8)
-        self.changed = None  # None: every node (before the first step)
         self.out_indptr, self.out_targets, _ = g.out_csr()
         self.in_degree = g.in_degree()
-        self.blocks = run.layers[0]
-        self.S = self.Q = None
+        self.S = [None] * self.L
+        self.Q = [None] * self.L
+        self.readouts = [None] * self.L
+        self.last_addr = [None] * self.L
         self.active_rows = 0
 
-    def _rows(self):
-        ch = self.changed
-        if self.policy == "auto" and ch.size > self.DENSE_NODES * self.n:
+    def _rows(self, delta):
+        if delta is None:
             return None
-        starts = self.out_indptr[ch]
-        counts = self.out_indptr[ch + 1] - starts
+        if self.policy == "auto" and delta.size > self.DENSE_NODES * self.n:
+            return None
+        starts = self.out_indptr[delta]
+        counts = self.out_indptr[delta + 1] - starts
         total = int(counts.sum())
         if self.policy == "auto" and total > self.DENSE_FRACTION * self.m:
             return None
@@ -331,47 +342,105 @@ class _ActiveStepper:
         targets = self.out_targets[pos]
         if total > self.n // 64:  # many candidates: mark them and scan (O(n) bytes, no sort)
             mark = np.zeros(self.n, dtype=np.bool_)
-            mark[ch] = True
+            mark[delta] = True
             mark[targets] = True
             rows = np.flatnonzero(mark)
         else:
-            rows = np.unique(np.concatenate([ch, targets.astype(np.int64)]))
+            rows = np.unique(np.concatenate([delta, targets.astype(np.int64)]))
         if self.policy == "auto" and int(self.in_degree[rows].sum()) > self.DENSE_FRACTION * self.m:
             return None
         return rows
 
-    def _update_parts(self, z):
-        msg = self.blocks["message"]
-        ch = self.changed
-        # recomputing all rows (one small GEMM) beats gathering and scattering many of them
-        full = self.S is None or ch is None or ch.size > self.n // 64
-        if full:
-            self.S = np.ascontiguousarray(z @ msg["W_src"])
-        elif ch.size:
-            self.S[ch] = z[ch] @ msg["W_src"]
-        if msg["W_dst"] is None:
-            self.Q = np.ascontiguousarray(msg["bias"][None, :])
-        elif full:
-            self.Q = np.ascontiguousarray(z @ msg["W_dst"] + msg["bias"])
-        elif ch.size:
-            self.Q[ch] = z[ch] @ msg["W_dst"] + msg["bias"]
+    def _address_delta(self, i, g):
+        """Nodes whose address/broadcast features for layer ``i`` changed since its last use."""
+        run = self.run
+        if not run.dg or not run.pointers:
+            return None
+        nodes = set()
+        for c in run.pointers:
+            val = g[c]
+            if np.isfinite(val) and val == np.floor(val) and 0 <= val < self.n:
+                nodes.add(int(val))
+        key = (frozenset(nodes), g[run.broadcast].tobytes())
+        prev = self.last_addr[i]
+        self.last_addr[i] = key
+        if prev is None or prev == key:
+            return None if prev is not None else set()
+        return set(prev[0]) | nodes
 
-    def step(self, z, spare, watch):
-        run, b = self.run, self.blocks
-        rows = None if self.changed is None else self._rows()
-        if rows is not None and self.changed.size:
-            spare[self.changed] = z[self.changed]  # spare == z everywhere before writing rows
-        self._update_parts(z)
-        edges = run.edge_args_from(b["message"], self.S, self.Q, b["groups"], b["include_self"])
-        count = run.backend.layer(run.graph, edges, z, run.model.hidden, b["update"], b["gate"], spare,
-                                  watch=watch, changed=self.flags, rows=rows)
-        if rows is None:
-            self.changed = np.flatnonzero(self.flags)
-            self.active_rows += self.n
-        else:
-            self.changed = rows[self.flags[rows] != 0]
-            self.active_rows += rows.size
-        return spare, z, count
+    def _parts(self, i, inp, delta, full):
+        msg = self.run.layers[i]["message"]
+        if full or self.S[i] is None:
+            self.S[i] = np.ascontiguousarray(inp @ msg["W_src"])
+            self.Q[i] = (np.ascontiguousarray(msg["bias"][None, :]) if msg["W_dst"] is None
+                         else np.ascontiguousarray(inp @ msg["W_dst"] + msg["bias"]))
+        elif delta.size:
+            self.S[i][delta] = inp[delta] @ msg["W_src"]
+            if msg["W_dst"] is not None:
+                self.Q[i][delta] = inp[delta] @ msg["W_dst"] + msg["bias"]
+
+    def _readout(self, i, blocks, out, changed, full):
+        run = self.run
+        W, b, act, tail, is_max = blocks["readout"]
+
+        def values(rows):
+            with np.errstate(over="ignore"):
+                r = _activate_code(out[rows, :run.addr_col] @ W + b, act)
+                for Wt, bt, a in tail:
+                    r = _activate_code(r @ Wt + bt, a)
+            return r
+
+        if full or self.readouts[i] is None:
+            self.readouts[i] = values(slice(None)).astype(run.dtype)
+        elif changed.size:
+            self.readouts[i][changed] = values(changed)
+        r = self.readouts[i]
+        return np.where(is_max, r.max(axis=0), r.min(axis=0)).astype(run.dtype)
+
+    def step(self, z, spare, watch, g=None, graph_watch=None):
+        run, d = self.run, self.run.model.hidden
+        if self.ring is None:
+            self.ring = [spare] + [run.new_buffer() for _ in range(self.ring_size - 2)] + [z]
+        first_step = self.k < self.L
+        start = z[:, :d].copy() if first_step else None
+        g_start = g
+        count = 0
+        for i, blocks in enumerate(run.layers):
+            R = self.ring_size
+            inp, out = self.ring[(self.k - 1) % R], self.ring[self.k % R]
+            adelta = self._address_delta(i, g)
+            if run.dg:
+                run.address(inp, g)
+            if self.changed is None or self.k < self.L:
+                delta = None
+            else:
+                delta = self.changed if not adelta else np.union1d(self.changed, np.fromiter(adelta, np.int64))
+            rows = self._rows(delta)
+            if rows is not None and self.L == 1 and self.changed.size:
+                out[self.changed, :d] = inp[self.changed, :d]  # out == inp outside the rows written
+            self._parts(i, inp, delta, full=delta is None or delta.size > self.n // 64)
+            edges = run.edge_args_from(blocks["message"], self.S[i], self.Q[i], blocks["groups"],
+                                       blocks["include_self"])
+            compare_out = not (self.k < self.L) and (self.L > 1 or rows is not None)
+            count = run.backend.layer(run.graph, edges, inp, d, blocks["update"], blocks["gate"], out,
+                                      watch=watch, changed=self.flags, rows=rows, compare_out=compare_out)
+            if rows is None:
+                self.changed = np.flatnonzero(self.flags) if not first_step else np.arange(self.n)
+                self.active_rows += self.n
+            else:
+                self.changed = rows[self.flags[rows] != 0]
+                self.active_rows += rows.size
+            if blocks["readout"] is not None:
+                red = self._readout(i, blocks, out, self.changed, full=rows is None)
+                g = run.graph_step_from(blocks, g, red)
+            self.k += 1
+        z = self.ring[(self.k - 1) % self.ring_size]
+        if first_step and watch is not None:
+            w = watch.astype(bool)
+            count = int(np.any(z[:, :d][:, w] != start[:, w], axis=1).sum())
+        if graph_watch is not None and watch is not None and graph_watch.size:
+            count += int(np.any(g[graph_watch] != g_start[graph_watch]))
+        return z, None, count, g
 
 
 class _NativeLoop:
@@ -483,12 +552,6 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     check_domain(model, graph)
     be = get_backend(backend, threads)
     run = _Runner(model, graph, source, be)
-    if mode != "dense" and (len(run.layers) > 1 or run.dg):
-        if mode == "active":
-            raise EngineError(f"active mode runs models with one processor layer per step and no graph state "
-                              f"on this backend; {model.name!r} has {len(run.layers)} layers and "
-                              f"{run.dg} graph channels (use mode='dense' or 'auto')")
-        mode = "dense"
     stepper = _ActiveStepper(run, mode) if mode != "dense" else None
     # the backend's own step loop, when it has one and nothing is needed between steps
     native_loop = (_NativeLoop(run, mode) if be.has_step_loop and len(run.layers) == 1 and not run.dg
@@ -533,7 +596,7 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
         if stepper is None:
             z, spare, changed, g = run.step(z, spare, watch, g, graph_watch)
         else:
-            z, spare, changed = stepper.step(z, spare, watch)
+            z, spare, changed, g = stepper.step(z, spare, watch, g, graph_watch)
         t += 1
         if hidden:
             states.append(z[:, :d].copy())
@@ -551,5 +614,5 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     return ExecutionResult(outputs=outputs, hints=hints, steps=t, converged=converged, backend=be.name,
                            threads=be.threads(), hidden=np.stack(states) if hidden else None, mode=mode,
                            node_updates=(native_loop.node_updates if native_loop else
-                                         stepper.active_rows if stepper else n * t),
+                                         stepper.active_rows if stepper else n * t * len(run.layers)),
                            seconds=time.perf_counter() - t0, final_state=z[:, :d].copy(), final_graph=final_graph)

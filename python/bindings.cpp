@@ -181,7 +181,8 @@ int64_t layer_pass_typed(const py::object& indptr, const py::object& indices, co
                          const py::object& Q, const py::object& E, const py::object& We, int first_act,
                          const py::list& layers, const py::object& groups, bool include_self, const py::object& rows,
                          const py::object& z_o, int64_t d, const py::tuple& update, const py::object& gate,
-                         const py::object& out_o, const py::object& watch_o, const py::object& changed_o) {
+                         const py::object& out_o, const py::object& watch_o, const py::object& changed_o,
+                         bool compare_out) {
   Keep keep;
   engine::LayerArgs<T> L;
   L.edges = parse_edges<T>(indptr, indices, S, Q, E, We, first_act, layers, groups, include_self, rows, keep);
@@ -197,6 +198,7 @@ int64_t layer_pass_typed(const py::object& indptr, const py::object& indices, co
   L.z = z.data();
   L.d = d;
   L.out = out.mutable_data();
+  L.compare_out = compare_out;
   const int64_t k = engine::message_width(L.edges);
   L.update = parse_node_mlp<T>(update, L.fz, k, keep);
   if (!gate.is_none()) {
@@ -245,12 +247,12 @@ int64_t layer_pass(const py::object& indptr, const py::object& indices, const py
                    const py::object& E, const py::object& We, int first_act, const py::list& layers,
                    const py::object& groups, bool include_self, const py::object& rows, const py::object& z, int64_t d,
                    const py::tuple& update, const py::object& gate, const py::object& out, const py::object& watch,
-                   const py::object& changed) {
+                   const py::object& changed, bool compare_out) {
   if (is_double(S))
     return layer_pass_typed<double>(indptr, indices, S, Q, E, We, first_act, layers, groups, include_self, rows, z,
-                                    d, update, gate, out, watch, changed);
+                                    d, update, gate, out, watch, changed, compare_out);
   return layer_pass_typed<float>(indptr, indices, S, Q, E, We, first_act, layers, groups, include_self, rows, z, d,
-                                 update, gate, out, watch, changed);
+                                 update, gate, out, watch, changed, compare_out);
 }
 
 py::object kwarg(const py::dict& kw, const char* key) {
@@ -376,7 +378,7 @@ PYBIND11_MODULE(_native, m) {
   m.def("layer_pass", &layer_pass, py::arg("indptr"), py::arg("indices"), py::arg("S"), py::arg("Q"), py::arg("E"),
         py::arg("We"), py::arg("first_act"), py::arg("layers"), py::arg("groups"), py::arg("include_self"),
         py::arg("rows"), py::arg("z"), py::arg("d"), py::arg("update"), py::arg("gate"), py::arg("out"),
-        py::arg("watch") = py::none(), py::arg("changed") = py::none(),
+        py::arg("watch") = py::none(), py::arg("changed") = py::none(), py::arg("compare_out") = false,
         "A whole processor layer fused: messages, aggregation, update MLP and gate. Writes the new states "
         "into the first d columns of out (shaped like z) and returns how many rows changed a watched channel.");
   m.def("run_steps", &run_steps, py::arg("kwargs"),

@@ -62,10 +62,38 @@ def test_mode_errors():
     g = generators.path(5)
     with pytest.raises(engine.EngineError, match="mode must be one of"):
         engine.execute(engine.compile("bfs"), g, 0, mode="lazy")
-    two = random_model(mpnn_spec(4, layers=2), seed=0)
-    with pytest.raises(engine.EngineError, match="one processor layer per step"):
-        engine.execute(two, g, 0, steps=2, mode="active")
-    assert engine.execute(two, g, 0, steps=2, mode="auto").mode == "dense"
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 14), m=st.integers(0, 40), seed=st.integers(0, 10**6),
+       layers=st.integers(2, 3))
+def test_multi_layer_random_models_active_equals_dense(n, m, seed, layers):
+    rng = np.random.default_rng(seed)
+    g = Graph.from_edges(rng.integers(0, n, m), rng.integers(0, n, m), n, rng.random(m))
+    model = random_model(mpnn_spec(5, groups=(("max", 2), ("min", None)), layers=layers, gated=True,
+                                   message_depth=1), seed=seed % 89, scale=2.0)
+    for be in engine.backends.available_backends():
+        dense = engine.execute(model, g, 0, backend=be, steps=4, mode="dense", hidden=True)
+        active = engine.execute(model, g, 0, backend=be, steps=4, mode="active", hidden=True)
+        _same(active, dense)
+
+
+def test_compiled_dfs_active_equals_dense(backend):
+    """DFS: two layers per step and a graph state; a step touches only the addressed nodes
+    and the out-neighbours of the scanned node."""
+    model = engine.compile("dfs")
+    rng = np.random.RandomState(8)
+    graphs = [sample("dfs", n, rng, p=(0.2, 0.5))[1] for n in (4, 7, 12, 20)]
+    graphs += [generators.grid(6, 7), generators.erdos_renyi(150, 3, directed=True, seed=2)]
+    for g in graphs:
+        runs = [engine.execute(model, g, backend=backend, mode=m, hidden=True, trace=True)
+                for m in ("dense", "active", "auto")]
+        for r in runs[1:]:
+            _same(r, runs[0])
+            np.testing.assert_array_equal(r.final_graph, runs[0].final_graph)
+            for k in runs[0].hints:
+                np.testing.assert_array_equal(r.hints[k], runs[0].hints[k])
+    assert runs[1].node_updates < runs[0].node_updates / 5
 
 
 @pytest.mark.parametrize("mode", ["dense", "active", "auto"])

@@ -109,7 +109,10 @@ struct LayerArgs {
   T* out = nullptr;
   // Change tracking: watch[c] != 0 marks the state channels whose change is counted in the
   // return value; changed[v] (if non-null) is set to 1 when any state channel of row v
-  // changed (bitwise inequality, NaN counts as a change), else 0.
+  // changed (bitwise inequality, NaN counts as a change), else 0. A change is measured
+  // against the row's input state h_v, or, with compare_out, against the value that `out`
+  // held before this call (the layer's previous output, for multi-layer active steps).
+  bool compare_out = false;
   const uint8_t* watch = nullptr;
   uint8_t* changed = nullptr;
 };
@@ -607,7 +610,7 @@ int64_t layer_rows(const LayerArgs<T>& L, const LayerPlan<T>& P) {
           const T g = detail::sigmoid(gv[c]);
           val = g * nv[c] + (T(1) - g) * z[c];
         }
-        const bool differs = !(val == z[c]);
+        const bool differs = !(val == (L.compare_out ? out[c] : z[c]));
         any = any || differs;
         watched = watched || (differs && L.watch && L.watch[c]);
         out[c] = val;

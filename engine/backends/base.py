@@ -15,7 +15,7 @@ Two entry points, both over a CSR-by-destination graph:
     ``rows`` restricts the pass to those destinations (outputs follow ``rows``).
     Returns ``(out, winners)``.
 
-``layer(graph, edges, z, d, update, gate, out, watch=None, changed=None, rows=None)``
+``layer(graph, edges, z, d, update, gate, out, watch=None, changed=None, rows=None, compare_out=False)``
     A whole processor layer. ``z`` (n, f_z) holds ``[h, x]`` (``h`` its first ``d``
     columns). ``edge_pass(**edges)``, then per node ``new = node_mlp(update, z_v, agg_v)``
     and, if ``gate`` is given, ``g = sigmoid(node_mlp(gate, z_v, agg_v))``,
@@ -23,8 +23,9 @@ Two entry points, both over a CSR-by-destination graph:
     ``z``, never ``z`` itself). A node MLP is ``(Wz, Wa, b0, act0, tail)``:
     ``act0(((z @ Wz) + (agg @ Wa)) + b0)`` then the ``tail`` dense layers. ``watch`` (uint8,
     d) marks the channels whose change is counted; ``changed`` (uint8, n) receives, per
-    computed row, whether any state channel changed. Returns the number of computed rows that
-    changed a watched channel. The default
+    computed row, whether any state channel changed, measured against the row's input state
+    or, with ``compare_out``, against what ``out`` held before (the layer's previous output).
+    Returns the number of computed rows that changed a watched channel. The default
     runs the edge pass and then NumPy; the native backend fuses everything per row.
 """
 from __future__ import annotations
@@ -66,7 +67,8 @@ class Backend:
     def edge_pass(self, graph, S, Q, E, We, first_act, layers, groups, include_self, rows=None):  # pragma: no cover
         raise NotImplementedError
 
-    def layer(self, graph, edges: dict, z, d, update, gate, out, watch=None, changed=None, rows=None):
+    def layer(self, graph, edges: dict, z, d, update, gate, out, watch=None, changed=None, rows=None,
+              compare_out=False):
         agg, _ = self.edge_pass(graph, rows=rows, **edges)
         zr = z if rows is None else z[rows]
         new = node_mlp(update, zr, agg)
@@ -74,8 +76,8 @@ class Backend:
             g = sigmoid(node_mlp(gate, zr, agg))
             new = g * new + (1 - g) * zr[:, :d]
         new = new.astype(z.dtype, copy=False)
-        differs = ~(new == zr[:, :d])
         target = slice(None) if rows is None else rows
+        differs = ~(new == (out[target, :d] if compare_out else zr[:, :d]))
         out[target, :d] = new
         if changed is not None:
             changed[target] = differs.any(axis=1)

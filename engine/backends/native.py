@@ -30,14 +30,15 @@ class NativeBackend(Backend):
         return _native.edge_pass(graph.indptr, graph.indices, S, Q, E, We, int(first_act), list(layers),
                                  np.ascontiguousarray(groups, dtype=np.int64), bool(include_self), rows)
 
-    def layer(self, graph, edges: dict, z, d, update, gate, out, watch=None, changed=None, rows=None):
+    def layer(self, graph, edges: dict, z, d, update, gate, out, watch=None, changed=None, rows=None,
+              compare_out=False):
         e = dict(edges)
         if e["E"] is not None and e["E"].shape[1] == 0:
             e["E"] = e["We"] = None
         return _native.layer_pass(graph.indptr, graph.indices, e["S"], e["Q"], e["E"], e["We"], int(e["first_act"]),
                                   list(e["layers"]), np.ascontiguousarray(e["groups"], dtype=np.int64),
                                   bool(e["include_self"]), rows, z, int(d), tuple(update),
-                                  None if gate is None else tuple(gate), out, watch, changed)
+                                  None if gate is None else tuple(gate), out, watch, changed, bool(compare_out))
 
     def set_threads(self, n):
         if n:
