@@ -183,6 +183,17 @@ class _Runner:
         self._addressed[id(z)] = nodes
         return set(prev) | set(nodes)
 
+    def adopt_addresses(self, z: np.ndarray, g_used) -> None:
+        """Record which nodes' address columns buffer ``z`` holds (set for ``g_used`` by a
+        backend's own loop), so that :meth:`address` can clear them."""
+        n = self.graph.num_nodes
+        nodes = []
+        for c in self.pointers:
+            val = g_used[c]
+            if np.isfinite(val) and val == np.floor(val) and 0 <= val < n:
+                nodes.append(int(val))
+        self._addressed[id(z)] = nodes
+
     def graph_step(self, blocks: dict, z_out: np.ndarray, g):
         """Readouts of the new node states (over all nodes), then the graph update."""
         W, b, act, tail, is_max = blocks["readout"]
@@ -190,7 +201,7 @@ class _Runner:
             r = _activate_code(z_out[:, :self.addr_col] @ W + b, act)
             for Wt, bt, a in tail:
                 r = _activate_code(r @ Wt + bt, a)
-        red = np.where(is_max, r.max(axis=0), r.min(axis=0)).astype(self.dtype)
+        red = np.where(is_max, np.fmax.reduce(r, axis=0), np.fmin.reduce(r, axis=0)).astype(self.dtype)
         return self.graph_step_from(blocks, g, red)
 
     def graph_step_from(self, blocks: dict, g, red):
@@ -395,7 +406,7 @@ class _ActiveStepper:
         elif changed.size:
             self.readouts[i][changed] = values(changed)
         r = self.readouts[i]
-        return np.where(is_max, r.max(axis=0), r.min(axis=0)).astype(run.dtype)
+        return np.where(is_max, np.fmax.reduce(r, axis=0), np.fmin.reduce(r, axis=0)).astype(run.dtype)
 
     def step(self, z, spare, watch, g=None, graph_watch=None):
         run, d = self.run, self.run.model.hidden
@@ -444,43 +455,75 @@ class _ActiveStepper:
 
 
 class _NativeLoop:
-    """Steps run by the backend's own loop (``run_steps``), in chunks between which the
-    executor reports progress. Same decisions as :class:`_ActiveStepper`, made in C++."""
+    """Steps run by the backend's own loop (``run_steps``, csrc/engine/active.h), in chunks
+    between which the executor reports progress. The same decisions as
+    :class:`_ActiveStepper`, made in C++, with readout reductions kept in segment trees."""
 
     POLICY = {"dense": 0, "active": 1, "auto": 2}
 
-    def __init__(self, run: "_Runner", mode: str):
+    def __init__(self, run: "_Runner", mode: str, z, spare, g):
         self.run = run
-        g = run.graph
-        b = run.layers[0]
-        msg = b["message"]
-        n, k0 = g.num_nodes, msg["W_src"].shape[1]
-        out_indptr, out_targets, _ = g.out_csr()
+        graph = run.graph
+        n, dtype = graph.num_nodes, run.dtype
+        L = len(run.layers)
+        R = max(L, 2)
+        self.ring = [spare] + [run.new_buffer() for _ in range(R - 2)] + [z]
+        self.buf_g = [np.full(run.dg, np.nan, dtype=dtype) for _ in range(R)]
+        self.g = (g if g is not None else np.zeros(0)).astype(dtype).copy()
+        self.applications = 0
         self.changed = None
         self.node_updates = 0
+        P = 1 << max(0, int(n - 1).bit_length())
+        out_indptr, out_targets, _ = graph.out_csr()
+        has_edges = run.E is not None and run.E.shape[1] > 0
+        layers = []
+        for b in run.layers:
+            msg = b["message"]
+            k0 = msg["W_src"].shape[1]
+            ld = dict(
+                S=np.zeros((n, k0), dtype=dtype),
+                Q=np.zeros((n, k0), dtype=dtype) if msg["W_dst"] is not None else msg["bias"][None, :].copy(),
+                E=run.E if has_edges else None, We=msg["We"] if has_edges else None,
+                first_act=msg["first_act"], layers=list(msg["layers"]), groups=b["groups"],
+                include_self=b["include_self"], W_src=msg["W_src"], W_dst=msg["W_dst"], bias=msg["bias"],
+                update=tuple(b["update"]), gate=None if b["gate"] is None else tuple(b["gate"]),
+                readout=None, graph_update=None, graph_gate=None,
+                last_g=np.full(run.dg, np.nan, dtype=dtype))
+            if b["readout"] is not None:
+                W, bias, act, tail, is_max = b["readout"]
+                r = len(is_max)
+                ld["readout"] = (W, np.zeros((0, W.shape[1]), dtype=dtype), bias, act, list(tail),
+                                 is_max.astype(np.uint8))
+                ld["readout_cache"] = np.zeros((n, r), dtype=dtype)
+                ld["readout_tree"] = np.zeros((2 * P, r), dtype=dtype)
+                for key in ("graph_update", "graph_gate"):
+                    if b[key] is not None:
+                        Wg, Wr, b0, a0, t = b[key]
+                        ld[key] = (Wg, Wr, b0, a0, list(t))
+            layers.append(ld)
         self.kwargs = dict(
-            indptr=g.indptr, indices=g.indices, out_indptr=out_indptr, out_targets=out_targets,
-            W_src=msg["W_src"], W_dst=msg["W_dst"], bias=msg["bias"],
-            S=np.empty((n, k0), dtype=run.dtype),
-            Q=np.empty((n, k0), dtype=run.dtype) if msg["W_dst"] is not None else msg["bias"][None, :].copy(),
-            E=run.E if run.E is not None and run.E.shape[1] else None,
-            We=msg["We"] if run.E is not None and run.E.shape[1] else None,
-            first_act=msg["first_act"], layers=list(msg["layers"]), groups=b["groups"],
-            include_self=b["include_self"], d=run.model.hidden, update=tuple(b["update"]),
-            gate=None if b["gate"] is None else tuple(b["gate"]), policy=self.POLICY[mode],
+            indptr=graph.indptr, indices=graph.indices, out_indptr=out_indptr, out_targets=out_targets,
+            layers=layers, ring=self.ring, buf_g=self.buf_g, d=run.model.hidden, hx=run.addr_col,
+            addr_col=run.addr_col, bcast_col=run.bcast_col, pointers=list(run.pointers),
+            broadcast=list(run.broadcast), g=self.g, policy=self.POLICY[mode],
             dense_nodes=_ActiveStepper.DENSE_NODES, dense_edges=_ActiveStepper.DENSE_FRACTION)
 
-    def steps(self, z, spare, watch, count: int):
-        """Run up to ``count`` steps; returns ``(z, spare, steps_run, converged)``."""
-        kw = dict(self.kwargs, z_a=z, z_b=spare, changed=self.changed, max_steps=int(count),
-                  until_fixed=watch is not None,
-                  watch=watch if watch is not None else np.zeros(self.run.model.hidden, np.uint8))
-        ran, converged, in_b, updates, changed = self.run.backend.run_steps(**kw)
-        self.changed = changed
+    def current(self):
+        return self.ring[(self.applications - 1) % len(self.ring)]
+
+    def steps(self, watch, graph_watch, count: int):
+        """Run up to ``count`` steps; returns ``(z, g, steps_run, converged)``."""
+        d = self.run.model.hidden
+        kw = dict(self.kwargs, changed=self.changed, max_steps=int(count), until_fixed=watch is not None,
+                  watch=watch if watch is not None else np.zeros(d, np.uint8),
+                  graph_watch=[] if graph_watch is None else [int(c) for c in graph_watch],
+                  applications=self.applications)
+        ran, converged, updates, self.applications, self.changed = self.run.backend.run_steps(**kw)
         self.node_updates += updates
-        if in_b:
-            z, spare = spare, z
-        return z, spare, ran, converged
+        z = self.current()
+        # the loop wrote address columns; let the runner know which, before it decodes
+        self.run.adopt_addresses(z, self.buf_g[(self.applications - 1) % len(self.ring)])
+        return z, (self.g if self.run.dg else None), ran, converged
 
 
 MODES = ("dense", "active", "auto")
@@ -554,8 +597,7 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     run = _Runner(model, graph, source, be)
     stepper = _ActiveStepper(run, mode) if mode != "dense" else None
     # the backend's own step loop, when it has one and nothing is needed between steps
-    native_loop = (_NativeLoop(run, mode) if be.has_step_loop and len(run.layers) == 1 and not run.dg
-                   and not trace and not hidden else None)
+    use_native_loop = be.has_step_loop and not trace and not hidden
     term = model.spec["termination"]
     if steps is None and term["rule"] == "steps":
         raise EngineError(f"model {model.name!r} runs a given number of steps; pass steps=")
@@ -575,15 +617,16 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     t0 = time.perf_counter()
     z, spare = run.new_buffer(), run.new_buffer()
     z[:, :d] = run.x @ model.weights["init.weight"] + model.weights["init.bias"]
+    native_loop = _NativeLoop(run, mode, z, spare, g) if use_native_loop else None
     states = [z[:, :d].copy()] if hidden else None
     hint_rows = {name: [] for name in model.spec.get("hints", {})} if trace else None
     converged = steps is not None
     t = 0
     chunk = 16
     while native_loop is not None and t < limit:
-        z, spare, ran, done = native_loop.steps(z, spare, watch, min(chunk, limit - t))
+        z, g, ran, done = native_loop.steps(watch, graph_watch, min(chunk, limit - t))
         t += ran
-        chunk = min(chunk * 2, 4096)
+        chunk = min(chunk * 2, 1 << 16)
         if progress is not None:
             progress(t)
         if watch is not None and done:

@@ -261,64 +261,129 @@ py::object kwarg(const py::dict& kw, const char* key) {
 }
 
 template <typename T>
+T* mutable_array(const py::object& o, const char* name, std::vector<int64_t> shape, Keep& keep) {
+  auto a = require<T>(o, name, std::move(shape));
+  if (!a.writeable()) throw py::value_error(std::string(name) + " must be writeable");
+  keep.push_back(a);
+  return a.mutable_data();
+}
+
+template <typename T>
 py::tuple run_steps_typed(const py::dict& kw) {
   Keep keep;
-  engine::StepArgs<T> A;
-  engine::LayerArgs<T>& L = A.layer;
-  L.edges = parse_edges<T>(kwarg(kw, "indptr"), kwarg(kw, "indices"), kwarg(kw, "S"), kwarg(kw, "Q"), kwarg(kw, "E"), kwarg(kw, "We"),
-                           kwarg(kw, "first_act").cast<int>(), kwarg(kw, "layers").cast<py::list>(), kwarg(kw, "groups"),
-                           kwarg(kw, "include_self").cast<bool>(), py::none(), keep);
-  const int64_t n = L.edges.num_nodes;
-  const int64_t k0 = L.edges.k0;
-  auto z_a = require<T>(kwarg(kw, "z_a"), "z_a", {n, -1});
-  const int64_t fz = z_a.shape(1);
-  auto z_b = require<T>(kwarg(kw, "z_b"), "z_b", {n, fz});
-  if (z_a.data() == z_b.data()) throw py::value_error("z_a and z_b must be different buffers");
-  keep.push_back(z_a);
-  keep.push_back(z_b);
-  const int64_t d = kwarg(kw, "d").cast<int64_t>();
-  if (d <= 0 || d > fz) throw py::value_error("d must be in [1, z.shape[1]]");
-  L.fz = fz;
-  L.d = d;
-  const int64_t k = engine::message_width(L.edges);
-  L.update = parse_node_mlp<T>(kwarg(kw, "update").cast<py::tuple>(), fz, k, keep);
-  if (!kwarg(kw, "gate").is_none()) {
-    L.gated = true;
-    L.gate = parse_node_mlp<T>(kwarg(kw, "gate").cast<py::tuple>(), fz, k, keep);
-  }
-  auto watch = require<uint8_t>(kwarg(kw, "watch"), "watch", {d});
-  keep.push_back(watch);
-  L.watch = watch.data();
-  auto W_src = require<T>(kwarg(kw, "W_src"), "W_src", {fz, k0});
-  auto bias = require<T>(kwarg(kw, "bias"), "bias", {k0});
-  keep.push_back(W_src);
-  keep.push_back(bias);
-  A.W_src = W_src.data();
-  A.bias = bias.data();
-  auto S = require<T>(kwarg(kw, "S"), "S", {n, k0});
-  auto Q = require<T>(kwarg(kw, "Q"), "Q", {-1, k0});
-  A.S = S.mutable_data();
-  A.Q = Q.mutable_data();
-  if (!kwarg(kw, "W_dst").is_none()) {
-    auto W_dst = require<T>(kwarg(kw, "W_dst"), "W_dst", {fz, k0});
-    if (Q.shape(0) != n) throw py::value_error("Q must have n rows when W_dst is given");
-    keep.push_back(W_dst);
-    A.W_dst = W_dst.data();
-  }
+  engine::LoopArgs<T> A;
+  auto indptr = require<int64_t>(kwarg(kw, "indptr"), "indptr", {-1});
+  const int64_t n = indptr.shape(0) - 1;
+  if (n < 0) throw py::value_error("indptr must have at least one entry");
+  const int64_t m = indptr.at(n);
+  A.n = n;
+  A.m = m;
+  A.in_indptr = indptr.data();
+  keep.push_back(indptr);
   auto out_indptr = require<int64_t>(kwarg(kw, "out_indptr"), "out_indptr", {n + 1});
-  auto out_targets = require<int32_t>(kwarg(kw, "out_targets"), "out_targets", {L.edges.num_edges});
+  auto out_targets = require<int32_t>(kwarg(kw, "out_targets"), "out_targets", {m});
   keep.push_back(out_indptr);
   keep.push_back(out_targets);
   A.out_indptr = out_indptr.data();
   A.out_targets = out_targets.data();
-  A.z_a = z_a.mutable_data();
-  A.z_b = z_b.mutable_data();
+  A.d = kwarg(kw, "d").cast<int64_t>();
+  A.hx = kwarg(kw, "hx").cast<int64_t>();
+  A.addr_col = kwarg(kw, "addr_col").cast<int64_t>();
+  A.bcast_col = kwarg(kw, "bcast_col").cast<int64_t>();
+  A.pointers = kwarg(kw, "pointers").cast<std::vector<int64_t>>();
+  A.broadcast = kwarg(kw, "broadcast").cast<std::vector<int64_t>>();
+  A.graph_watch = kwarg(kw, "graph_watch").cast<std::vector<int64_t>>();
+  auto g = require<T>(kwarg(kw, "g"), "g", {-1});
+  A.dg = g.shape(0);
+  A.g = mutable_array<T>(g, "g", {A.dg}, keep);
+  for (int64_t c : A.pointers) if (c < 0 || c >= A.dg) throw py::value_error("pointer channel out of range");
+  for (int64_t c : A.broadcast) if (c < 0 || c >= A.dg) throw py::value_error("broadcast channel out of range");
+  for (int64_t c : A.graph_watch) if (c < 0 || c >= A.dg) throw py::value_error("watched graph channel out of range");
+  const py::list ring = kwarg(kw, "ring").cast<py::list>();
+  const py::list buf_g = kwarg(kw, "buf_g").cast<py::list>();
+  if (ring.size() < 2 || ring.size() != buf_g.size()) throw py::value_error("need at least two ring buffers, each with a buf_g");
+  int64_t fz = -1;
+  for (size_t j = 0; j < ring.size(); ++j) {
+    auto b = require<T>(ring[j], "ring buffer", {n, -1});
+    if (fz < 0) fz = b.shape(1);
+    A.ring.push_back(mutable_array<T>(b, "ring buffer", {n, fz}, keep));
+    A.buf_g.push_back(mutable_array<T>(buf_g[j], "buf_g", {A.dg}, keep));
+  }
+  A.fz = fz;
+  if (A.d <= 0 || A.hx < A.d || A.addr_col != A.hx || A.bcast_col != A.addr_col + static_cast<int64_t>(A.pointers.size()) ||
+      A.bcast_col + static_cast<int64_t>(A.broadcast.size()) != fz)
+    throw py::value_error("inconsistent state layout (d, hx, address and broadcast columns)");
+  auto watch = require<uint8_t>(kwarg(kw, "watch"), "watch", {A.d});
+  keep.push_back(watch);
+  A.watch = watch.data();
+  const py::list layers = kwarg(kw, "layers").cast<py::list>();
+  if (layers.size() == 0) throw py::value_error("a model needs at least one layer");
+  for (const auto& item : layers) {
+    const py::dict ld = item.cast<py::dict>();
+    engine::LoopLayer<T> ly;
+    engine::LayerArgs<T>& L = ly.layer;
+    L.edges = parse_edges<T>(indptr, kwarg(kw, "indices"), kwarg(ld, "S"), kwarg(ld, "Q"), kwarg(ld, "E"),
+                             kwarg(ld, "We"), kwarg(ld, "first_act").cast<int>(), kwarg(ld, "layers").cast<py::list>(),
+                             kwarg(ld, "groups"), kwarg(ld, "include_self").cast<bool>(), py::none(), keep);
+    const int64_t k0 = L.edges.k0;
+    L.fz = fz;
+    L.d = A.d;
+    const int64_t k = engine::message_width(L.edges);
+    L.update = parse_node_mlp<T>(kwarg(ld, "update").cast<py::tuple>(), fz, k, keep);
+    if (!kwarg(ld, "gate").is_none()) {
+      L.gated = true;
+      L.gate = parse_node_mlp<T>(kwarg(ld, "gate").cast<py::tuple>(), fz, k, keep);
+    }
+    auto W_src = require<T>(kwarg(ld, "W_src"), "W_src", {fz, k0});
+    auto bias = require<T>(kwarg(ld, "bias"), "bias", {k0});
+    keep.push_back(W_src);
+    keep.push_back(bias);
+    ly.W_src = W_src.data();
+    ly.bias = bias.data();
+    ly.S = mutable_array<T>(kwarg(ld, "S"), "S", {n, k0}, keep);
+    if (!kwarg(ld, "W_dst").is_none()) {
+      auto W_dst = require<T>(kwarg(ld, "W_dst"), "W_dst", {fz, k0});
+      keep.push_back(W_dst);
+      ly.W_dst = W_dst.data();
+      ly.Q = mutable_array<T>(kwarg(ld, "Q"), "Q", {n, k0}, keep);
+    }
+    if (!kwarg(ld, "readout").is_none()) {
+      const py::tuple ro = kwarg(ld, "readout").cast<py::tuple>();
+      ly.has_readout = true;
+      ly.readout = parse_node_mlp<T>(py::make_tuple(ro[0], ro[1], ro[2], ro[3], ro[4]), A.hx, 0, keep);
+      auto is_max = require<uint8_t>(ro[5], "readout kinds", {-1});
+      ly.readout_is_max.assign(is_max.data(), is_max.data() + is_max.shape(0));
+      const int64_t r = is_max.shape(0);
+      const int64_t width = ly.readout.tail.empty() ? ly.readout.w0 : ly.readout.tail.back().out;
+      if (width != r) throw py::value_error("readout width does not match its reduce kinds");
+      int64_t P = 1;
+      while (P < n) P <<= 1;
+      ly.readout_cache = mutable_array<T>(kwarg(ld, "readout_cache"), "readout_cache", {n, r}, keep);
+      ly.readout_tree = mutable_array<T>(kwarg(ld, "readout_tree"), "readout_tree", {2 * P, r}, keep);
+      if (!kwarg(ld, "graph_update").is_none()) {
+        ly.has_graph_update = true;
+        ly.graph_update = parse_node_mlp<T>(kwarg(ld, "graph_update").cast<py::tuple>(), A.dg, r, keep);
+        const int64_t w = ly.graph_update.tail.empty() ? ly.graph_update.w0 : ly.graph_update.tail.back().out;
+        if (w != A.dg) throw py::value_error("graph update must end with the graph state width");
+      }
+      if (!kwarg(ld, "graph_gate").is_none()) {
+        ly.has_graph_gate = true;
+        ly.graph_gate = parse_node_mlp<T>(kwarg(ld, "graph_gate").cast<py::tuple>(), A.dg, r, keep);
+        const int64_t w = ly.graph_gate.tail.empty() ? ly.graph_gate.w0 : ly.graph_gate.tail.back().out;
+        if (w != A.dg) throw py::value_error("graph gate must end with the graph state width");
+      }
+    }
+    ly.last_g = mutable_array<T>(kwarg(ld, "last_g"), "last_g", {A.dg}, keep);
+    A.layers.push_back(std::move(ly));
+  }
+  if (A.ring.size() != std::max<size_t>(A.layers.size(), 2)) throw py::value_error("ring must hold max(layers, 2) buffers");
   A.policy = kwarg(kw, "policy").cast<int>();
   if (A.policy < 0 || A.policy > 2) throw py::value_error("policy must be 0 (dense), 1 (active) or 2 (auto)");
   A.dense_nodes = kwarg(kw, "dense_nodes").cast<double>();
   A.dense_edges = kwarg(kw, "dense_edges").cast<double>();
   A.max_steps = kwarg(kw, "max_steps").cast<int64_t>();
   A.until_fixed = kwarg(kw, "until_fixed").cast<bool>();
+  const int64_t applications = kwarg(kw, "applications").cast<int64_t>();
   std::vector<int64_t> changed;
   const bool all_changed = kwarg(kw, "changed").is_none();
   if (!all_changed) {
@@ -329,21 +394,22 @@ py::tuple run_steps_typed(const py::dict& kw) {
       changed.push_back(v);
     }
   }
-  engine::StepResult r;
+  engine::LoopResult r;
   try {
     py::gil_scoped_release release;
-    r = engine::run_steps<T>(A, changed, all_changed);
+    r = engine::run_steps<T>(A, changed, all_changed, applications);
   } catch (const std::invalid_argument& exc) {
     throw py::value_error(exc.what());
   }
   Array<int64_t> changed_out(static_cast<py::ssize_t>(changed.size()));
   std::copy(changed.begin(), changed.end(), changed_out.mutable_data());
-  return py::make_tuple(r.steps, r.converged, r.in_b, r.node_updates, changed_out);
+  return py::make_tuple(r.steps, r.converged, r.node_updates, r.applications, changed_out);
 }
 
 py::tuple run_steps(const py::dict& kw) {
-  if (!kw.contains("S")) throw py::value_error("run_steps: missing argument S");
-  if (is_double(kw["S"])) return run_steps_typed<double>(kw);
+  const py::list layers = kwarg(kw, "layers").cast<py::list>();
+  if (layers.size() == 0) throw py::value_error("a model needs at least one layer");
+  if (is_double(kwarg(layers[0].cast<py::dict>(), "S"))) return run_steps_typed<double>(kw);
   return run_steps_typed<float>(kw);
 }
 
@@ -382,8 +448,8 @@ PYBIND11_MODULE(_native, m) {
         "A whole processor layer fused: messages, aggregation, update MLP and gate. Writes the new states "
         "into the first d columns of out (shaped like z) and returns how many rows changed a watched channel.");
   m.def("run_steps", &run_steps, py::arg("kwargs"),
-        "Run up to max_steps processor steps of a one-layer model in C++ (dense, active or auto); "
-        "returns (steps, converged, state_in_b, node_updates, changed).");
+        "Run up to max_steps processor steps in C++ (dense, active or auto); returns "
+        "(steps, converged, node_updates, applications, changed).");
   m.def("transpose", &transpose, py::arg("indptr"), py::arg("indices"),
         "CSR by destination -> CSR by source (counting sort): (out_indptr, targets, edge_ids).");
   m.def("set_num_threads", &engine::set_threads, py::arg("n"));

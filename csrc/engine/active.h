@@ -1,15 +1,21 @@
-// engine/active.h - the step loop for one-layer-per-step models, in C++.
+// engine/active.h - the step loop of any model in the family, in C++.
 //
-// A node's next state is a deterministic function of its own state and inputs and of its
-// in-neighbours' states and edge inputs. After a step that changed the set C of nodes, the
-// next step can only change C and the out-neighbours of C; every other node keeps its state.
-// run_steps recomputes exactly those rows (active steps), or every row when that is cheaper
-// (dense steps), so that a step costs about what it changes. Results do not depend on which
-// kind of step ran, nor on the thread count.
+// A node's next state is a deterministic function of its own state and inputs, of its
+// in-neighbours' states and edge inputs, and of the graph state where a pointer addresses
+// the node. So when an application of layer i sees the set D of rows whose inputs changed
+// since its previous application (their state, or their address and broadcast features),
+// only D and the out-neighbours of D can change; every other row keeps the output it had
+// then. run_steps recomputes exactly those rows (an active application), or every row when
+// that is cheaper (a dense application), keeps the per-node parts of each first message
+// layer and each layer's readout values up to date at changed rows only, and maintains the
+// readout reductions with segment trees, so that a step costs about what it changes. Results
+// do not depend on which kind of application ran, nor on the thread count.
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -17,141 +23,321 @@
 
 namespace engine {
 
+// One processor layer of the loop.
 template <typename T>
-struct StepArgs {
-  LayerArgs<T> layer;  // edges.S / edges.Q / edges.rows / z / out are managed by run_steps
-  // First message layer, per-node parts: S[v] = z_v @ W_src, Q[v] = z_v @ W_dst + bias
-  // (sums over z's columns ascending); W_dst null: Q is the bias row, shared.
-  const T* W_src = nullptr;  // fz x k0
-  const T* W_dst = nullptr;  // fz x k0 or null
+struct LoopLayer {
+  LayerArgs<T> layer;        // edges.S / edges.Q / edges.rows / z / out are managed by run_steps
+  const T* W_src = nullptr;  // fz x k0: S[v] = z_v @ W_src (sums over z's columns ascending)
+  const T* W_dst = nullptr;  // fz x k0 or null: Q[v] = z_v @ W_dst + bias; null: Q is the bias row
   const T* bias = nullptr;   // k0
-  T* S = nullptr;            // n x k0, kept up to date with z
+  T* S = nullptr;            // n x k0, kept up to date with this layer's input
   T* Q = nullptr;            // n x k0 (or 1 x k0 when W_dst is null)
-  // CSR by source, for the out-neighbours of changed nodes.
-  const int64_t* out_indptr = nullptr;
-  const int32_t* out_targets = nullptr;
-  // State buffers (n x fz, x columns filled): the step reads one and writes the other.
-  T* z_a = nullptr;
-  T* z_b = nullptr;
-  // Policy: 0 dense, 1 active, 2 auto. Auto steps densely when more than dense_nodes * n
-  // nodes changed or the active rows carry more than dense_edges * m in-edges.
-  int policy = 2;
-  double dense_nodes = 0.1;
-  double dense_edges = 0.3;
-  int64_t max_steps = 0;      // steps to run at most in this call
-  bool until_fixed = true;    // stop after a step that changes no watched channel
+  // Optional readout and graph update (readout.Wa is unused: readouts read [h', x]).
+  bool has_readout = false;
+  NodeMLP<T> readout;        // on the first `hx` columns of the output rows
+  std::vector<uint8_t> readout_is_max;  // per readout channel: max (1) or min (0), NaN-ignoring
+  T* readout_cache = nullptr;  // n x r: readout values of every node
+  T* readout_tree = nullptr;   // 2P x r segment tree over nodes (P: power of two >= n)
+  bool has_graph_update = false;
+  NodeMLP<T> graph_update;   // by parts: g (Wz, dg rows) and the reductions (Wa, r rows)
+  bool has_graph_gate = false;
+  NodeMLP<T> graph_gate;
+  T* last_g = nullptr;       // dg: the graph state this layer saw at its previous application
 };
 
-struct StepResult {
-  int64_t steps = 0;         // steps run in this call
-  bool converged = false;    // the last step changed no watched channel
-  bool in_b = false;         // the current state is in z_b (else z_a)
-  int64_t node_updates = 0;  // rows computed
+template <typename T>
+struct LoopArgs {
+  std::vector<LoopLayer<T>> layers;
+  int64_t n = 0, m = 0, fz = 0, d = 0, hx = 0, dg = 0;
+  const int64_t* in_indptr = nullptr;  // CSR by destination (in-degrees)
+  const int64_t* out_indptr = nullptr;
+  const int32_t* out_targets = nullptr;
+  // ring buffers (max(L, 2)), each n x fz with x filled; buf_g[j] (dg): the graph state whose
+  // addresses buffer j's address/broadcast columns hold (NaN: none).
+  std::vector<T*> ring;
+  std::vector<T*> buf_g;
+  std::vector<int64_t> pointers, broadcast;  // graph channels
+  int64_t addr_col = 0, bcast_col = 0;
+  T* g = nullptr;  // dg: the graph state, updated in place
+  const uint8_t* watch = nullptr;        // d
+  std::vector<int64_t> graph_watch;      // graph channels watched for the fixed point
+  int policy = 2;  // 0 dense, 1 active, 2 auto
+  double dense_nodes = 0.1, dense_edges = 0.3;
+  int64_t max_steps = 0;
+  bool until_fixed = true;
+};
+
+struct LoopResult {
+  int64_t steps = 0;
+  bool converged = false;
+  int64_t node_updates = 0;
+  int64_t applications = 0;  // layer applications done in total (k), for the ring position
 };
 
 namespace detail {
 
 template <typename T>
-void node_parts(const StepArgs<T>& a, const T* z, int64_t fz, int64_t k0, int64_t v) {
-  T* s = a.S + v * k0;
-  const T* zv = z + v * fz;
-  for (int64_t c = 0; c < k0; ++c) s[c] = T(0);
-  for (int64_t i = 0; i < fz; ++i) {
-    const T zi = zv[i];
-    const T* w = a.W_src + i * k0;
-    for (int64_t c = 0; c < k0; ++c) s[c] += zi * w[c];
+inline int64_t addressed(const LoopArgs<T>& a, const T* g, int64_t k) {
+  const T val = g[a.pointers[static_cast<size_t>(k)]];
+  if (!(val == val) || val < T(0) || val >= static_cast<T>(a.n) || val != std::floor(val)) return -1;
+  return static_cast<int64_t>(val);
+}
+
+// Write buffer `buf`'s address and broadcast columns for graph state g (clearing those set
+// for the buffer's previous state), and remember g for the buffer.
+template <typename T>
+void set_address(const LoopArgs<T>& a, T* buf, T* buf_g, const T* g) {
+  const int64_t np = static_cast<int64_t>(a.pointers.size());
+  for (int64_t k = 0; k < np; ++k) {
+    const int64_t v = addressed(a, buf_g, k);
+    if (v >= 0)
+      for (int64_t c = a.addr_col; c < a.fz; ++c) buf[v * a.fz + c] = T(0);
   }
-  if (!a.W_dst) return;
-  T* q = a.Q + v * k0;
-  for (int64_t c = 0; c < k0; ++c) q[c] = T(0);
-  for (int64_t i = 0; i < fz; ++i) {
-    const T zi = zv[i];
-    const T* w = a.W_dst + i * k0;
-    for (int64_t c = 0; c < k0; ++c) q[c] += zi * w[c];
+  for (int64_t k = 0; k < np; ++k) {
+    const int64_t v = addressed(a, g, k);
+    if (v < 0) continue;
+    buf[v * a.fz + a.addr_col + k] = T(1);
+    for (size_t b = 0; b < a.broadcast.size(); ++b) buf[v * a.fz + a.bcast_col + b] = g[a.broadcast[b]];
   }
-  for (int64_t c = 0; c < k0; ++c) q[c] = q[c] + a.bias[c];
+  std::copy(g, g + a.dg, buf_g);
+}
+
+// Rows whose address/broadcast features differ between graph states g_old and g_new.
+template <typename T>
+void address_delta(const LoopArgs<T>& a, const T* g_old, const T* g_new, std::vector<int64_t>& out) {
+  const int64_t np = static_cast<int64_t>(a.pointers.size());
+  bool same = true;
+  for (int64_t k = 0; k < np; ++k) same = same && addressed(a, g_old, k) == addressed(a, g_new, k);
+  for (int64_t b : a.broadcast) same = same && (g_old[b] == g_new[b]);
+  if (same) return;
+  for (int64_t k = 0; k < np; ++k) {
+    const int64_t x = addressed(a, g_old, k), y = addressed(a, g_new, k);
+    if (x >= 0) out.push_back(x);
+    if (y >= 0) out.push_back(y);
+  }
+}
+
+template <typename T>
+inline T tree_pick(T x, T y, bool is_max) {
+  // NaN-ignoring max/min (numpy.fmax/fmin)
+  if (x != x) return y;
+  if (y != y) return x;
+  return is_max ? (y > x ? y : x) : (y < x ? y : x);
+}
+
+template <typename T>
+void node_readout(const LoopLayer<T>& L, const NodePlan<T>& plan, const T* row, int64_t hx, T* out, T* xa,
+                  T* xb) {
+  const T* r = node_mlp<T>(L.readout, plan, row, hx, static_cast<const T*>(nullptr), 0, xa, xb);
+  const int64_t w = static_cast<int64_t>(L.readout_is_max.size());
+  std::copy(r, r + w, out);
 }
 
 }  // namespace detail
 
-// Runs up to a.max_steps steps. `changed` carries the nodes changed by the previous step
-// across calls (sorted ascending); pass all_changed = true before the first step (every
-// node counts as changed: S and Q are computed for all rows and the step is dense). The
-// current state is in z_a on entry; the result says where it is on exit.
+// Runs up to a.max_steps steps. `changed` carries the rows changed by the last layer
+// application across calls; all_changed = true before the first step. `applications` is the
+// number of layer applications done before this call (it places the ring). On entry the
+// current state is in ring[(applications - 1) mod R] (ring[R - 1] before the first step).
 template <typename T>
-StepResult run_steps(StepArgs<T>& a, std::vector<int64_t>& changed, bool all_changed) {
-  LayerArgs<T>& L = a.layer;
-  EdgePassArgs<T>& E = L.edges;
-  const int64_t n = E.num_nodes, m = E.num_edges, fz = L.fz, k0 = E.k0;
-  StepResult res;
-  std::vector<uint8_t> flags(static_cast<size_t>(n), 0);
-  std::vector<uint8_t> mark(static_cast<size_t>(n), 0);
-  std::vector<int64_t> rows;
-  T* cur = a.z_a;
-  T* nxt = a.z_b;
-  L.changed = flags.data();
-  E.Q = a.W_dst ? a.Q : a.bias;
-  E.q_shared = a.W_dst == nullptr && n != 1;
-  E.S = a.S;
-  E.rows = nullptr;
-  validate(E, false);
-  validate_layer(L);
-  const LayerPlan<T> plan(L);
+LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_changed, int64_t applications) {
+  const int64_t n = a.n, d = a.d, fz = a.fz, dg = a.dg;
+  const int64_t L = static_cast<int64_t>(a.layers.size());
+  const int64_t R = static_cast<int64_t>(a.ring.size());
+  LoopResult res;
+  res.applications = applications;
+  std::vector<uint8_t> flags(static_cast<size_t>(n), 0), mark(static_cast<size_t>(n), 0);
+  std::vector<int64_t> rows, delta, adelta;
+  std::vector<T> g_start(static_cast<size_t>(dg)), state_start;
+  // plans, built once
+  std::vector<LayerPlan<T>> plans;
+  std::vector<detail::NodePlan<T>> readout_plans, update_plans, gate_plans;
+  int64_t scratch = 1;
+  for (auto& ly : a.layers) {
+    EdgePassArgs<T>& E = ly.layer.edges;
+    E.S = ly.S;
+    E.Q = ly.W_dst ? ly.Q : ly.bias;
+    E.q_shared = ly.W_dst == nullptr && n != 1;
+    E.rows = nullptr;
+    validate(E, false);
+    validate_layer(ly.layer);
+    ly.layer.changed = flags.data();
+    ly.layer.watch = a.watch;
+    plans.emplace_back(ly.layer);
+    const int64_t r = static_cast<int64_t>(ly.readout_is_max.size());
+    readout_plans.emplace_back(ly.has_readout ? detail::NodePlan<T>(ly.readout, a.hx, 0) : plans.back().update);
+    update_plans.emplace_back(ly.has_graph_update ? detail::NodePlan<T>(ly.graph_update, dg, r) : plans.back().update);
+    gate_plans.emplace_back(ly.has_graph_gate ? detail::NodePlan<T>(ly.graph_gate, dg, r) : plans.back().update);
+    scratch = std::max({scratch, readout_plans.back().width, update_plans.back().width, gate_plans.back().width, r,
+                        dg});
+  }
+  std::vector<T> xa(static_cast<size_t>(scratch)), xb(static_cast<size_t>(scratch)), red, gnew, ggate;
+  int64_t P = 1;
+  while (P < n) P <<= 1;
+
   for (int64_t step = 0; step < a.max_steps; ++step) {
-    // 1. which rows to compute
-    bool dense = all_changed || a.policy == 0;
-    if (!dense && a.policy == 2 && static_cast<double>(changed.size()) > a.dense_nodes * static_cast<double>(n))
-      dense = true;
-    rows.clear();
-    if (!dense) {
-      int64_t edges = 0;
-      for (int64_t u : changed) {
-        if (!mark[u]) { mark[u] = 1; rows.push_back(u); edges += E.indptr[u + 1] - E.indptr[u]; }
-        for (int64_t k = a.out_indptr[u]; k < a.out_indptr[u + 1]; ++k) {
-          const int64_t v = a.out_targets[k];
-          if (!mark[v]) { mark[v] = 1; rows.push_back(v); edges += E.indptr[v + 1] - E.indptr[v]; }
+    const bool first_step = res.applications < L;
+    if (first_step) {
+      const T* cur = a.ring[static_cast<size_t>((res.applications + R - 1) % R)];
+      state_start.assign(static_cast<size_t>(n * d), T(0));
+      for (int64_t v = 0; v < n; ++v) std::copy(cur + v * fz, cur + v * fz + d, state_start.data() + v * d);
+    }
+    if (dg) std::copy(a.g, a.g + dg, g_start.begin());
+    int64_t watched = 0;
+    for (int64_t i = 0; i < L; ++i) {
+      LoopLayer<T>& ly = a.layers[static_cast<size_t>(i)];
+      LayerArgs<T>& Ly = ly.layer;
+      EdgePassArgs<T>& E = Ly.edges;
+      const int64_t k = res.applications;
+      const size_t ii = static_cast<size_t>((k + R - 1) % R), oo = static_cast<size_t>(k % R);
+      T* inp = a.ring[ii];
+      T* out = a.ring[oo];
+      // 1. address deltas and this buffer's address columns
+      adelta.clear();
+      if (dg && !a.pointers.empty()) {
+        detail::address_delta(a, ly.last_g, a.g, adelta);
+        detail::set_address(a, inp, a.buf_g[ii], a.g);
+      }
+      if (dg) std::copy(a.g, a.g + dg, ly.last_g);
+      // 2. which rows: D = rows changed by the last application and rows whose address
+      // features changed; compute D and its out-neighbours, or everything
+      const bool everything = all_changed || k < L;
+      delta.clear();
+      if (!everything) {
+        for (int64_t v : changed) if (!mark[v]) { mark[v] = 1; delta.push_back(v); }
+        for (int64_t v : adelta) if (!mark[v]) { mark[v] = 1; delta.push_back(v); }
+        for (int64_t v : delta) mark[v] = 0;
+      }
+      bool dense = everything || a.policy == 0 ||
+                   (a.policy == 2 && static_cast<double>(delta.size()) > a.dense_nodes * static_cast<double>(n));
+      rows.clear();
+      if (!dense) {
+        int64_t edges = 0;
+        for (int64_t u : delta) {
+          if (!mark[u]) { mark[u] = 1; rows.push_back(u); edges += a.in_indptr[u + 1] - a.in_indptr[u]; }
+          for (int64_t e = a.out_indptr[u]; e < a.out_indptr[u + 1]; ++e) {
+            const int64_t v = a.out_targets[e];
+            if (!mark[v]) { mark[v] = 1; rows.push_back(v); edges += a.in_indptr[v + 1] - a.in_indptr[v]; }
+          }
+        }
+        for (int64_t v : rows) mark[v] = 0;
+        if (a.policy == 2 && static_cast<double>(edges) > a.dense_edges * static_cast<double>(std::max<int64_t>(a.m, 1))) {
+          dense = true;
+        } else {
+          std::sort(rows.begin(), rows.end());
+          if (L == 1)  // out must equal inp outside the rows written
+            for (int64_t v : changed) std::copy(inp + v * fz, inp + v * fz + d, out + v * fz);
         }
       }
-      for (int64_t v : rows) mark[v] = 0;
-      if (a.policy == 2 && static_cast<double>(edges) > a.dense_edges * static_cast<double>(m)) {
-        dense = true;
+      // 3. per-node parts of the first message layer, for the rows whose input changed
+      const int64_t k0 = E.k0;
+      auto parts = [&](int64_t v) {
+        T* s = ly.S + v * k0;
+        const T* zv = inp + v * fz;
+        for (int64_t c = 0; c < k0; ++c) s[c] = T(0);
+        for (int64_t j = 0; j < fz; ++j) {
+          const T zj = zv[j];
+          const T* w = ly.W_src + j * k0;
+          for (int64_t c = 0; c < k0; ++c) s[c] += zj * w[c];
+        }
+        if (!ly.W_dst) return;
+        T* q = ly.Q + v * k0;
+        for (int64_t c = 0; c < k0; ++c) q[c] = T(0);
+        for (int64_t j = 0; j < fz; ++j) {
+          const T zj = zv[j];
+          const T* w = ly.W_dst + j * k0;
+          for (int64_t c = 0; c < k0; ++c) q[c] += zj * w[c];
+        }
+        for (int64_t c = 0; c < k0; ++c) q[c] = q[c] + ly.bias[c];
+      };
+      if (everything) {
+#pragma omp parallel for schedule(static)
+        for (int64_t v = 0; v < n; ++v) parts(v);
       } else {
-        std::sort(rows.begin(), rows.end());
-        // nxt must equal cur outside the rows written below: bring the rows the last step
-        // changed up to date (nxt holds their previous values)
-        for (int64_t v : changed) std::copy(cur + v * fz, cur + v * fz + L.d, nxt + v * fz);
+        const int64_t nd = static_cast<int64_t>(delta.size());
+#pragma omp parallel for schedule(static) if (nd > 4096)
+        for (int64_t j = 0; j < nd; ++j) parts(delta[static_cast<size_t>(j)]);
+      }
+      // 4. the layer
+      Ly.z = inp;
+      Ly.out = out;
+      Ly.compare_out = !everything && (L > 1 || !dense);
+      E.rows = dense ? nullptr : rows.data();
+      E.num_rows = dense ? 0 : static_cast<int64_t>(rows.size());
+      watched = layer_rows(Ly, plans[static_cast<size_t>(i)]);
+      changed.clear();
+      if (dense) {
+        for (int64_t v = 0; v < n; ++v)
+          if (everything || flags[v]) changed.push_back(v);
+        res.node_updates += n;
+      } else {
+        for (int64_t v : rows)
+          if (flags[v]) changed.push_back(v);
+        res.node_updates += static_cast<int64_t>(rows.size());
+      }
+      // 5. readouts and the graph update
+      if (ly.has_readout) {
+        const int64_t r = static_cast<int64_t>(ly.readout_is_max.size());
+        const auto& rp = readout_plans[static_cast<size_t>(i)];
+        T* cache = ly.readout_cache;
+        T* tree = ly.readout_tree;
+        auto leaf_reset = [&](int64_t v) {
+          for (int64_t c = 0; c < r; ++c) {
+            tree[(P + v) * r + c] = cache[v * r + c];
+            for (int64_t x = (P + v) >> 1; x >= 1; x >>= 1)
+              tree[x * r + c] = detail::tree_pick(tree[2 * x * r + c], tree[(2 * x + 1) * r + c],
+                                                  ly.readout_is_max[static_cast<size_t>(c)] != 0);
+          }
+        };
+        if (everything || dense) {
+          for (int64_t v = 0; v < n; ++v) detail::node_readout(ly, rp, out + v * fz, a.hx, cache + v * r, xa.data(), xb.data());
+          const T nan = std::numeric_limits<T>::quiet_NaN();
+          for (int64_t x = 0; x < 2 * P * r; ++x) tree[x] = nan;
+          for (int64_t v = 0; v < n; ++v) std::copy(cache + v * r, cache + v * r + r, tree + (P + v) * r);
+          for (int64_t x = P - 1; x >= 1; --x)
+            for (int64_t c = 0; c < r; ++c)
+              tree[x * r + c] = detail::tree_pick(tree[2 * x * r + c], tree[(2 * x + 1) * r + c],
+                                                  ly.readout_is_max[static_cast<size_t>(c)] != 0);
+        } else {
+          for (int64_t v : changed) {
+            detail::node_readout(ly, rp, out + v * fz, a.hx, cache + v * r, xa.data(), xb.data());
+            leaf_reset(v);
+          }
+        }
+        red.assign(tree + r, tree + 2 * r);  // the root
+        if (ly.has_graph_update) {
+          const T* nv = detail::node_mlp(ly.graph_update, update_plans[static_cast<size_t>(i)], a.g, dg, red.data(), r,
+                                         xa.data(), xb.data());
+          gnew.assign(nv, nv + dg);
+          if (ly.has_graph_gate) {
+            const T* gv = detail::node_mlp(ly.graph_gate, gate_plans[static_cast<size_t>(i)], a.g, dg, red.data(), r,
+                                           xa.data(), xb.data());
+            ggate.assign(gv, gv + dg);
+            for (int64_t c = 0; c < dg; ++c) {
+              const T gg = detail::sigmoid(ggate[static_cast<size_t>(c)]);
+              a.g[c] = gg * gnew[static_cast<size_t>(c)] + (T(1) - gg) * a.g[c];
+            }
+          } else {
+            std::copy(gnew.begin(), gnew.end(), a.g);
+          }
+        }
+      }
+      all_changed = false;
+      ++res.applications;
+    }
+    ++res.steps;
+    if (first_step) {
+      const T* cur = a.ring[static_cast<size_t>((res.applications + R - 1) % R)];
+      watched = 0;
+      for (int64_t v = 0; v < n; ++v) {
+        bool w = false;
+        for (int64_t c = 0; c < d; ++c)
+          if (a.watch[c] && !(cur[v * fz + c] == state_start[static_cast<size_t>(v * d + c)])) w = true;
+        watched += w ? 1 : 0;
       }
     }
-    // 2. per-node parts of the first message layer for rows whose z changed
-    if (all_changed) {
-#pragma omp parallel for schedule(static)
-      for (int64_t v = 0; v < n; ++v) detail::node_parts(a, cur, fz, k0, v);
-    } else {
-      const int64_t nc = static_cast<int64_t>(changed.size());
-#pragma omp parallel for schedule(static) if (nc > 4096)
-      for (int64_t i = 0; i < nc; ++i) detail::node_parts(a, cur, fz, k0, changed[static_cast<size_t>(i)]);
-    }
-    // 3. the layer
-    L.z = cur;
-    L.out = nxt;
-    E.rows = dense ? nullptr : rows.data();
-    E.num_rows = dense ? 0 : static_cast<int64_t>(rows.size());
-    const int64_t watched = layer_rows(L, plan);
-    // 4. bookkeeping
-    changed.clear();
-    if (dense) {
-      for (int64_t v = 0; v < n; ++v)
-        if (flags[v]) changed.push_back(v);
-      res.node_updates += n;
-    } else {
-      for (int64_t v : rows)
-        if (flags[v]) changed.push_back(v);
-      res.node_updates += static_cast<int64_t>(rows.size());
-    }
-    all_changed = false;
-    std::swap(cur, nxt);
-    res.in_b = !res.in_b;
-    ++res.steps;
+    for (int64_t c : a.graph_watch)
+      if (!(a.g[c] == g_start[static_cast<size_t>(c)])) ++watched;
     if (a.until_fixed && watched == 0) {
       res.converged = true;
       break;
