@@ -43,6 +43,9 @@ struct LoopLayer {
   bool has_graph_gate = false;
   NodeMLP<T> graph_gate;
   T* last_g = nullptr;       // dg: the graph state this layer saw at its previous application
+  // Which input columns this layer's messages read (nonzero rows of W_src): a change there
+  // reaches the out-neighbours; a change elsewhere only the row itself. Set by run_steps.
+  std::vector<uint8_t> src_reads;
 };
 
 template <typename T>
@@ -102,18 +105,35 @@ void set_address(const LoopArgs<T>& a, T* buf, T* buf_g, const T* g) {
   std::copy(g, g + a.dg, buf_g);
 }
 
-// Rows whose address/broadcast features differ between graph states g_old and g_new.
+// Rows whose address/broadcast features differ between graph states g_old and g_new (into
+// `out`), and among them those whose changed features the layer's messages read (into
+// `out_msg`, given the layer's column mask `reads`).
 template <typename T>
-void address_delta(const LoopArgs<T>& a, const T* g_old, const T* g_new, std::vector<int64_t>& out) {
+void address_delta(const LoopArgs<T>& a, const T* g_old, const T* g_new, const std::vector<uint8_t>& reads,
+                   std::vector<int64_t>& out, std::vector<int64_t>& out_msg) {
   const int64_t np = static_cast<int64_t>(a.pointers.size());
-  bool same = true;
-  for (int64_t k = 0; k < np; ++k) same = same && addressed(a, g_old, k) == addressed(a, g_new, k);
-  for (int64_t b : a.broadcast) same = same && (g_old[b] == g_new[b]);
-  if (same) return;
+  bool bcast_same = true, bcast_read = false;
+  for (size_t b = 0; b < a.broadcast.size(); ++b) {
+    bcast_same = bcast_same && (g_old[a.broadcast[b]] == g_new[a.broadcast[b]]);
+    bcast_read = bcast_read || reads[static_cast<size_t>(a.bcast_col) + b];
+  }
   for (int64_t k = 0; k < np; ++k) {
     const int64_t x = addressed(a, g_old, k), y = addressed(a, g_new, k);
-    if (x >= 0) out.push_back(x);
-    if (y >= 0) out.push_back(y);
+    if (x == y && bcast_same) continue;
+    const bool read = reads[static_cast<size_t>(a.addr_col + k)] || (!bcast_same && bcast_read);
+    for (int64_t v : {x, y}) {
+      if (v < 0) continue;
+      out.push_back(v);
+      if (read) out_msg.push_back(v);
+    }
+  }
+  if (!bcast_same) {  // a node addressed by several pointers sees the broadcast through any
+    for (int64_t k = 0; k < np; ++k)
+      for (int64_t v : {addressed(a, g_old, k), addressed(a, g_new, k)})
+        if (v >= 0) {
+          out.push_back(v);
+          if (bcast_read) out_msg.push_back(v);
+        }
   }
 }
 
@@ -146,8 +166,9 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
   const int64_t R = static_cast<int64_t>(a.ring.size());
   LoopResult res;
   res.applications = applications;
-  std::vector<uint8_t> flags(static_cast<size_t>(n), 0), mark(static_cast<size_t>(n), 0);
-  std::vector<int64_t> rows, delta, adelta;
+  std::vector<uint8_t> flags(static_cast<size_t>(n), 0), msg_flags(static_cast<size_t>(n), 0),
+      mark(static_cast<size_t>(n), 0);
+  std::vector<int64_t> rows, delta, adelta, adelta_msg, msg_changed;
   std::vector<T> g_start(static_cast<size_t>(dg)), state_start;
   // plans, built once
   std::vector<LayerPlan<T>> plans;
@@ -162,7 +183,12 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
     validate(E, false);
     validate_layer(ly.layer);
     ly.layer.changed = flags.data();
+    ly.layer.msg_changed = msg_flags.data();
     ly.layer.watch = a.watch;
+    ly.src_reads.assign(static_cast<size_t>(fz), 0);
+    for (int64_t j = 0; j < fz; ++j)
+      for (int64_t c = 0; c < E.k0; ++c)
+        if (ly.W_src[j * E.k0 + c] != T(0)) ly.src_reads[static_cast<size_t>(j)] = 1;
     plans.emplace_back(ly.layer);
     const int64_t r = static_cast<int64_t>(ly.readout_is_max.size());
     readout_plans.emplace_back(ly.has_readout ? detail::NodePlan<T>(ly.readout, a.hx, 0) : plans.back().update);
@@ -172,6 +198,11 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
                         dg});
   }
   std::vector<T> xa(static_cast<size_t>(scratch)), xb(static_cast<size_t>(scratch)), red, gnew, ggate;
+  // changes carried in from the previous call: treat them all as read by the messages
+  msg_changed = changed;
+  // each layer's output is read by the next layer (cyclically): its messages' state columns
+  for (int64_t i = 0; i < L; ++i)
+    a.layers[static_cast<size_t>(i)].layer.msg_watch = a.layers[static_cast<size_t>((i + 1) % L)].src_reads.data();
   int64_t P = 1;
   while (P < n) P <<= 1;
 
@@ -194,8 +225,9 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
       T* out = a.ring[oo];
       // 1. address deltas and this buffer's address columns
       adelta.clear();
+      adelta_msg.clear();
       if (dg && !a.pointers.empty()) {
-        detail::address_delta(a, ly.last_g, a.g, adelta);
+        detail::address_delta(a, ly.last_g, a.g, ly.src_reads, adelta, adelta_msg);
         detail::set_address(a, inp, a.buf_g[ii], a.g);
       }
       if (dg) std::copy(a.g, a.g + dg, ly.last_g);
@@ -212,9 +244,17 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
                    (a.policy == 2 && static_cast<double>(delta.size()) > a.dense_nodes * static_cast<double>(n));
       rows.clear();
       if (!dense) {
+        // D itself, and the out-neighbours of the rows of D whose change the messages read
         int64_t edges = 0;
-        for (int64_t u : delta) {
+        for (int64_t u : delta)
           if (!mark[u]) { mark[u] = 1; rows.push_back(u); edges += a.in_indptr[u + 1] - a.in_indptr[u]; }
+        for (int64_t u : msg_changed) {
+          for (int64_t e = a.out_indptr[u]; e < a.out_indptr[u + 1]; ++e) {
+            const int64_t v = a.out_targets[e];
+            if (!mark[v]) { mark[v] = 1; rows.push_back(v); edges += a.in_indptr[v + 1] - a.in_indptr[v]; }
+          }
+        }
+        for (int64_t u : adelta_msg) {
           for (int64_t e = a.out_indptr[u]; e < a.out_indptr[u + 1]; ++e) {
             const int64_t v = a.out_targets[e];
             if (!mark[v]) { mark[v] = 1; rows.push_back(v); edges += a.in_indptr[v + 1] - a.in_indptr[v]; }
@@ -266,13 +306,18 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
       E.num_rows = dense ? 0 : static_cast<int64_t>(rows.size());
       watched = layer_rows(Ly, plans[static_cast<size_t>(i)]);
       changed.clear();
+      msg_changed.clear();
       if (dense) {
-        for (int64_t v = 0; v < n; ++v)
+        for (int64_t v = 0; v < n; ++v) {
           if (everything || flags[v]) changed.push_back(v);
+          if (everything || msg_flags[v]) msg_changed.push_back(v);
+        }
         res.node_updates += n;
       } else {
-        for (int64_t v : rows)
+        for (int64_t v : rows) {
           if (flags[v]) changed.push_back(v);
+          if (msg_flags[v]) msg_changed.push_back(v);
+        }
         res.node_updates += static_cast<int64_t>(rows.size());
       }
       // 5. readouts and the graph update

@@ -113,6 +113,10 @@ struct LayerArgs {
   // against the row's input state h_v, or, with compare_out, against the value that `out`
   // held before this call (the layer's previous output, for multi-layer active steps).
   bool compare_out = false;
+  // Optional: msg_watch[c] (d) marks the state channels the next layer's messages read;
+  // msg_changed[v] is set to 1 when one of them changed at row v (else 0).
+  const uint8_t* msg_watch = nullptr;
+  uint8_t* msg_changed = nullptr;
   const uint8_t* watch = nullptr;
   uint8_t* changed = nullptr;
 };
@@ -603,7 +607,7 @@ int64_t layer_rows(const LayerArgs<T>& L, const LayerPlan<T>& P) {
       const T* nv = detail::node_mlp(L.update, up, z, L.fz, s.agg.data(), plan.k_out, ua, ub);
       T* out = L.out + v * L.fz;
       const T* gv = L.gated ? detail::node_mlp(L.gate, gp, z, L.fz, s.agg.data(), plan.k_out, ga, gb) : nullptr;
-      bool watched = false, any = false;
+      bool watched = false, any = false, msg = false;
       for (int64_t c = 0; c < L.d; ++c) {
         T val = nv[c];
         if (L.gated) {
@@ -613,9 +617,11 @@ int64_t layer_rows(const LayerArgs<T>& L, const LayerPlan<T>& P) {
         const bool differs = !(val == (L.compare_out ? out[c] : z[c]));
         any = any || differs;
         watched = watched || (differs && L.watch && L.watch[c]);
+        msg = msg || (differs && L.msg_watch && L.msg_watch[c]);
         out[c] = val;
       }
       if (L.changed) L.changed[v] = any ? 1 : 0;
+      if (L.msg_changed) L.msg_changed[v] = msg ? 1 : 0;
       num_changed += watched ? 1 : 0;
     }
   }
