@@ -46,6 +46,7 @@ struct LoopLayer {
   // Which input columns this layer's messages read (nonzero rows of W_src): a change there
   // reaches the out-neighbours; a change elsewhere only the row itself. Set by run_steps.
   std::vector<uint8_t> src_reads;
+  std::vector<int64_t> src_rows, dst_rows;  // nonzero rows of W_src / W_dst
 };
 
 template <typename T>
@@ -186,9 +187,18 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
     ly.layer.msg_changed = msg_flags.data();
     ly.layer.watch = a.watch;
     ly.src_reads.assign(static_cast<size_t>(fz), 0);
-    for (int64_t j = 0; j < fz; ++j)
-      for (int64_t c = 0; c < E.k0; ++c)
-        if (ly.W_src[j * E.k0 + c] != T(0)) ly.src_reads[static_cast<size_t>(j)] = 1;
+    ly.src_rows.clear();
+    ly.dst_rows.clear();
+    for (int64_t j = 0; j < fz; ++j) {
+      bool src_nz = false, dst_nz = false;
+      for (int64_t c = 0; c < E.k0; ++c) {
+        src_nz = src_nz || ly.W_src[j * E.k0 + c] != T(0);
+        dst_nz = dst_nz || (ly.W_dst && ly.W_dst[j * E.k0 + c] != T(0));
+      }
+      ly.src_reads[static_cast<size_t>(j)] = src_nz ? 1 : 0;
+      if (src_nz) ly.src_rows.push_back(j);
+      if (dst_nz) ly.dst_rows.push_back(j);
+    }
     plans.emplace_back(ly.layer);
     const int64_t r = static_cast<int64_t>(ly.readout_is_max.size());
     readout_plans.emplace_back(ly.has_readout ? detail::NodePlan<T>(ly.readout, a.hx, 0) : plans.back().update);
@@ -271,11 +281,11 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
       }
       // 3. per-node parts of the first message layer, for the rows whose input changed
       const int64_t k0 = E.k0;
-      auto parts = [&](int64_t v) {
+      auto parts = [&](int64_t v) {  // all-zero rows of W_src / W_dst add exact zeros: skipped
         T* s = ly.S + v * k0;
         const T* zv = inp + v * fz;
         for (int64_t c = 0; c < k0; ++c) s[c] = T(0);
-        for (int64_t j = 0; j < fz; ++j) {
+        for (int64_t j : ly.src_rows) {
           const T zj = zv[j];
           const T* w = ly.W_src + j * k0;
           for (int64_t c = 0; c < k0; ++c) s[c] += zj * w[c];
@@ -283,7 +293,7 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
         if (!ly.W_dst) return;
         T* q = ly.Q + v * k0;
         for (int64_t c = 0; c < k0; ++c) q[c] = T(0);
-        for (int64_t j = 0; j < fz; ++j) {
+        for (int64_t j : ly.dst_rows) {
           const T zj = zv[j];
           const T* w = ly.W_dst + j * k0;
           for (int64_t c = 0; c < k0; ++c) q[c] += zj * w[c];
@@ -328,10 +338,14 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
         T* tree = ly.readout_tree;
         auto leaf_reset = [&](int64_t v) {
           for (int64_t c = 0; c < r; ++c) {
+            const bool is_max = ly.readout_is_max[static_cast<size_t>(c)] != 0;
             tree[(P + v) * r + c] = cache[v * r + c];
-            for (int64_t x = (P + v) >> 1; x >= 1; x >>= 1)
-              tree[x * r + c] = detail::tree_pick(tree[2 * x * r + c], tree[(2 * x + 1) * r + c],
-                                                  ly.readout_is_max[static_cast<size_t>(c)] != 0);
+            for (int64_t x = (P + v) >> 1; x >= 1; x >>= 1) {
+              const T val = detail::tree_pick(tree[2 * x * r + c], tree[(2 * x + 1) * r + c], is_max);
+              const T old = tree[x * r + c];
+              if (val == old || (val != val && old != old)) break;  // ancestors unchanged
+              tree[x * r + c] = val;
+            }
           }
         };
         if (everything || dense) {
