@@ -199,6 +199,7 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
       if (src_nz) ly.src_rows.push_back(j);
       if (dst_nz) ly.dst_rows.push_back(j);
     }
+    E.S_zero = ly.src_rows.empty();
     plans.emplace_back(ly.layer);
     const int64_t r = static_cast<int64_t>(ly.readout_is_max.size());
     readout_plans.emplace_back(ly.has_readout ? detail::NodePlan<T>(ly.readout, a.hx, 0) : plans.back().update);

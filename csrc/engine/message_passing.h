@@ -63,6 +63,7 @@ struct EdgePassArgs {
   const T* S = nullptr;
   const T* Q = nullptr;
   bool q_shared = false;
+  bool S_zero = false;  // promise: S is all zero (the first layer reads no source column)
   int64_t k0 = 0;
   const T* E = nullptr;
   const T* We = nullptr;  // fe x k0, row-major
@@ -210,6 +211,9 @@ struct Plan {
   std::vector<int64_t> group_stop;  // per channel
   std::vector<std::vector<char>> layer_zero;
   int64_t k_out = 0, width = 0, num_arg = 0;
+  // The message does not depend on the source or the edge (S all zero, no edge term): every
+  // message of a row equals the self message, so the row reduces without visiting edges.
+  bool source_free = false;
 
   explicit Plan(const EdgePassArgs<T>& a) {
     k_out = message_width(a);
@@ -221,6 +225,9 @@ struct Plan {
     kind.resize(k_out);
     arg_key.resize(k_out);
     group_stop.resize(k_out);
+    source_free = a.S_zero;
+    if (source_free && a.fe > 0)
+      for (int64_t j = 0; j < a.fe * a.k0; ++j) source_free = source_free && a.We[j] == T(0);
     for (const auto& g : a.groups) {
       if (is_arg(g.kind)) ++num_arg;
       for (int64_t c = g.start; c < g.stop; ++c) {
@@ -468,9 +475,50 @@ inline int64_t reduce_row_small(const EdgePassArgs<T>& a, const Plan<T>& p, Scra
   return count;
 }
 
+// reduce_row when every message of row v is the same (Plan::source_free): the message is
+// computed once and folded `count` times in the same order, so the result is the same
+// without reading the edges (max/min/arg: the message itself; the arg winner: the lowest
+// source of the row; sum/mean: the same sequential additions).
+template <typename T>
+inline int64_t reduce_row_uniform(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v,
+                                  int32_t* winners) {
+  const int64_t begin = a.indptr[v], end = a.indptr[v + 1];
+  const int64_t count = (end - begin) + (a.include_self ? 1 : 0);
+  const int64_t k = p.k_out;
+  T* agg = s.agg.data();
+  int64_t slot = 0;
+  if (count == 0) {
+    for (int64_t c = 0; c < k; ++c) agg[c] = T(0);
+    for (const auto& g : a.groups)
+      if (is_arg(g.kind) && winners) winners[slot++] = -1;
+    return 0;
+  }
+  const T* m = message(a, p, s, v, v, -1, true);
+  int64_t lowest = a.include_self ? v : a.indices[begin];
+  if (end > begin && a.indices[begin] < lowest) lowest = a.indices[begin];
+  for (const auto& g : a.groups) {
+    if (is_arg(g.kind)) {
+      const bool ok = m[g.start] == m[g.start];
+      for (int64_t c = g.start; c < g.stop; ++c) agg[c] = ok ? m[c] : T(0);
+      if (winners) winners[slot] = ok ? static_cast<int32_t>(lowest) : -1;
+      ++slot;
+    } else if (g.kind == Reduce::Sum || g.kind == Reduce::Mean) {
+      for (int64_t c = g.start; c < g.stop; ++c) {
+        T acc = m[c];
+        for (int64_t i = 1; i < count; ++i) acc = acc + m[c];
+        agg[c] = g.kind == Reduce::Mean ? acc / T(count) : acc;
+      }
+    } else {
+      for (int64_t c = g.start; c < g.stop; ++c) agg[c] = m[c];
+    }
+  }
+  return count;
+}
+
 // Picks the specialised reducer when one applies.
 template <typename T>
 inline int64_t reduce_any(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v, int32_t* winners) {
+  if (p.source_free) return reduce_row_uniform(a, p, s, v, winners);
   if (a.layers.empty()) {
     switch (a.k0) {
       case 1: return reduce_row_small<T, 1, 0>(a, p, s, v, winners);
