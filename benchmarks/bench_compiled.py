@@ -1,4 +1,6 @@
-"""Compiled BFS and Bellman-Ford end to end (execute), with scipy baselines on the same graph."""
+"""Compiled BFS, Bellman-Ford and DFS end to end (execute), with scipy baselines on the same graph."""
+import os
+
 from ._common import SIZES, er_graph, grid_graph
 
 
@@ -64,10 +66,42 @@ class CompiledGrid:
     def setup(self, mode):
         import engine
 
-        self.graph = grid_graph(100)
+        self.graph = grid_graph(1000 if os.environ.get("ENGINE_BENCH_LARGE") else 100)
         self.model = engine.compile("bfs")
 
     def time_bfs(self, mode):
         import engine
 
         engine.execute(self.model, self.graph, 0, mode=mode)
+
+
+class CompiledDFS:
+    """Compiled DFS: 3n steps of two layers each; active execution makes a step local."""
+
+    params = ([10**4, 10**5],)
+    param_names = ["nodes"]
+    timeout = 600
+
+    def setup(self, nodes):
+        import engine
+        from engine.graph import generators
+
+        self.graph = generators.erdos_renyi(nodes, 10, directed=True, seed=0)
+        self.graph.out_csr()
+        self.model = engine.compile("dfs")
+
+    def time_execute(self, nodes):
+        import engine
+
+        engine.execute(self.model, self.graph)
+
+    def track_steps_per_second(self, nodes):
+        import time
+
+        import engine
+
+        t = time.perf_counter()
+        r = engine.execute(self.model, self.graph)
+        return r.steps / (time.perf_counter() - t)
+
+    track_steps_per_second.unit = "steps/s"

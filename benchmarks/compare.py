@@ -79,6 +79,32 @@ def main(argv=None) -> int:
             t = median_time(lambda: engine.execute(model, g, 0, backend="native", mode=mode), args.repeat)
             row(f"compiled {algo} execute ({mode})", t, base_name, base, target)
 
+    # DFS on a directed ER graph, and BFS on a grid from a corner (active against dense)
+    gd = generators.erdos_renyi(n, args.degree, directed=True, seed=1)
+    gd.out_csr()
+    t_dfs = median_time(lambda: csgraph.depth_first_order(gd.to_scipy(), 0), args.repeat)
+    row("scipy depth_first_order (directed ER)", t_dfs)
+    dfs = engine.compile("dfs")
+    t = time.perf_counter()
+    res = engine.execute(dfs, gd, backend="native")
+    t = time.perf_counter() - t
+    ref = engine.reference("dfs", gd, trace=False)
+    assert res.steps == ref.steps and np.array_equal(res.outputs["pi"], ref.outputs["pi"])
+    row(f"compiled dfs execute (auto, {res.steps} steps, verified)", t, "scipy DFS", t_dfs, "<= 20")
+    side = int(round(np.sqrt(n)))
+    gg = generators.grid(side, side, seed=0)
+    gg.out_csr()
+    t_gbfs = median_time(lambda: csgraph.breadth_first_order(gg.to_scipy(), 0), args.repeat)
+    row(f"scipy breadth_first_order ({side}x{side} grid)", t_gbfs)
+    bfs = engine.compile("bfs")
+    t_act = median_time(lambda: engine.execute(bfs, gg, 0, backend="native", mode="auto"), args.repeat)
+    row("compiled bfs on the grid (auto)", t_act, "scipy BFS", t_gbfs, "<= 5")
+    steps = engine.reference("bfs", gg, 0, trace=False).steps
+    t_dense = median_time(lambda: engine.execute(bfs, gg, 0, backend="native", mode="dense", steps=20), 1) / 20
+    rows.append({"case": "grid BFS dense / auto (dense estimated from 20 steps)", "ratio": t_dense * steps / t_act,
+                 "target": ">= 20"})
+    print(f"{'  grid BFS: dense (est. from 20 steps) / auto':<46s} {t_dense * steps / t_act:10.1f}")
+
     # one max-aggregation pass: native vs numba vs torch
     try:
         import torch

@@ -158,9 +158,15 @@ def test_dfs_random_directed_graphs(backend):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("algo", ALGOS + ["dfs"])
 def test_million_nodes_exact(algo):
-    g = generators.erdos_renyi(10**6, 10, weighted=True, seed=0)
+    g = generators.erdos_renyi(10**6, 10, weighted=algo != "dfs", directed=algo == "dfs", seed=0)
+    if algo == "dfs":
+        ref = engine.reference("dfs", g, trace=False)
+        res = engine.execute(engine.compile("dfs"), g)
+        assert res.steps == ref.steps == 3 * 10**6
+        np.testing.assert_array_equal(res.outputs["pi"], ref.outputs["pi"])
+        return
     ref = engine.reference(algo, g, 0, trace=False)
     res = engine.execute(engine.compile(algo), g, 0)
     assert res.steps == ref.steps
