@@ -6,16 +6,33 @@ import os
 from .errors import MemoryBudgetError
 
 
-def available_bytes() -> int:
-    """Memory the process may still use: MemAvailable from /proc/meminfo, else a large value."""
+def proc_kib(path: str, key: str) -> int | None:
+    """A ``key: N kB`` field of a /proc file, in bytes; None where /proc has no such field."""
     try:
-        with open("/proc/meminfo") as fh:
+        with open(path) as fh:
             for line in fh:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 1 << 62
+    return None
+
+
+def available_bytes() -> int:
+    """Memory the process may still use: MemAvailable from /proc/meminfo, else a large value."""
+    avail = proc_kib("/proc/meminfo", "MemAvailable")
+    return avail if avail is not None else 1 << 62
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process: VmHWM (reset at exec, unlike ru_maxrss, which a
+    process started by a large parent inherits), else ru_maxrss."""
+    hwm = proc_kib("/proc/self/status", "VmHWM")
+    if hwm is not None:
+        return hwm
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def require(nbytes: int, what: str, hint: str = "use a smaller graph") -> None:

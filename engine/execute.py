@@ -17,6 +17,7 @@ import numpy as np
 from ._memory import require
 from .backends import get_backend
 from .backends.base import activate as _activate_code
+from .backends.base import node_mlp as _by_parts_mlp
 from .backends.base import sigmoid as _sigmoid
 from .errors import EngineError, ModelError
 from .model import registry as R
@@ -62,20 +63,6 @@ class ExecutionResult:
     seconds: float = 0.0
     final_state: np.ndarray | None = field(default=None, repr=False)
     final_graph: np.ndarray | None = field(default=None, repr=False)
-
-
-def _activate(x: np.ndarray, act: str) -> np.ndarray:
-    return _activate_code(x, 1 if act == "relu" else 0)
-
-
-def _graph_mlp(mlp, g, readouts):
-    """``act0(((g @ W_graph) + (R @ W_readout)) + b0)`` then the tail, for one graph."""
-    Wg, Wr, b0, act0, tail = mlp
-    with np.errstate(over="ignore"):
-        y = _activate_code((g @ Wg + readouts @ Wr) + b0, act0)
-        for W, b, act in tail:
-            y = _activate_code(y @ W + b, act)
-    return y
 
 
 class _Runner:
@@ -208,10 +195,10 @@ class _Runner:
         """The graph update from reduced readouts ``red``."""
         if blocks["graph_update"] is None:
             return g
-        new = _graph_mlp(blocks["graph_update"], g, red)
+        new = _by_parts_mlp(blocks["graph_update"], g, red)
         if blocks["graph_gate"] is None:
             return new.astype(self.dtype)
-        gate = _sigmoid(_graph_mlp(blocks["graph_gate"], g, red))
+        gate = _sigmoid(_by_parts_mlp(blocks["graph_gate"], g, red))
         return (gate * new + (1 - gate) * g).astype(self.dtype)
 
     # ------------------------------------------------------------ evaluation

@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 
 from . import __version__
-from ._memory import require
+from ._memory import peak_rss_bytes, require
 from .algorithms import ALGORITHMS, reference
 from .backends import BACKENDS
 from .compile import COMPILERS, compile as compile_model
@@ -84,19 +83,6 @@ class Progress:
         if self.shown:
             sys.stderr.write("\r" + " " * 40 + "\r")
             sys.stderr.flush()
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident memory of this process: VmHWM (reset at exec, unlike ru_maxrss, which a
-    process started by a large parent inherits), else ru_maxrss."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def run(args) -> dict:
