@@ -65,6 +65,18 @@ class ExecutionResult:
     final_graph: np.ndarray | None = field(default=None, repr=False)
 
 
+SMALL_WEIGHTS = 4096  # weight matrices up to this size multiply without BLAS
+
+
+def _mm(A: np.ndarray, W: np.ndarray, out=None) -> np.ndarray:
+    """``A @ W``. Small weight matrices (compiled models) use NumPy's own loops instead of
+    BLAS: BLAS worker threads keep spinning after a call and steal the cores the kernels run
+    on next, which costs more than these tiny products."""
+    if W.size <= SMALL_WEIGHTS:
+        return np.einsum("ij,jk->ik", A, W, out=out)
+    return np.matmul(A, W, out=out)
+
+
 class _Runner:
     """Binds a model to a graph: inputs built once, weight blocks gathered once."""
 
@@ -216,11 +228,11 @@ class _Runner:
             k0 = blocks["W_src"].shape[1]
             blocks["S_buf"] = np.empty((z.shape[0], k0), dtype=self.dtype)
             blocks["Q_buf"] = np.empty((z.shape[0], k0), dtype=self.dtype) if blocks["W_dst"] is not None else None
-        S = np.matmul(z, blocks["W_src"], out=blocks["S_buf"])
+        S = _mm(z, blocks["W_src"], out=blocks["S_buf"])
         if blocks["W_dst"] is None:
             Q = np.ascontiguousarray(blocks["bias"][None, :])
         else:
-            Q = np.matmul(z, blocks["W_dst"], out=blocks["Q_buf"])
+            Q = _mm(z, blocks["W_dst"], out=blocks["Q_buf"])
             Q += blocks["bias"]
         return {"S": S, "Q": Q, "E": self.E, "We": blocks["We"], "first_act": blocks["first_act"],
                 "layers": blocks["layers"], "groups": groups, "include_self": include_self}
@@ -273,7 +285,7 @@ class _Runner:
             if np.any(ptr < 0):
                 raise EngineError(f"pointer decoder {name!r} produced no winner (NaN scores)")
             return ptr
-        logits = z @ self.W[f"{p}.weight"] + self.W[f"{p}.bias"]
+        logits = _mm(z, self.W[f"{p}.weight"]) + self.W[f"{p}.bias"]
         if kind == "mask":
             return (logits[:, 0] > 0).astype(self.dtype)
         if kind == "scalar":
@@ -369,13 +381,13 @@ class _ActiveStepper:
     def _parts(self, i, inp, delta, full):
         msg = self.run.layers[i]["message"]
         if full or self.S[i] is None:
-            self.S[i] = np.ascontiguousarray(inp @ msg["W_src"])
+            self.S[i] = np.ascontiguousarray(_mm(inp, msg["W_src"]))
             self.Q[i] = (np.ascontiguousarray(msg["bias"][None, :]) if msg["W_dst"] is None
-                         else np.ascontiguousarray(inp @ msg["W_dst"] + msg["bias"]))
+                         else np.ascontiguousarray(_mm(inp, msg["W_dst"]) + msg["bias"]))
         elif delta.size:
-            self.S[i][delta] = inp[delta] @ msg["W_src"]
+            self.S[i][delta] = _mm(inp[delta], msg["W_src"])
             if msg["W_dst"] is not None:
-                self.Q[i][delta] = inp[delta] @ msg["W_dst"] + msg["bias"]
+                self.Q[i][delta] = _mm(inp[delta], msg["W_dst"]) + msg["bias"]
 
     def _readout(self, i, blocks, out, changed, full):
         run = self.run
@@ -603,7 +615,7 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     g = run.initial_graph()
     t0 = time.perf_counter()
     z, spare = run.new_buffer(), run.new_buffer()
-    z[:, :d] = run.x @ model.weights["init.weight"] + model.weights["init.bias"]
+    z[:, :d] = _mm(run.x, model.weights["init.weight"]) + model.weights["init.bias"]
     native_loop = _NativeLoop(run, mode, z, spare, g) if use_native_loop else None
     states = [z[:, :d].copy()] if hidden else None
     hint_rows = {name: [] for name in model.spec.get("hints", {})} if trace else None
