@@ -104,26 +104,31 @@ def test_native_step_loop_equals_python_loop(mode):
     bit for bit across its own modes."""
     if "native" not in engine.backends.available_backends():
         pytest.skip("native backend not built")
-    cases = [(engine.compile("bfs"), generators.grid(20, 30, seed=0), None),
+    cases = [(engine.compile("dfs"), generators.erdos_renyi(400, 3, directed=True, seed=5), None),
+             (engine.compile("dfs"), generators.grid(9, 11), None),
+             (engine.compile("bfs"), generators.grid(20, 30, seed=0), None),
              (engine.compile("bellman_ford"), generators.erdos_renyi(3000, 4, weighted=True, seed=2), None),
              (engine.compile("bellman_ford"), generators.path(200, weighted=True, seed=1), None),
              (random_model(mpnn_spec(6, groups=(("max", 3), ("sum", None)), gated=True, message_depth=2),
                            seed=4, scale=0.7), generators.erdos_renyi(500, 3, weighted=True, seed=3), 6)]
     for model, g, steps in cases:
-        loop = engine.execute(model, g, 0, backend="native", mode=mode, steps=steps)
-        python = engine.execute(model, g, 0, backend="native", mode=mode, steps=steps, hidden=True)
+        source = 0 if "source" in model.spec["node_inputs"] else None
+        loop = engine.execute(model, g, source, backend="native", mode=mode, steps=steps)
+        python = engine.execute(model, g, source, backend="native", mode=mode, steps=steps, hidden=True)
         assert loop.steps == python.steps and loop.converged == python.converged
         if model.name.startswith("compiled"):
             np.testing.assert_array_equal(loop.final_state, python.hidden[-1])
+            if loop.final_graph is not None:
+                np.testing.assert_array_equal(loop.final_graph, python.final_graph)
             for k in loop.outputs:
                 np.testing.assert_array_equal(loop.outputs[k], python.outputs[k])
         else:
             scale = max(1.0, np.abs(python.hidden[-1]).max())
             assert np.abs(loop.final_state - python.hidden[-1]).max() <= 1e-5 * scale
-            dense = engine.execute(model, g, 0, backend="native", mode="dense", steps=steps)
+            dense = engine.execute(model, g, source, backend="native", mode="dense", steps=steps)
             np.testing.assert_array_equal(loop.final_state, dense.final_state)
         if mode == "dense":
-            assert loop.node_updates == g.num_nodes * loop.steps
+            assert loop.node_updates == g.num_nodes * loop.steps * len(model.spec["layers"])
         elif steps is None:
             assert loop.node_updates < g.num_nodes * loop.steps
 
