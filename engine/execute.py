@@ -517,7 +517,7 @@ class _NativeLoop:
                   watch=watch if watch is not None else np.zeros(d, np.uint8),
                   graph_watch=[] if graph_watch is None else [int(c) for c in graph_watch],
                   applications=self.applications)
-        ran, converged, updates, self.applications, self.changed = self.run.backend.run_steps(**kw)
+        ran, converged, updates, self.applications, self.changed = self.run.backend.run_steps(self.run.graph, **kw)
         self.node_updates += updates
         z = self.current()
         # the loop wrote address columns; let the runner know which, before it decodes

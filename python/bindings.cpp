@@ -182,7 +182,7 @@ int64_t layer_pass_typed(const py::object& indptr, const py::object& indices, co
                          const py::list& layers, const py::object& groups, bool include_self, const py::object& rows,
                          const py::object& z_o, int64_t d, const py::tuple& update, const py::object& gate,
                          const py::object& out_o, const py::object& watch_o, const py::object& changed_o,
-                         bool compare_out) {
+                         bool compare_out, bool check_edges) {
   Keep keep;
   engine::LayerArgs<T> L;
   L.edges = parse_edges<T>(indptr, indices, S, Q, E, We, first_act, layers, groups, include_self, rows, keep);
@@ -218,7 +218,7 @@ int64_t layer_pass_typed(const py::object& indptr, const py::object& indices, co
   int64_t num_changed = 0;
   try {
     py::gil_scoped_release release;
-    num_changed = engine::layer_pass<T>(L, false);
+    num_changed = engine::layer_pass<T>(L, check_edges);
   } catch (const std::invalid_argument& exc) {
     throw py::value_error(exc.what());
   }
@@ -247,12 +247,12 @@ int64_t layer_pass(const py::object& indptr, const py::object& indices, const py
                    const py::object& E, const py::object& We, int first_act, const py::list& layers,
                    const py::object& groups, bool include_self, const py::object& rows, const py::object& z, int64_t d,
                    const py::tuple& update, const py::object& gate, const py::object& out, const py::object& watch,
-                   const py::object& changed, bool compare_out) {
+                   const py::object& changed, bool compare_out, bool check_edges) {
   if (is_double(S))
     return layer_pass_typed<double>(indptr, indices, S, Q, E, We, first_act, layers, groups, include_self, rows, z,
-                                    d, update, gate, out, watch, changed, compare_out);
+                                    d, update, gate, out, watch, changed, compare_out, check_edges);
   return layer_pass_typed<float>(indptr, indices, S, Q, E, We, first_act, layers, groups, include_self, rows, z, d,
-                                 update, gate, out, watch, changed, compare_out);
+                                 update, gate, out, watch, changed, compare_out, check_edges);
 }
 
 py::object kwarg(const py::dict& kw, const char* key) {
@@ -394,9 +394,18 @@ py::tuple run_steps_typed(const py::dict& kw) {
       changed.push_back(v);
     }
   }
+  const bool check_edges = kw.contains("check_edges") ? kw["check_edges"].cast<bool>() : true;
   engine::LoopResult r;
   try {
     py::gil_scoped_release release;
+    if (check_edges) {
+      engine::validate(A.layers[0].layer.edges, true);
+      for (int64_t u = 0; u < n; ++u)
+        if (A.out_indptr[u + 1] < A.out_indptr[u]) throw std::invalid_argument("out_indptr must be non-decreasing");
+      if (A.out_indptr[0] != 0 || A.out_indptr[n] != m) throw std::invalid_argument("out_indptr must run from 0 to m");
+      for (int64_t e = 0; e < m; ++e)
+        if (A.out_targets[e] < 0 || A.out_targets[e] >= n) throw std::invalid_argument("out target out of range");
+    }
     r = engine::run_steps<T>(A, changed, all_changed, applications);
   } catch (const std::invalid_argument& exc) {
     throw py::value_error(exc.what());
@@ -439,12 +448,14 @@ PYBIND11_MODULE(_native, m) {
   m.doc() = "engine's C++ kernels (sparse fused message passing)";
   m.def("edge_pass", &edge_pass, py::arg("indptr"), py::arg("indices"), py::arg("S"), py::arg("Q"), py::arg("E"),
         py::arg("We"), py::arg("first_act"), py::arg("layers"), py::arg("groups"), py::arg("include_self"),
-        py::arg("rows") = py::none(), py::arg("check_edges") = false,
-        "Fused message MLP + per-group aggregation over in-edges; returns (out, winners).");
+        py::arg("rows") = py::none(), py::arg("check_edges") = true,
+        "Fused message MLP + per-group aggregation over in-edges; returns (out, winners). check_edges "
+        "validates indptr/indices (O(n + m)); engine's backends skip it for validated, read-only graphs.");
   m.def("layer_pass", &layer_pass, py::arg("indptr"), py::arg("indices"), py::arg("S"), py::arg("Q"), py::arg("E"),
         py::arg("We"), py::arg("first_act"), py::arg("layers"), py::arg("groups"), py::arg("include_self"),
         py::arg("rows"), py::arg("z"), py::arg("d"), py::arg("update"), py::arg("gate"), py::arg("out"),
         py::arg("watch") = py::none(), py::arg("changed") = py::none(), py::arg("compare_out") = false,
+        py::arg("check_edges") = true,
         "A whole processor layer fused: messages, aggregation, update MLP and gate. Writes the new states "
         "into the first d columns of out (shaped like z) and returns how many rows changed a watched channel.");
   m.def("run_steps", &run_steps, py::arg("kwargs"),

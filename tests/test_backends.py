@@ -197,3 +197,26 @@ def test_torch_backend_device_choice(monkeypatch):
     b = engine.execute(model, g, 0, backend="torch", steps=3, hidden=True)
     for x, y in zip(a.hidden, b.hidden):
         assert np.abs(x - y).max() <= 1e-5 * max(1.0, np.abs(x).max())
+
+
+def test_native_kernel_rejects_malformed_arrays_instead_of_crashing():
+    native = pytest.importorskip("engine._native")
+    indptr = np.array([0, 1, 2], np.int64)
+    S = np.ones((2, 1), np.float32)
+    groups = np.array([[2, 0, 1]], np.int64)
+    with pytest.raises(ValueError, match="out of range"):
+        native.edge_pass(indptr, np.array([0, 7], np.int32), S, S, None, None, 0, [], groups, True)
+    with pytest.raises(ValueError, match="dtype"):
+        native.edge_pass(indptr, np.array([0, 1], np.int64), S, S, None, None, 0, [], groups, True)
+    with pytest.raises(ValueError, match="groups must tile"):
+        native.edge_pass(indptr, np.array([0, 1], np.int32), S, S, None, None, 0, [],
+                         np.array([[2, 0, 0]], np.int64), True)
+    with pytest.raises(ValueError, match="wrong size"):
+        native.edge_pass(indptr, np.array([0, 1], np.int32), np.ones((3, 1), np.float32), S, None, None, 0, [],
+                         groups, True)
+
+
+def test_validated_graphs_are_frozen():
+    g = generators.path(4)
+    with pytest.raises(ValueError, match="read-only"):
+        g.indices[0] = 3

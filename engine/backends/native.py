@@ -17,6 +17,11 @@ else:
     IMPORT_ERROR = None
 
 
+def _untrusted(graph) -> bool:
+    """Whether the kernel must check the CSR itself: engine.Graph validated and froze it."""
+    return graph.indptr.flags.writeable or graph.indices.flags.writeable
+
+
 class NativeBackend(Backend):
     name = "native"
 
@@ -28,7 +33,8 @@ class NativeBackend(Backend):
         if E is not None and E.shape[1] == 0:
             E = We = None
         return _native.edge_pass(graph.indptr, graph.indices, S, Q, E, We, int(first_act), list(layers),
-                                 np.ascontiguousarray(groups, dtype=np.int64), bool(include_self), rows)
+                                 np.ascontiguousarray(groups, dtype=np.int64), bool(include_self), rows,
+                                 check_edges=_untrusted(graph))
 
     def layer(self, graph, edges: dict, z, d, update, gate, out, watch=None, changed=None, rows=None,
               compare_out=False):
@@ -38,7 +44,8 @@ class NativeBackend(Backend):
         return _native.layer_pass(graph.indptr, graph.indices, e["S"], e["Q"], e["E"], e["We"], int(e["first_act"]),
                                   list(e["layers"]), np.ascontiguousarray(e["groups"], dtype=np.int64),
                                   bool(e["include_self"]), rows, z, int(d), tuple(update),
-                                  None if gate is None else tuple(gate), out, watch, changed, bool(compare_out))
+                                  None if gate is None else tuple(gate), out, watch, changed, bool(compare_out),
+                                  _untrusted(graph))
 
     def set_threads(self, n):
         if n:
@@ -50,5 +57,5 @@ class NativeBackend(Backend):
     # The whole step loop of a one-layer model in C++ (see csrc/engine/active.h).
     has_step_loop = True
 
-    def run_steps(self, **kwargs):
-        return _native.run_steps(kwargs)
+    def run_steps(self, graph, **kwargs):
+        return _native.run_steps(dict(kwargs, check_edges=_untrusted(graph)))

@@ -70,7 +70,8 @@ class Graph:
         Free-form description (family, generator parameters, seed).
 
     Use the constructors :meth:`from_edges`, :meth:`from_dense`, :meth:`from_scipy`,
-    :meth:`from_networkx` or the loaders in :mod:`engine.graph.io`; they validate.
+    :meth:`from_networkx` or the loaders in :mod:`engine.graph.io`; they validate. The arrays
+    of a validated graph are read-only (the kernels rely on them staying valid).
     """
 
     num_nodes: int
@@ -84,6 +85,10 @@ class Graph:
     # ------------------------------------------------------------------ construction
     def __post_init__(self):
         self.validate()
+        # validated arrays are frozen: the kernels trust them, so they must not change later
+        for arr in (self.indptr, self.indices, self.weights):
+            if arr is not None:
+                arr.flags.writeable = False
 
     def validate(self) -> None:
         """Check the CSR invariants; raise :class:`GraphError` naming the first violation."""

@@ -72,10 +72,8 @@ def load_matrix_market(path, *, dtype=None) -> Graph:
     if not sp.issparse(A):
         A = sp.coo_array(A)
     g = Graph.from_scipy(A, dtype=dtype, meta={"family": "file", "path": str(path)})
-    if info[4] == "pattern":
-        g.weights = None
-    g.directed = info[5] not in ("symmetric", "hermitian", "skew-symmetric")
-    return g
+    return Graph(g.num_nodes, g.indptr, g.indices, None if info[4] == "pattern" else g.weights,
+                 directed=info[5] not in ("symmetric", "hermitian", "skew-symmetric"), meta=g.meta)
 
 
 def load(path, **kw) -> Graph:
