@@ -74,6 +74,7 @@ def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: b
             "update": {"widths": [hidden], "activations": ["relu"]},
         }],
         "decoders": {}, "outputs": {}, "hints": {}, "termination": {"rule": "steps"},
+        "description": {"algorithm": algo, "processor": processor, "source": "learned"},
     }
     if gated:
         spec["layers"][0]["gate"] = {"widths": [hidden, hidden], "activations": ["relu", "identity"]}

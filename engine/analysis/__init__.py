@@ -1,0 +1,1 @@
+"""Analysis: size-generalisation evaluation of compiled and learned models."""
