@@ -181,16 +181,42 @@ inline T activate(T x, Activation act) {
   return (act == Activation::Relu) ? ((x > T(0) || x != x) ? x : T(0)) : x;
 }
 
+// The inner product loop of a dense layer, y[o] += x[i] * W[i, o] over inputs i ascending
+// (rows flagged in zero_row skipped). Compiled for several instruction sets and chosen at
+// load time (GCC target_clones): the loop vectorises across outputs o, so every y[o] is the
+// same sequence of IEEE multiplications and additions on every clone (no FMA: the build
+// passes -ffp-contract=off), and results do not depend on the machine.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define ENGINE_ISA_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define ENGINE_ISA_CLONES
+#endif
+
+ENGINE_ISA_CLONES static void dense_accumulate(const float* __restrict W, const char* zero_row, int64_t in,
+                                               int64_t out, const float* __restrict x, float* __restrict y) {
+  for (int64_t i = 0; i < in; ++i) {
+    if (zero_row[i]) continue;
+    const float xi = x[i];
+    const float* __restrict w = W + i * out;
+    for (int64_t o = 0; o < out; ++o) y[o] += xi * w[o];
+  }
+}
+
+ENGINE_ISA_CLONES static void dense_accumulate(const double* __restrict W, const char* zero_row, int64_t in,
+                                               int64_t out, const double* __restrict x, double* __restrict y) {
+  for (int64_t i = 0; i < in; ++i) {
+    if (zero_row[i]) continue;
+    const double xi = x[i];
+    const double* __restrict w = W + i * out;
+    for (int64_t o = 0; o < out; ++o) y[o] += xi * w[o];
+  }
+}
+
 // y = act(x @ W + b), skipping all-zero rows of W.
 template <typename T>
 inline void dense(const DenseLayer<T>& l, const std::vector<char>& zero_row, const T* x, T* y) {
   for (int64_t o = 0; o < l.out; ++o) y[o] = T(0);
-  for (int64_t i = 0; i < l.in; ++i) {
-    if (zero_row[i]) continue;
-    const T xi = x[i];
-    const T* w = l.weight + i * l.out;
-    for (int64_t o = 0; o < l.out; ++o) y[o] += xi * w[o];
-  }
+  dense_accumulate(l.weight, zero_row.data(), l.in, l.out, x, y);
   for (int64_t o = 0; o < l.out; ++o) y[o] = activate(y[o] + l.bias[o], l.act);
 }
 
