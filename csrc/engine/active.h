@@ -47,6 +47,7 @@ struct LoopLayer {
   // reaches the out-neighbours; a change elsewhere only the row itself. Set by run_steps.
   std::vector<uint8_t> src_reads;
   std::vector<int64_t> src_rows, dst_rows;  // nonzero rows of W_src / W_dst
+  std::vector<char> src_zero, dst_zero;     // the complement, as masks
 };
 
 template <typename T>
@@ -189,6 +190,8 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
     ly.src_reads.assign(static_cast<size_t>(fz), 0);
     ly.src_rows.clear();
     ly.dst_rows.clear();
+    ly.src_zero.clear();
+    ly.dst_zero.clear();
     for (int64_t j = 0; j < fz; ++j) {
       bool src_nz = false, dst_nz = false;
       for (int64_t c = 0; c < E.k0; ++c) {
@@ -198,6 +201,8 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
       ly.src_reads[static_cast<size_t>(j)] = src_nz ? 1 : 0;
       if (src_nz) ly.src_rows.push_back(j);
       if (dst_nz) ly.dst_rows.push_back(j);
+      ly.src_zero.push_back(src_nz ? 0 : 1);
+      ly.dst_zero.push_back(dst_nz ? 0 : 1);
     }
     E.S_zero = ly.src_rows.empty();
     plans.emplace_back(ly.layer);
@@ -286,19 +291,11 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
         T* s = ly.S + v * k0;
         const T* zv = inp + v * fz;
         for (int64_t c = 0; c < k0; ++c) s[c] = T(0);
-        for (int64_t j : ly.src_rows) {
-          const T zj = zv[j];
-          const T* w = ly.W_src + j * k0;
-          for (int64_t c = 0; c < k0; ++c) s[c] += zj * w[c];
-        }
+        if (!ly.src_rows.empty()) detail::dense_accumulate(ly.W_src, ly.src_zero.data(), fz, k0, zv, s);
         if (!ly.W_dst) return;
         T* q = ly.Q + v * k0;
         for (int64_t c = 0; c < k0; ++c) q[c] = T(0);
-        for (int64_t j : ly.dst_rows) {
-          const T zj = zv[j];
-          const T* w = ly.W_dst + j * k0;
-          for (int64_t c = 0; c < k0; ++c) q[c] += zj * w[c];
-        }
+        if (!ly.dst_rows.empty()) detail::dense_accumulate(ly.W_dst, ly.dst_zero.data(), fz, k0, zv, q);
         for (int64_t c = 0; c < k0; ++c) q[c] = q[c] + ly.bias[c];
       };
       if (everything) {

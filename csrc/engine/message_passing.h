@@ -194,21 +194,80 @@ inline T activate(T x, Activation act) {
 
 ENGINE_ISA_CLONES static void dense_accumulate(const float* __restrict W, const char* zero_row, int64_t in,
                                                int64_t out, const float* __restrict x, float* __restrict y) {
+  // outputs in blocks whose accumulators stay in registers while the inputs stream by
+  constexpr int64_t kBlock = 64 / sizeof(float) * 4;
+  int64_t o0 = 0;
+  for (; o0 + kBlock <= out; o0 += kBlock) {
+    float acc[kBlock];
+    for (int64_t o = 0; o < kBlock; ++o) acc[o] = y[o0 + o];
+    for (int64_t i = 0; i < in; ++i) {
+      if (zero_row[i]) continue;
+      const float xi = x[i];
+      const float* __restrict w = W + i * out + o0;
+      for (int64_t o = 0; o < kBlock; ++o) acc[o] += xi * w[o];
+    }
+    for (int64_t o = 0; o < kBlock; ++o) y[o0 + o] = acc[o];
+  }
   for (int64_t i = 0; i < in; ++i) {
     if (zero_row[i]) continue;
     const float xi = x[i];
     const float* __restrict w = W + i * out;
-    for (int64_t o = 0; o < out; ++o) y[o] += xi * w[o];
+    for (int64_t o = o0; o < out; ++o) y[o] += xi * w[o];
   }
 }
 
 ENGINE_ISA_CLONES static void dense_accumulate(const double* __restrict W, const char* zero_row, int64_t in,
                                                int64_t out, const double* __restrict x, double* __restrict y) {
+  // outputs in blocks whose accumulators stay in registers while the inputs stream by
+  constexpr int64_t kBlock = 64 / sizeof(double) * 4;
+  int64_t o0 = 0;
+  for (; o0 + kBlock <= out; o0 += kBlock) {
+    double acc[kBlock];
+    for (int64_t o = 0; o < kBlock; ++o) acc[o] = y[o0 + o];
+    for (int64_t i = 0; i < in; ++i) {
+      if (zero_row[i]) continue;
+      const double xi = x[i];
+      const double* __restrict w = W + i * out + o0;
+      for (int64_t o = 0; o < kBlock; ++o) acc[o] += xi * w[o];
+    }
+    for (int64_t o = 0; o < kBlock; ++o) y[o0 + o] = acc[o];
+  }
   for (int64_t i = 0; i < in; ++i) {
     if (zero_row[i]) continue;
     const double xi = x[i];
     const double* __restrict w = W + i * out;
-    for (int64_t o = 0; o < out; ++o) y[o] += xi * w[o];
+    for (int64_t o = o0; o < out; ++o) y[o] += xi * w[o];
+  }
+}
+
+// Y[j] += X[j] @ W for `rows` messages at once (X: rows x in, Y: rows x out, row-major):
+// each weight row is read once per tile instead of once per message. For every (j, o) the
+// sum runs over i ascending, exactly as in dense_accumulate.
+ENGINE_ISA_CLONES static void dense_accumulate_tile(const float* __restrict W, const char* zero_row, int64_t in,
+                                                    int64_t out, int64_t rows, const float* __restrict X,
+                                                    float* __restrict Y) {
+  for (int64_t i = 0; i < in; ++i) {
+    if (zero_row[i]) continue;
+    const float* __restrict w = W + i * out;
+    for (int64_t j = 0; j < rows; ++j) {
+      const float xji = X[j * in + i];
+      float* __restrict y = Y + j * out;
+      for (int64_t o = 0; o < out; ++o) y[o] += xji * w[o];
+    }
+  }
+}
+
+ENGINE_ISA_CLONES static void dense_accumulate_tile(const double* __restrict W, const char* zero_row, int64_t in,
+                                                    int64_t out, int64_t rows, const double* __restrict X,
+                                                    double* __restrict Y) {
+  for (int64_t i = 0; i < in; ++i) {
+    if (zero_row[i]) continue;
+    const double* __restrict w = W + i * out;
+    for (int64_t j = 0; j < rows; ++j) {
+      const double xji = X[j * in + i];
+      double* __restrict y = Y + j * out;
+      for (int64_t o = 0; o < out; ++o) y[o] += xji * w[o];
+    }
   }
 }
 
@@ -270,10 +329,12 @@ struct Plan {
 template <typename T>
 struct Scratch {
   static constexpr int64_t kPad = 64;
-  std::vector<T> xa, xb, acc, agg;
-  std::vector<int64_t> best;
+  static constexpr int64_t kTile = 16;  // messages whose dense layers are computed together
+  std::vector<T> xa, xb, acc, agg, ta, tb;
+  std::vector<int64_t> best, tsrc;
   Scratch(int64_t width, int64_t k_out)
-      : xa(width + kPad), xb(width + kPad), acc(k_out + kPad), agg(k_out + kPad), best(k_out + kPad) {}
+      : xa(width + kPad), xb(width + kPad), acc(k_out + kPad), agg(k_out + kPad), ta(kTile * width + kPad),
+        tb(kTile * width + kPad), best(k_out + kPad), tsrc(kTile) {}
 };
 
 // The message of source u into v along edge e (self: the virtual self-edge), into s.xa
@@ -342,11 +403,95 @@ inline void fold(const EdgePassArgs<T>& a, Scratch<T>& s, const T* __restrict m,
   }
 }
 
+// Fold the row's messages, computing the dense layers of up to Scratch::kTile messages at a
+// time (reduce_row's order and arithmetic; only the loop nesting differs).
+template <typename T>
+inline int64_t reduce_row_tiled(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v,
+                                int32_t* winners) {
+  const int64_t k = p.k_out, k0 = a.k0;
+  T* acc = s.acc.data();
+  for (const auto& g : a.groups) s.best[g.start] = -1;
+  int64_t count = 0;
+  const int64_t row_begin = a.indptr[v];
+  const int64_t begin = a.include_self ? row_begin - 1 : row_begin;
+  const int64_t end = a.indptr[v + 1];
+  const T* q = a.Q + (a.q_shared ? 0 : v * k0);
+  for (int64_t e0 = begin; e0 < end; e0 += Scratch<T>::kTile) {
+    const int64_t cnt = std::min<int64_t>(Scratch<T>::kTile, end - e0);
+    T* X = s.ta.data();
+    // first layer of every message of the tile
+    for (int64_t j = 0; j < cnt; ++j) {
+      const int64_t e = e0 + j;
+      const bool self = e < row_begin;
+      const int64_t u = self ? v : a.indices[e];
+      s.tsrc[static_cast<size_t>(j)] = u;
+      T* x = X + j * k0;
+      const T* su = a.S + u * k0;
+      for (int64_t c = 0; c < k0; ++c) x[c] = su[c] + q[c];
+      if (!self && a.fe > 0) {
+        T* t = s.xb.data();
+        const T* ef = a.E + e * a.fe;
+        for (int64_t c = 0; c < k0; ++c) t[c] = T(0);
+        for (int64_t jj = 0; jj < a.fe; ++jj) {
+          const T ej = ef[jj];
+          const T* w = a.We + jj * k0;
+          for (int64_t c = 0; c < k0; ++c) t[c] += ej * w[c];
+        }
+        for (int64_t c = 0; c < k0; ++c) x[c] = x[c] + t[c];
+      }
+      if (a.first_act == Activation::Relu)
+        for (int64_t c = 0; c < k0; ++c) x[c] = activate(x[c], Activation::Relu);
+    }
+    // dense layers over the tile
+    T* Y = s.tb.data();
+    int64_t width = k0;
+    for (size_t li = 0; li < a.layers.size(); ++li) {
+      const auto& l = a.layers[li];
+      for (int64_t j = 0; j < cnt * l.out; ++j) Y[j] = T(0);
+      dense_accumulate_tile(l.weight, p.layer_zero[li].data(), l.in, l.out, cnt, X, Y);
+      for (int64_t j = 0; j < cnt; ++j)
+        for (int64_t o = 0; o < l.out; ++o) Y[j * l.out + o] = activate(Y[j * l.out + o] + l.bias[o], l.act);
+      std::swap(X, Y);
+      width = l.out;
+    }
+    // fold in row order
+    for (int64_t j = 0; j < cnt; ++j) {
+      const T* m = X + j * width;
+      const int64_t u = s.tsrc[static_cast<size_t>(j)];
+      if (count == 0) {
+        for (int64_t c = 0; c < k; ++c) acc[c] = m[c];
+        for (const auto& g : a.groups)
+          if (is_arg(g.kind)) s.best[g.start] = (m[g.start] == m[g.start]) ? u : -1;
+      } else {
+        fold(a, s, m, u);
+      }
+      ++count;
+    }
+  }
+  T* agg = s.agg.data();
+  int64_t slot = 0;
+  for (const auto& g : a.groups) {
+    const bool arg = is_arg(g.kind);
+    const bool empty = count == 0 || (arg && s.best[g.start] < 0);
+    for (int64_t c = g.start; c < g.stop; ++c) {
+      T val = empty ? T(0) : acc[c];
+      if (!empty && g.kind == Reduce::Mean) val = val / T(count);
+      agg[c] = val;
+    }
+    if (arg) {
+      if (winners) winners[slot] = empty ? -1 : static_cast<int32_t>(s.best[g.start]);
+      ++slot;
+    }
+  }
+  return count;
+}
+
 // Reduce every message into row v; writes the aggregate to s.agg and the winners.
 // Returns the number of messages.
 template <typename T>
 inline int64_t reduce_row(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v,
                           int32_t* winners) {
+  if (!a.layers.empty()) return reduce_row_tiled(a, p, s, v, winners);
   const int64_t k = p.k_out;
   T* acc = s.acc.data();
   for (const auto& g : a.groups) s.best[g.start] = -1;
@@ -588,18 +733,8 @@ inline const T* node_mlp(const NodeMLP<T>& m, const NodePlan<T>& p, const T* z, 
                          int64_t k, T* x, T* y) {
   // ((z @ Wz) + (agg @ Wa)) + b0, each product summed over ascending inputs
   for (int64_t o = 0; o < m.w0; ++o) { x[o] = T(0); y[o] = T(0); }
-  for (int64_t i = 0; i < fz; ++i) {
-    if (p.zero_z[i]) continue;
-    const T zi = z[i];
-    const T* w = m.Wz + i * m.w0;
-    for (int64_t o = 0; o < m.w0; ++o) x[o] += zi * w[o];
-  }
-  for (int64_t i = 0; i < k; ++i) {
-    if (p.zero_a[i]) continue;
-    const T ai = agg[i];
-    const T* w = m.Wa + i * m.w0;
-    for (int64_t o = 0; o < m.w0; ++o) y[o] += ai * w[o];
-  }
+  dense_accumulate(m.Wz, p.zero_z.data(), fz, m.w0, z, x);
+  if (k > 0) dense_accumulate(m.Wa, p.zero_a.data(), k, m.w0, agg, y);
   for (int64_t o = 0; o < m.w0; ++o) x[o] = activate((x[o] + y[o]) + m.b0[o], m.act0);
   for (size_t li = 0; li < m.tail.size(); ++li) {
     dense(m.tail[li], p.tail_zero[li], x, y);
