@@ -291,11 +291,27 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
         T* s = ly.S + v * k0;
         const T* zv = inp + v * fz;
         for (int64_t c = 0; c < k0; ++c) s[c] = T(0);
-        if (!ly.src_rows.empty()) detail::dense_accumulate(ly.W_src, ly.src_zero.data(), fz, k0, zv, s);
+        if (k0 >= detail::kWideLayer) {
+          if (!ly.src_rows.empty()) detail::dense_accumulate(ly.W_src, ly.src_zero.data(), fz, k0, zv, s);
+        } else {
+          for (int64_t j : ly.src_rows) {
+            const T zj = zv[j];
+            const T* w = ly.W_src + j * k0;
+            for (int64_t c = 0; c < k0; ++c) s[c] += zj * w[c];
+          }
+        }
         if (!ly.W_dst) return;
         T* q = ly.Q + v * k0;
         for (int64_t c = 0; c < k0; ++c) q[c] = T(0);
-        if (!ly.dst_rows.empty()) detail::dense_accumulate(ly.W_dst, ly.dst_zero.data(), fz, k0, zv, q);
+        if (k0 >= detail::kWideLayer) {
+          if (!ly.dst_rows.empty()) detail::dense_accumulate(ly.W_dst, ly.dst_zero.data(), fz, k0, zv, q);
+        } else {
+          for (int64_t j : ly.dst_rows) {
+            const T zj = zv[j];
+            const T* w = ly.W_dst + j * k0;
+            for (int64_t c = 0; c < k0; ++c) q[c] += zj * w[c];
+          }
+        }
         for (int64_t c = 0; c < k0; ++c) q[c] = q[c] + ly.bias[c];
       };
       if (everything) {

@@ -271,11 +271,23 @@ ENGINE_ISA_CLONES static void dense_accumulate_tile(const double* __restrict W, 
   }
 }
 
+// Layers at least this wide use the ISA-dispatched loops; narrower ones stay inline.
+constexpr int64_t kWideLayer = 16;
+
 // y = act(x @ W + b), skipping all-zero rows of W.
 template <typename T>
 inline void dense(const DenseLayer<T>& l, const std::vector<char>& zero_row, const T* x, T* y) {
   for (int64_t o = 0; o < l.out; ++o) y[o] = T(0);
-  dense_accumulate(l.weight, zero_row.data(), l.in, l.out, x, y);
+  if (l.out >= kWideLayer) {
+    dense_accumulate(l.weight, zero_row.data(), l.in, l.out, x, y);
+  } else {
+    for (int64_t i = 0; i < l.in; ++i) {
+      if (zero_row[i]) continue;
+      const T xi = x[i];
+      const T* w = l.weight + i * l.out;
+      for (int64_t o = 0; o < l.out; ++o) y[o] += xi * w[o];
+    }
+  }
   for (int64_t o = 0; o < l.out; ++o) y[o] = activate(y[o] + l.bias[o], l.act);
 }
 
@@ -733,8 +745,23 @@ inline const T* node_mlp(const NodeMLP<T>& m, const NodePlan<T>& p, const T* z, 
                          int64_t k, T* x, T* y) {
   // ((z @ Wz) + (agg @ Wa)) + b0, each product summed over ascending inputs
   for (int64_t o = 0; o < m.w0; ++o) { x[o] = T(0); y[o] = T(0); }
-  dense_accumulate(m.Wz, p.zero_z.data(), fz, m.w0, z, x);
-  if (k > 0) dense_accumulate(m.Wa, p.zero_a.data(), k, m.w0, agg, y);
+  if (m.w0 >= kWideLayer) {  // wide (learned) layers: the ISA-dispatched loop
+    dense_accumulate(m.Wz, p.zero_z.data(), fz, m.w0, z, x);
+    if (k > 0) dense_accumulate(m.Wa, p.zero_a.data(), k, m.w0, agg, y);
+  } else {  // narrow (compiled) layers: inline, no dispatch per call
+    for (int64_t i = 0; i < fz; ++i) {
+      if (p.zero_z[i]) continue;
+      const T zi = z[i];
+      const T* w = m.Wz + i * m.w0;
+      for (int64_t o = 0; o < m.w0; ++o) x[o] += zi * w[o];
+    }
+    for (int64_t i = 0; i < k; ++i) {
+      if (p.zero_a[i]) continue;
+      const T ai = agg[i];
+      const T* w = m.Wa + i * m.w0;
+      for (int64_t o = 0; o < m.w0; ++o) y[o] += ai * w[o];
+    }
+  }
   for (int64_t o = 0; o < m.w0; ++o) x[o] = activate((x[o] + y[o]) + m.b0[o], m.act0);
   for (size_t li = 0; li < m.tail.size(); ++li) {
     dense(m.tail[li], p.tail_zero[li], x, y);
