@@ -192,84 +192,50 @@ inline T activate(T x, Activation act) {
 #define ENGINE_ISA_CLONES
 #endif
 
-ENGINE_ISA_CLONES static void dense_accumulate(const float* __restrict W, const char* zero_row, int64_t in,
-                                               int64_t out, const float* __restrict x, float* __restrict y) {
-  // outputs in blocks whose accumulators stay in registers while the inputs stream by
-  constexpr int64_t kBlock = 64 / sizeof(float) * 4;
-  int64_t o0 = 0;
-  for (; o0 + kBlock <= out; o0 += kBlock) {
-    float acc[kBlock];
-    for (int64_t o = 0; o < kBlock; ++o) acc[o] = y[o0 + o];
-    for (int64_t i = 0; i < in; ++i) {
-      if (zero_row[i]) continue;
-      const float xi = x[i];
-      const float* __restrict w = W + i * out + o0;
-      for (int64_t o = 0; o < kBlock; ++o) acc[o] += xi * w[o];
-    }
-    for (int64_t o = 0; o < kBlock; ++o) y[o0 + o] = acc[o];
+// One definition per element type (target_clones does not apply to templates).
+#define ENGINE_DEFINE_DENSE_LOOPS(T)                                                                         \
+  ENGINE_ISA_CLONES static void dense_accumulate(const T* __restrict W, const char* zero_row, int64_t in,   \
+                                                 int64_t out, const T* __restrict x, T* __restrict y) {    \
+    /* outputs in blocks whose accumulators stay in registers while the inputs stream by */               \
+    constexpr int64_t kBlock = 64 / sizeof(T) * 4;                                                          \
+    int64_t o0 = 0;                                                                                         \
+    for (; o0 + kBlock <= out; o0 += kBlock) {                                                              \
+      T acc[kBlock];                                                                                        \
+      for (int64_t o = 0; o < kBlock; ++o) acc[o] = y[o0 + o];                                              \
+      for (int64_t i = 0; i < in; ++i) {                                                                    \
+        if (zero_row[i]) continue;                                                                          \
+        const T xi = x[i];                                                                                  \
+        const T* __restrict w = W + i * out + o0;                                                           \
+        for (int64_t o = 0; o < kBlock; ++o) acc[o] += xi * w[o];                                           \
+      }                                                                                                     \
+      for (int64_t o = 0; o < kBlock; ++o) y[o0 + o] = acc[o];                                              \
+    }                                                                                                       \
+    for (int64_t i = 0; i < in; ++i) {                                                                      \
+      if (zero_row[i]) continue;                                                                            \
+      const T xi = x[i];                                                                                    \
+      const T* __restrict w = W + i * out;                                                                  \
+      for (int64_t o = o0; o < out; ++o) y[o] += xi * w[o];                                                 \
+    }                                                                                                       \
+  }                                                                                                         \
+  /* Y[j] += X[j] @ W for `rows` messages at once (row-major): each weight row is read once per tile      \
+     instead of once per message; for every (j, o) the sum runs over i ascending, as above. */             \
+  ENGINE_ISA_CLONES static void dense_accumulate_tile(const T* __restrict W, const char* zero_row,           \
+                                                      int64_t in, int64_t out, int64_t rows,                \
+                                                      const T* __restrict X, T* __restrict Y) {             \
+    for (int64_t i = 0; i < in; ++i) {                                                                      \
+      if (zero_row[i]) continue;                                                                            \
+      const T* __restrict w = W + i * out;                                                                  \
+      for (int64_t j = 0; j < rows; ++j) {                                                                  \
+        const T xji = X[j * in + i];                                                                        \
+        T* __restrict yj = Y + j * out;                                                                     \
+        for (int64_t o = 0; o < out; ++o) yj[o] += xji * w[o];                                              \
+      }                                                                                                     \
+    }                                                                                                       \
   }
-  for (int64_t i = 0; i < in; ++i) {
-    if (zero_row[i]) continue;
-    const float xi = x[i];
-    const float* __restrict w = W + i * out;
-    for (int64_t o = o0; o < out; ++o) y[o] += xi * w[o];
-  }
-}
 
-ENGINE_ISA_CLONES static void dense_accumulate(const double* __restrict W, const char* zero_row, int64_t in,
-                                               int64_t out, const double* __restrict x, double* __restrict y) {
-  // outputs in blocks whose accumulators stay in registers while the inputs stream by
-  constexpr int64_t kBlock = 64 / sizeof(double) * 4;
-  int64_t o0 = 0;
-  for (; o0 + kBlock <= out; o0 += kBlock) {
-    double acc[kBlock];
-    for (int64_t o = 0; o < kBlock; ++o) acc[o] = y[o0 + o];
-    for (int64_t i = 0; i < in; ++i) {
-      if (zero_row[i]) continue;
-      const double xi = x[i];
-      const double* __restrict w = W + i * out + o0;
-      for (int64_t o = 0; o < kBlock; ++o) acc[o] += xi * w[o];
-    }
-    for (int64_t o = 0; o < kBlock; ++o) y[o0 + o] = acc[o];
-  }
-  for (int64_t i = 0; i < in; ++i) {
-    if (zero_row[i]) continue;
-    const double xi = x[i];
-    const double* __restrict w = W + i * out;
-    for (int64_t o = o0; o < out; ++o) y[o] += xi * w[o];
-  }
-}
-
-// Y[j] += X[j] @ W for `rows` messages at once (X: rows x in, Y: rows x out, row-major):
-// each weight row is read once per tile instead of once per message. For every (j, o) the
-// sum runs over i ascending, exactly as in dense_accumulate.
-ENGINE_ISA_CLONES static void dense_accumulate_tile(const float* __restrict W, const char* zero_row, int64_t in,
-                                                    int64_t out, int64_t rows, const float* __restrict X,
-                                                    float* __restrict Y) {
-  for (int64_t i = 0; i < in; ++i) {
-    if (zero_row[i]) continue;
-    const float* __restrict w = W + i * out;
-    for (int64_t j = 0; j < rows; ++j) {
-      const float xji = X[j * in + i];
-      float* __restrict y = Y + j * out;
-      for (int64_t o = 0; o < out; ++o) y[o] += xji * w[o];
-    }
-  }
-}
-
-ENGINE_ISA_CLONES static void dense_accumulate_tile(const double* __restrict W, const char* zero_row, int64_t in,
-                                                    int64_t out, int64_t rows, const double* __restrict X,
-                                                    double* __restrict Y) {
-  for (int64_t i = 0; i < in; ++i) {
-    if (zero_row[i]) continue;
-    const double* __restrict w = W + i * out;
-    for (int64_t j = 0; j < rows; ++j) {
-      const double xji = X[j * in + i];
-      double* __restrict y = Y + j * out;
-      for (int64_t o = 0; o < out; ++o) y[o] += xji * w[o];
-    }
-  }
-}
+ENGINE_DEFINE_DENSE_LOOPS(float)
+ENGINE_DEFINE_DENSE_LOOPS(double)
+#undef ENGINE_DEFINE_DENSE_LOOPS
 
 // Layers at least this wide use the ISA-dispatched loops; narrower ones stay inline.
 constexpr int64_t kWideLayer = 16;
@@ -415,13 +381,47 @@ inline void fold(const EdgePassArgs<T>& a, Scratch<T>& s, const T* __restrict m,
   }
 }
 
+// Take message m from source u into the row accumulators (the first one initialises them).
+template <typename T>
+inline void absorb(const EdgePassArgs<T>& a, Scratch<T>& s, const T* m, int64_t u, int64_t count) {
+  if (count > 0) {
+    fold(a, s, m, u);
+    return;
+  }
+  const int64_t k = message_width(a);
+  for (int64_t c = 0; c < k; ++c) s.acc[c] = m[c];
+  for (const auto& g : a.groups)
+    if (is_arg(g.kind)) s.best[g.start] = (m[g.start] == m[g.start]) ? u : -1;
+}
+
+// Write the row's aggregate to s.agg (0 for an empty row or group, mean divided by count) and
+// its arg winners; returns count.
+template <typename T>
+inline int64_t finish_row(const EdgePassArgs<T>& a, Scratch<T>& s, int64_t count, int32_t* winners) {
+  T* agg = s.agg.data();
+  int64_t slot = 0;
+  for (const auto& g : a.groups) {
+    const bool arg = is_arg(g.kind);
+    const bool empty = count == 0 || (arg && s.best[g.start] < 0);
+    for (int64_t c = g.start; c < g.stop; ++c) {
+      T val = empty ? T(0) : s.acc[c];
+      if (!empty && g.kind == Reduce::Mean) val = val / T(count);
+      agg[c] = val;
+    }
+    if (arg) {
+      if (winners) winners[slot] = empty ? -1 : static_cast<int32_t>(s.best[g.start]);
+      ++slot;
+    }
+  }
+  return count;
+}
+
 // Fold the row's messages, computing the dense layers of up to Scratch::kTile messages at a
 // time (reduce_row's order and arithmetic; only the loop nesting differs).
 template <typename T>
 inline int64_t reduce_row_tiled(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v,
                                 int32_t* winners) {
-  const int64_t k = p.k_out, k0 = a.k0;
-  T* acc = s.acc.data();
+  const int64_t k0 = a.k0;
   for (const auto& g : a.groups) s.best[g.start] = -1;
   int64_t count = 0;
   const int64_t row_begin = a.indptr[v];
@@ -470,32 +470,10 @@ inline int64_t reduce_row_tiled(const EdgePassArgs<T>& a, const Plan<T>& p, Scra
     for (int64_t j = 0; j < cnt; ++j) {
       const T* m = X + j * width;
       const int64_t u = s.tsrc[static_cast<size_t>(j)];
-      if (count == 0) {
-        for (int64_t c = 0; c < k; ++c) acc[c] = m[c];
-        for (const auto& g : a.groups)
-          if (is_arg(g.kind)) s.best[g.start] = (m[g.start] == m[g.start]) ? u : -1;
-      } else {
-        fold(a, s, m, u);
-      }
-      ++count;
+      absorb(a, s, m, u, count++);
     }
   }
-  T* agg = s.agg.data();
-  int64_t slot = 0;
-  for (const auto& g : a.groups) {
-    const bool arg = is_arg(g.kind);
-    const bool empty = count == 0 || (arg && s.best[g.start] < 0);
-    for (int64_t c = g.start; c < g.stop; ++c) {
-      T val = empty ? T(0) : acc[c];
-      if (!empty && g.kind == Reduce::Mean) val = val / T(count);
-      agg[c] = val;
-    }
-    if (arg) {
-      if (winners) winners[slot] = empty ? -1 : static_cast<int32_t>(s.best[g.start]);
-      ++slot;
-    }
-  }
-  return count;
+  return finish_row(a, s, count, winners);
 }
 
 // Reduce every message into row v; writes the aggregate to s.agg and the winners.
@@ -504,8 +482,6 @@ template <typename T>
 inline int64_t reduce_row(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v,
                           int32_t* winners) {
   if (!a.layers.empty()) return reduce_row_tiled(a, p, s, v, winners);
-  const int64_t k = p.k_out;
-  T* acc = s.acc.data();
   for (const auto& g : a.groups) s.best[g.start] = -1;
   int64_t count = 0;
   const int64_t row_begin = a.indptr[v];
@@ -520,31 +496,9 @@ inline int64_t reduce_row(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>
     const bool self = e < row_begin;
     const int64_t u = self ? v : a.indices[e];
     const T* m = message(a, p, s, u, v, e, self);
-    if (count == 0) {
-      for (int64_t c = 0; c < k; ++c) acc[c] = m[c];
-      for (const auto& g : a.groups)
-        if (is_arg(g.kind)) s.best[g.start] = (m[g.start] == m[g.start]) ? u : -1;
-    } else {
-      fold(a, s, m, u);
-    }
-    ++count;
+    absorb(a, s, m, u, count++);
   }
-  T* agg = s.agg.data();
-  int64_t slot = 0;
-  for (const auto& g : a.groups) {
-    const bool arg = is_arg(g.kind);
-    const bool empty = count == 0 || (arg && s.best[g.start] < 0);
-    for (int64_t c = g.start; c < g.stop; ++c) {
-      T val = empty ? T(0) : acc[c];
-      if (!empty && g.kind == Reduce::Mean) val = val / T(count);
-      agg[c] = val;
-    }
-    if (arg) {
-      if (winners) winners[slot] = empty ? -1 : static_cast<int32_t>(s.best[g.start]);
-      ++slot;
-    }
-  }
-  return count;
+  return finish_row(a, s, count, winners);
 }
 
 // reduce_row for small messages with compile-time sizes: a first layer of K0 channels and
