@@ -193,15 +193,23 @@ class _Runner:
                 nodes.append(int(val))
         self._addressed[id(z)] = nodes
 
-    def graph_step(self, blocks: dict, z_out: np.ndarray, g):
-        """Readouts of the new node states (over all nodes), then the graph update."""
-        W, b, act, tail, is_max = blocks["readout"]
+    def readout_values(self, blocks: dict, z_out: np.ndarray, rows=slice(None)) -> np.ndarray:
+        """The readout MLP on ``[h', x]`` of the given rows of buffer ``z_out``."""
+        W, b, act, tail, _ = blocks["readout"]
         with np.errstate(over="ignore"):
-            r = _activate_code(z_out[:, :self.addr_col] @ W + b, act)
+            r = _activate_code(z_out[rows, :self.addr_col] @ W + b, act)
             for Wt, bt, a in tail:
                 r = _activate_code(r @ Wt + bt, a)
-        red = np.where(is_max, np.fmax.reduce(r, axis=0), np.fmin.reduce(r, axis=0)).astype(self.dtype)
-        return self.graph_step_from(blocks, g, red)
+        return r.astype(self.dtype, copy=False)
+
+    def reduce_readouts(self, blocks: dict, r: np.ndarray) -> np.ndarray:
+        """Readouts reduced over all nodes, max or min per channel, NaN-ignoring."""
+        is_max = blocks["readout"][4]
+        return np.where(is_max, np.fmax.reduce(r, axis=0), np.fmin.reduce(r, axis=0)).astype(self.dtype)
+
+    def graph_step(self, blocks: dict, z_out: np.ndarray, g):
+        """Readouts of the new node states (over all nodes), then the graph update."""
+        return self.graph_step_from(blocks, g, self.reduce_readouts(blocks, self.readout_values(blocks, z_out)))
 
     def graph_step_from(self, blocks: dict, g, red):
         """The graph update from reduced readouts ``red``."""
@@ -234,8 +242,7 @@ class _Runner:
         else:
             Q = _mm(z, blocks["W_dst"], out=blocks["Q_buf"])
             Q += blocks["bias"]
-        return {"S": S, "Q": Q, "E": self.E, "We": blocks["We"], "first_act": blocks["first_act"],
-                "layers": blocks["layers"], "groups": groups, "include_self": include_self}
+        return self.edge_args_from(blocks, S, Q, groups, include_self)
 
     def step(self, z: np.ndarray, spare: np.ndarray, watch: np.ndarray | None, g=None,
              graph_watch=None):
@@ -391,21 +398,11 @@ class _ActiveStepper:
 
     def _readout(self, i, blocks, out, changed, full):
         run = self.run
-        W, b, act, tail, is_max = blocks["readout"]
-
-        def values(rows):
-            with np.errstate(over="ignore"):
-                r = _activate_code(out[rows, :run.addr_col] @ W + b, act)
-                for Wt, bt, a in tail:
-                    r = _activate_code(r @ Wt + bt, a)
-            return r
-
         if full or self.readouts[i] is None:
-            self.readouts[i] = values(slice(None)).astype(run.dtype)
+            self.readouts[i] = run.readout_values(blocks, out).copy()
         elif changed.size:
-            self.readouts[i][changed] = values(changed)
-        r = self.readouts[i]
-        return np.where(is_max, np.fmax.reduce(r, axis=0), np.fmin.reduce(r, axis=0)).astype(run.dtype)
+            self.readouts[i][changed] = run.readout_values(blocks, out, changed)
+        return run.reduce_readouts(blocks, self.readouts[i])
 
     def step(self, z, spare, watch, g=None, graph_watch=None):
         run, d = self.run, self.run.model.hidden

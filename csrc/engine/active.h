@@ -287,31 +287,27 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
       }
       // 3. per-node parts of the first message layer, for the rows whose input changed
       const int64_t k0 = E.k0;
-      auto parts = [&](int64_t v) {  // all-zero rows of W_src / W_dst add exact zeros: skipped
-        T* s = ly.S + v * k0;
-        const T* zv = inp + v * fz;
-        for (int64_t c = 0; c < k0; ++c) s[c] = T(0);
+      // y = z_v @ W over the nonzero rows of W (all-zero rows add exact zeros: skipped)
+      auto product = [&](const T* W, const std::vector<int64_t>& nz, const std::vector<char>& zero, const T* zv,
+                         T* y) {
+        for (int64_t c = 0; c < k0; ++c) y[c] = T(0);
+        if (nz.empty()) return;
         if (k0 >= detail::kWideLayer) {
-          if (!ly.src_rows.empty()) detail::dense_accumulate(ly.W_src, ly.src_zero.data(), fz, k0, zv, s);
-        } else {
-          for (int64_t j : ly.src_rows) {
-            const T zj = zv[j];
-            const T* w = ly.W_src + j * k0;
-            for (int64_t c = 0; c < k0; ++c) s[c] += zj * w[c];
-          }
+          detail::dense_accumulate(W, zero.data(), fz, k0, zv, y);
+          return;
         }
+        for (int64_t j : nz) {
+          const T zj = zv[j];
+          const T* w = W + j * k0;
+          for (int64_t c = 0; c < k0; ++c) y[c] += zj * w[c];
+        }
+      };
+      auto parts = [&](int64_t v) {
+        const T* zv = inp + v * fz;
+        product(ly.W_src, ly.src_rows, ly.src_zero, zv, ly.S + v * k0);
         if (!ly.W_dst) return;
         T* q = ly.Q + v * k0;
-        for (int64_t c = 0; c < k0; ++c) q[c] = T(0);
-        if (k0 >= detail::kWideLayer) {
-          if (!ly.dst_rows.empty()) detail::dense_accumulate(ly.W_dst, ly.dst_zero.data(), fz, k0, zv, q);
-        } else {
-          for (int64_t j : ly.dst_rows) {
-            const T zj = zv[j];
-            const T* w = ly.W_dst + j * k0;
-            for (int64_t c = 0; c < k0; ++c) q[c] += zj * w[c];
-          }
-        }
+        product(ly.W_dst, ly.dst_rows, ly.dst_zero, zv, q);
         for (int64_t c = 0; c < k0; ++c) q[c] = q[c] + ly.bias[c];
       };
       if (everything) {
