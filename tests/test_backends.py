@@ -52,6 +52,7 @@ def _random_pass_inputs(graph, k0, fe, dtype, seed):
 GROUP_SETS = [
     [("max", 0, 3), ("min", 3, 5), ("argmax", 5, 7), ("argmin", 7, 8)],
     [("sum", 0, 4), ("mean", 4, 8)],
+    [("softmax", 0, 3), ("softmax", 3, 8)],  # two attention heads
 ]
 
 
@@ -71,7 +72,7 @@ def test_edge_pass_parity(dtype, groups, depth, include_self, backend):
     got, got_w = load_backend(backend).edge_pass(g, S, Q, E, We, 1, layers, codes, include_self)
     if depth == 0:
         # identical messages: min/max/arg reductions are bit for bit
-        exact = [c for k, a, b in groups if k != "sum" and k != "mean" for c in range(a, b)]
+        exact = [c for k, a, b in groups if k in ("max", "min", "argmax", "argmin") for c in range(a, b)]
         np.testing.assert_array_equal(got[:, exact], want[:, exact])
     np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
     if depth == 0:
@@ -97,7 +98,7 @@ def test_thread_count_does_not_change_results(name):
     np.testing.assert_array_equal(results[0], results[1])
 
 
-@pytest.mark.parametrize("kind", ["max", "min", "sum", "mean"])
+@pytest.mark.parametrize("kind", ["max", "min", "sum", "mean", "softmax"])
 def test_random_models_agree_across_backends(kind, backend):
     g = generators.erdos_renyi(300, 4, weighted=True, seed=4)
     model = random_model(mpnn_spec(8, groups=((kind, None),), gated=True, layers=2), seed=2, scale=0.5)

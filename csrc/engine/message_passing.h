@@ -44,6 +44,12 @@ struct DenseLayer {
 // copied (key and payload); the winner is the message with the largest (smallest) key,
 // ties going to the lowest source index (the self message counts as source v). A NaN key
 // never wins. Max/Min ignore NaN like numpy.fmax/fmin. Sum/Mean add in row order.
+// Softmax (attention): channel `start` is the score s_u, channels (start, stop) the values;
+// the aggregate is sum_u softmax(s)_u * value_u and, in channel `start`, the largest score.
+// It is computed in one pass in row order with a running maximum M, denominator l and
+// weighted sum a: the first message sets M = s, l = 1, a = value; a later one with s > M
+// rescales by r = exp(M - s) (l = l * r + 1, a = a * r + value, M = s), otherwise adds
+// w = exp(s - M) (l = l + w, a = a + w * value); the result is a / l.
 struct Group {
   Reduce kind = Reduce::Sum;
   int64_t start = 0;
@@ -274,6 +280,7 @@ struct Plan {
   std::vector<int64_t> group_stop;  // per channel
   std::vector<std::vector<char>> layer_zero;
   int64_t k_out = 0, width = 0, num_arg = 0;
+  bool has_softmax = false;
   // The message does not depend on the source or the edge (S all zero, no edge term): every
   // message of a row equals the self message, so the row reduces without visiting edges.
   bool source_free = false;
@@ -293,6 +300,7 @@ struct Plan {
       for (int64_t j = 0; j < a.fe * a.k0; ++j) source_free = source_free && a.We[j] == T(0);
     for (const auto& g : a.groups) {
       if (is_arg(g.kind)) ++num_arg;
+      if (g.kind == Reduce::Softmax) has_softmax = true;
       for (int64_t c = g.start; c < g.stop; ++c) {
         kind[c] = g.kind;
         arg_key[c] = (c == g.start) && is_arg(g.kind);
@@ -308,11 +316,11 @@ template <typename T>
 struct Scratch {
   static constexpr int64_t kPad = 64;
   static constexpr int64_t kTile = 16;  // messages whose dense layers are computed together
-  std::vector<T> xa, xb, acc, agg, ta, tb;
+  std::vector<T> xa, xb, acc, agg, ta, tb, den;
   std::vector<int64_t> best, tsrc;
   Scratch(int64_t width, int64_t k_out)
       : xa(width + kPad), xb(width + kPad), acc(k_out + kPad), agg(k_out + kPad), ta(kTile * width + kPad),
-        tb(kTile * width + kPad), best(k_out + kPad), tsrc(kTile) {}
+        tb(kTile * width + kPad), den(k_out + kPad), best(k_out + kPad), tsrc(kTile) {}
 };
 
 // The message of source u into v along edge e (self: the virtual self-edge), into s.xa
@@ -377,6 +385,20 @@ inline void fold(const EdgePassArgs<T>& a, Scratch<T>& s, const T* __restrict m,
         }
         break;
       }
+      case Reduce::Softmax: {
+        const T score = m[lo];
+        if (score > acc[lo]) {
+          const T r = std::exp(acc[lo] - score);
+          s.den[lo] = s.den[lo] * r + T(1);
+          for (int64_t c = lo + 1; c < hi; ++c) acc[c] = acc[c] * r + m[c];
+          acc[lo] = score;
+        } else {
+          const T w = std::exp(score - acc[lo]);
+          s.den[lo] = s.den[lo] + w;
+          for (int64_t c = lo + 1; c < hi; ++c) acc[c] = acc[c] + w * m[c];
+        }
+        break;
+      }
     }
   }
 }
@@ -390,8 +412,10 @@ inline void absorb(const EdgePassArgs<T>& a, Scratch<T>& s, const T* m, int64_t 
   }
   const int64_t k = message_width(a);
   for (int64_t c = 0; c < k; ++c) s.acc[c] = m[c];
-  for (const auto& g : a.groups)
+  for (const auto& g : a.groups) {
     if (is_arg(g.kind)) s.best[g.start] = (m[g.start] == m[g.start]) ? u : -1;
+    if (g.kind == Reduce::Softmax) s.den[g.start] = T(1);
+  }
 }
 
 // Write the row's aggregate to s.agg (0 for an empty row or group, mean divided by count) and
@@ -406,6 +430,7 @@ inline int64_t finish_row(const EdgePassArgs<T>& a, Scratch<T>& s, int64_t count
     for (int64_t c = g.start; c < g.stop; ++c) {
       T val = empty ? T(0) : s.acc[c];
       if (!empty && g.kind == Reduce::Mean) val = val / T(count);
+      if (!empty && g.kind == Reduce::Softmax && c > g.start) val = val / s.den[g.start];
       agg[c] = val;
     }
     if (arg) {
@@ -655,6 +680,7 @@ inline int64_t reduce_row_uniform(const EdgePassArgs<T>& a, const Plan<T>& p, Sc
 // Picks the specialised reducer when one applies.
 template <typename T>
 inline int64_t reduce_any(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v, int32_t* winners) {
+  if (p.has_softmax) return reduce_row(a, p, s, v, winners);  // the generic fold only
   if (p.source_free) return reduce_row_uniform(a, p, s, v, winners);
   if (a.layers.empty()) {
     switch (a.k0) {

@@ -13,7 +13,7 @@ from numba import prange
 
 from .base import Backend, count_arg_groups
 
-SUM, MEAN, MAX, MIN, ARGMAX, ARGMIN = range(6)
+SUM, MEAN, MAX, MIN, ARGMAX, ARGMIN, SOFTMAX = range(7)
 BLOCK = 256
 
 
@@ -46,6 +46,7 @@ def _edge_pass(indptr, indices, S, Q, E, We, first_act, Wflat, Bflat, meta, grou
         xb = np.empty(width, dtype=S.dtype)
         acc = np.zeros(k_out, dtype=S.dtype)
         best = np.empty(k_out, dtype=np.int64)
+        den = np.zeros(k_out, dtype=S.dtype)
         for i in range(blk * BLOCK, min(n, (blk + 1) * BLOCK)):
             v = rows[i]
             qv = 0 if q_shared else v
@@ -105,6 +106,23 @@ def _edge_pass(indptr, indices, S, Q, E, We, first_act, Wflat, Bflat, meta, grou
                         for c in range(lo, hi):
                             if count == 0 or m[c] < acc[c] or acc[c] != acc[c]:
                                 acc[c] = m[c]
+                    elif kind == SOFTMAX:  # online softmax, as in the C++ kernel
+                        score = m[lo]
+                        if count == 0:
+                            den[lo] = 1
+                            for c in range(lo, hi):
+                                acc[c] = m[c]
+                        elif score > acc[lo]:
+                            r = np.exp(acc[lo] - score)
+                            den[lo] = den[lo] * r + 1
+                            for c in range(lo + 1, hi):
+                                acc[c] = acc[c] * r + m[c]
+                            acc[lo] = score
+                        else:
+                            w = np.exp(score - acc[lo])
+                            den[lo] = den[lo] + w
+                            for c in range(lo + 1, hi):
+                                acc[c] = acc[c] + w * m[c]
                     else:
                         key = m[lo]
                         if key != key:
@@ -136,6 +154,8 @@ def _edge_pass(indptr, indices, S, Q, E, We, first_act, Wflat, Bflat, meta, grou
                         out[i, c] = zero
                     elif kind == MEAN:
                         out[i, c] = acc[c] / count
+                    elif kind == SOFTMAX and c > lo:
+                        out[i, c] = acc[c] / den[lo]
                     else:
                         out[i, c] = acc[c]
                 if is_arg:

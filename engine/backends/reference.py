@@ -72,6 +72,12 @@ class ReferenceBackend(Backend):
             elif kind in ("max", "min"):
                 ufunc = np.fmax if kind == "max" else np.fmin
                 out[rows, lo:hi] = ufunc.reduceat(seg, starts, axis=0)
+            elif kind == "softmax":  # two passes: the row's largest score, then weights
+                top = np.maximum.reduceat(seg[:, 0], starts)
+                w = np.exp(seg[:, 0] - np.repeat(top, counts[rows]))
+                den = np.add.reduceat(w, starts)
+                out[rows, lo] = top
+                out[rows, lo + 1:hi] = np.add.reduceat(w[:, None] * seg[:, 1:], starts, axis=0) / den[:, None]
             else:
                 key = seg[:, 0]
                 valid = ~np.isnan(key)

@@ -56,6 +56,17 @@ def aggregate(x, src, pos, n_out: int, groups):
                 0, pos[:, None].expand(-1, hi - lo), seg, reduce="amax" if kind == "max" else "amin",
                 include_self=False)
             cols.append(red)
+        elif kind == "softmax":  # attention: the row's largest score, softmax-weighted values
+            score = seg[:, 0]
+            top = torch.full((n_out,), float("-inf"), dtype=dtype, device=dev).scatter_reduce(
+                0, pos, score.detach(), reduce="amax")
+            w = torch.exp(score - top[pos])
+            den = torch.zeros(n_out, dtype=dtype, device=dev).index_add(0, pos, w)
+            vals = torch.zeros((n_out, hi - lo - 1), dtype=dtype, device=dev).index_add(0, pos, w[:, None] * seg[:, 1:])
+            empty = counts == 0
+            top = torch.where(empty, torch.zeros_like(top), top)
+            vals = vals / torch.where(empty, torch.ones_like(den), den)[:, None]
+            cols.append(torch.cat([top[:, None], vals], dim=1))
         else:
             key = seg[:, 0].detach()
             valid = ~torch.isnan(key)

@@ -67,31 +67,64 @@ class GraphBatch:
 
 
 class GNNModule(nn.Module):
-    """Differentiable executor of one Model spec; parameters named like the Model's weights."""
+    """Differentiable executor of one Model spec.
+
+    Every weight of the spec is a parameter of the same name and shape, except where the
+    spec's ``processor`` names a parametrisation (:mod:`engine.learn.gatv2`): then the
+    parametrisation owns those weights and builds them from its own parameters, so training
+    keeps the structure and :meth:`to_model` writes the built weights.
+    """
 
     def __init__(self, spec: dict):
         super().__init__()
+        from .gatv2 import parametrisation
+
         self.spec = copy.deepcopy(spec)
         dtype = TORCH_DTYPES[self.spec["dtype"]]
+        self.structure = parametrisation(self.spec, dtype)
+        owned = self.structure.owned if self.structure is not None else set()
         self.params = nn.ParameterDict({
-            _key(name): nn.Parameter(torch.zeros(shape, dtype=dtype)) for name, shape in expected_shapes(spec).items()
+            _key(name): nn.Parameter(torch.zeros(shape, dtype=dtype))
+            for name, shape in expected_shapes(spec).items() if name not in owned
         })
 
     # ------------------------------------------------------------------ Model <-> module
     @classmethod
     def from_model(cls, model: Model) -> "GNNModule":
+        """Load a Model's weights (a parametrised processor checks the Model has its structure)."""
         module = cls(model.spec)
         with torch.no_grad():
+            if module.structure is not None:
+                module.structure.load(model.weights)
             for name, w in model.weights.items():
-                module.params[_key(name)].copy_(torch.from_numpy(w))
+                if _key(name) in module.params:
+                    module.params[_key(name)].copy_(torch.from_numpy(w))
+        return module
+
+    @classmethod
+    def initialised(cls, spec: dict, seed: int = 0, scale: float = 1.0) -> "GNNModule":
+        """A module with Glorot-style random weights (a parametrised processor takes its
+        parameters from the corresponding random weights)."""
+        from ..model.factory import random_weights
+
+        weights = random_weights(spec, seed, scale)
+        module = cls(spec)
+        with torch.no_grad():
+            if module.structure is not None:
+                module.structure.load(weights, check=False)
+            for name, w in weights.items():
+                if _key(name) in module.params:
+                    module.params[_key(name)].copy_(torch.from_numpy(w.astype(module.spec["dtype"])))
         return module
 
     def to_model(self) -> Model:
-        weights = {name: self.params[_key(name)].detach().cpu().numpy()
-                   for name in expected_shapes(self.spec)}
+        with torch.no_grad():
+            weights = {name: self.w(name).detach().cpu().numpy().copy() for name in expected_shapes(self.spec)}
         return Model(self.spec, weights)
 
     def w(self, name: str) -> torch.Tensor:
+        if self.structure is not None and name in self.structure.owned:
+            return self.structure.weight(name)
         return self.params[_key(name)]
 
     # ------------------------------------------------------------------ pieces

@@ -30,11 +30,10 @@ import torch
 from ..algorithms import ALGORITHMS, reference
 from ..algorithms.samplers import CLRS_TRAIN_P, sample
 from ..errors import EngineError
-from ..model.factory import random_weights
-from ..model.spec import FORMAT, VERSION, Model
+from ..model.registry import PROCESSOR_KINDS as PROCESSORS
+from ..model.spec import FORMAT, VERSION
+from .gatv2 import gatv2_layer
 from .module import GNNModule, GraphBatch
-
-PROCESSORS = ("mpnn",)
 
 
 @dataclass
@@ -54,14 +53,22 @@ class TrainConfig:
     eval_every: int = 100
     hint_loss_weight: float = 1.0
     gated: bool = False
+    heads: int = 1
     extra: dict = field(default_factory=dict)
 
 
-def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: bool = False) -> dict:
-    """The spec of a learned model: CLRS inputs, one MPNN layer (message MLP, max
-    aggregation, update), one decoder per output and per node-level hint."""
+def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: bool = False,
+                 heads: int = 1) -> dict:
+    """The spec of a learned model: CLRS inputs, one processor layer, one decoder per
+    output and per node-level hint.
+
+    ``mpnn``: CLRS's MPNN (message MLP, max aggregation, update). ``gatv2``: GATv2 with
+    ``heads`` heads (:mod:`engine.learn.gatv2`); ``gated`` is for ``mpnn`` only.
+    """
     if processor not in PROCESSORS:
         raise EngineError(f"unknown processor {processor!r}; available: {list(PROCESSORS)}")
+    if processor == "gatv2" and gated:
+        raise EngineError("the gatv2 processor has no gate; use gated=False")
     info = ALGORITHMS[algo]
     spec = {
         "format": FORMAT, "version": VERSION, "name": f"learned-{processor}-{algo}", "dtype": "float32",
@@ -76,6 +83,9 @@ def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: b
         "decoders": {}, "outputs": {}, "hints": {}, "termination": {"rule": "steps"},
         "description": {"algorithm": algo, "processor": processor, "source": "learned"},
     }
+    if processor == "gatv2":
+        spec["layers"] = [gatv2_layer(hidden, heads)]
+        spec["processor"] = {"kind": "gatv2", "heads": heads, "negative_slope": 0.2}
     if gated:
         spec["layers"][0]["gate"] = {"widths": [hidden, hidden], "activations": ["relu", "identity"]}
     for table, names in (("outputs", info.outputs), ("hints", info.hints)):
@@ -227,8 +237,8 @@ def train(cfg: TrainConfig, out: str, progress=True) -> dict:
         raise EngineError(f"unknown algorithm {cfg.algo!r}; allowed: {sorted(ALGORITHMS)}")
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    spec = learned_spec(cfg.algo, cfg.processor, cfg.hidden, cfg.gated)
-    module = GNNModule.from_model(Model(spec, random_weights(spec, cfg.seed, scale=1.0)))
+    spec = learned_spec(cfg.algo, cfg.processor, cfg.hidden, cfg.gated, cfg.heads)
+    module = GNNModule.initialised(spec, cfg.seed, scale=1.0)
     opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
     rng = np.random.RandomState(cfg.seed)
     val = sample_batch(cfg, np.random.RandomState(10_000 + cfg.seed), cfg.val_graphs, [cfg.val_size])
@@ -279,13 +289,15 @@ def main(argv=None) -> int:
     p.add_argument("--algo", required=True, choices=sorted(ALGORITHMS))
     p.add_argument("--processor", default="mpnn", choices=list(PROCESSORS))
     p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--heads", type=int, default=1, help="attention heads (gatv2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--config", default=None, help="JSON file overriding TrainConfig fields")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
-    fields = {"algo": args.algo, "processor": args.processor, "hidden": args.hidden, "seed": args.seed}
+    fields = {"algo": args.algo, "processor": args.processor, "hidden": args.hidden, "seed": args.seed,
+              "heads": args.heads}
     if args.config:
         with open(args.config) as fh:
             extra = json.load(fh)

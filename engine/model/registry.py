@@ -9,11 +9,12 @@ import numpy as np
 
 from ..errors import ModelError
 
-REDUCE_KINDS = ("sum", "mean", "max", "min", "argmax", "argmin")
+REDUCE_KINDS = ("sum", "mean", "max", "min", "argmax", "argmin", "softmax")
 ARG_REDUCE_KINDS = ("argmax", "argmin")
 ACTIVATIONS = ("identity", "relu")
 DECODER_TYPES = ("mask", "scalar", "categorical", "pointer", "mask_one", "graph_scalar")
 TERMINATION_RULES = ("fixed_point", "steps")
+PROCESSOR_KINDS = ("mpnn", "gatv2")  # parametrisations of learned layers (engine.learn)
 DTYPES = ("float32", "float64")
 
 

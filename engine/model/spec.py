@@ -23,7 +23,9 @@ Spec keys
       the src/dst parts; further layers are dense, applied per edge;
     * ``groups``: ``[{"kind": REDUCE, "size": s}, ...]`` tiling the message channels; for
       ``argmax``/``argmin`` the first channel of the group is the key and the winner's whole
-      group is kept (ties: lowest source index);
+      group is kept (ties: lowest source index); for ``softmax`` (attention) the first channel
+      is the score and the others are values: the group aggregates to ``[max score,
+      sum_u softmax(score)_u * value_u]`` (at least 2 channels);
     * ``update``: ``{"widths": [..., d], "activations": [...]}``, first layer
       ``z_v @ node + agg_v @ agg + bias``;
     * ``gate`` (optional, same form): ``g = sigmoid(gate(...))`` and
@@ -55,6 +57,10 @@ Spec keys
 ``exact_domain`` (optional)
     Bounds inside which the model is exact: ``max_nodes``, ``max_abs_weight``,
     ``min_abs_nonzero_weight``. The executor refuses graphs outside them.
+``processor`` (optional)
+    ``{"kind": "mpnn" | "gatv2", ...}``: how a learned model's layer weights are
+    parametrised (``gatv2``: ``heads``, ``negative_slope``; see :mod:`engine.learn.gatv2`).
+    Training keeps that structure; the executor ignores the key.
 ``description`` (optional)
     Free-form documentation (e.g. a compiled model's channel table).
 """
@@ -138,6 +144,8 @@ def expected_shapes(spec: dict) -> dict:
         for g in groups:
             R.code(g.get("kind"), R.REDUCE_KINDS, "aggregation")
             _require(isinstance(g.get("size"), int) and g["size"] > 0, f"{p}.groups sizes must be positive integers")
+            _require(g["kind"] != "softmax" or g["size"] >= 2,
+                     f"{p}: a softmax group needs a score channel and at least one value channel")
             total += g["size"]
         _require(total == k_out, f"{p}.groups cover {total} channels but the message has {k_out}")
         upd = layer.get("update")
@@ -170,6 +178,10 @@ def expected_shapes(spec: dict) -> dict:
             _require(block["widths"][-1] == dg, f"{p}.{key} must end with width graph_hidden={dg}")
         _require(layer.get("graph_gate") is None or layer.get("graph_update") is not None,
                  f"{p}.graph_gate needs {p}.graph_update")
+    proc = spec.get("processor")
+    if proc is not None:
+        _require(isinstance(proc, dict), "spec.processor must be an object")
+        R.code(proc.get("kind"), R.PROCESSOR_KINDS, "processor kind")
     decoders = spec.get("decoders", {})
     for name, dec in decoders.items():
         p = f"decoders.{name}"
