@@ -1,6 +1,7 @@
 """Evaluate compiled and learned models across graph sizes against the references.
 
     python -m engine.evaluate CHECKPOINT... --sizes 16,64,256,1e3,1e4,1e5,1e6 --graph er --degree 10 --seeds 0,1,2
+    python -m engine.evaluate DIR/best.npz --sizes 64 --graph clrs --seeds 0-63   # CLRS's test protocol
 
 A CHECKPOINT is a saved Model (e.g. DIR/best.npz from engine.train) or ``compiled:ALGO``.
 Writes results.csv, results.json and accuracy.svg to --out (default: evaluation/).
@@ -17,11 +18,21 @@ from .graph import FAMILIES
 from .run import parse_count
 
 
+def parse_seeds(text: str) -> list:
+    """``"0,1,2"`` or ranges ``"0-63"`` (inclusive), comma-separated."""
+    seeds = []
+    for part in text.split(","):
+        lo, sep, hi = part.partition("-")
+        seeds += list(range(int(lo), int(hi) + 1)) if sep else [int(part)]
+    return seeds
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m engine.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("models", nargs="+", help="saved Model files or compiled:ALGO")
     p.add_argument("--sizes", default="16,64,256,1e3", help="comma-separated node counts")
-    p.add_argument("--graph", default="er", choices=sorted(FAMILIES))
+    p.add_argument("--graph", default="er", choices=sorted(FAMILIES) + ["clrs"],
+                   help="generator family, or clrs: CLRS's test sampler (p drawn per graph, random source)")
     p.add_argument("--degree", type=float, default=10.0)
     p.add_argument("--seeds", default="0", help="comma-separated seeds")
     p.add_argument("--backend", default=None, choices=list(BACKENDS))
@@ -32,7 +43,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         sizes = [parse_count(s) for s in args.sizes.split(",")]
-        seeds = [int(s) for s in args.seeds.split(",")]
+        seeds = parse_seeds(args.seeds)
     except (ValueError, argparse.ArgumentTypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

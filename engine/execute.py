@@ -21,7 +21,7 @@ from .backends.base import node_mlp as _by_parts_mlp
 from .backends.base import sigmoid as _sigmoid
 from .errors import EngineError, ModelError
 from .model import registry as R
-from .model.spec import Model
+from .model.spec import Model, feedback_layout
 
 
 @dataclass
@@ -90,15 +90,21 @@ class _Runner:
         n = graph.num_nodes
         cols = [R.NODE_FEATURES[name][0](n, source, self.dtype) for name in self.spec.get("node_inputs", [])]
         self.x = np.hstack(cols) if cols else np.zeros((n, 0), self.dtype)
+        # fed-back hints: node columns f after x, one edge column per pointer after the edge inputs
+        self.feedback = feedback_layout(self.spec)
         ecols = [graph.edge_weights(self.dtype)[:, None] for name in self.spec.get("edge_inputs", [])
                  if name == "weight"]
+        ecols += [np.zeros((graph.num_edges, 1), self.dtype) for _, kind, _ in self.feedback if kind == "pointer"]
         self.E = np.ascontiguousarray(np.hstack(ecols)) if ecols else None
-        # graph-level state and how nodes see it (z = [h, x, addresses, broadcast])
+        self.fe_static = len(self.spec.get("edge_inputs", []))
+        self.edge_dst = graph.edge_targets() if self.feedback else None
+        # graph-level state and how nodes see it (z = [h, x, f, addresses, broadcast])
         d = model.hidden
         self.dg = self.spec.get("graph_hidden", 0)
         self.pointers = list(self.spec.get("graph_pointers", []))
         self.broadcast = list(self.spec.get("graph_broadcast", []))
-        self.addr_col = d + self.x.shape[1]
+        self.fb_col = d + self.x.shape[1]
+        self.addr_col = self.fb_col + sum(w for _, _, w in self.feedback)
         self.bcast_col = self.addr_col + len(self.pointers)
         self.fz = self.bcast_col + len(self.broadcast)
         self._addressed: dict = {}  # id(buffer) -> nodes whose address/broadcast columns are set
@@ -197,7 +203,7 @@ class _Runner:
         """The readout MLP on ``[h', x]`` of the given rows of buffer ``z_out``."""
         W, b, act, tail, _ = blocks["readout"]
         with np.errstate(over="ignore"):
-            r = _activate_code(z_out[rows, :self.addr_col] @ W + b, act)
+            r = _activate_code(z_out[rows, :self.fb_col] @ W + b, act)
             for Wt, bt, a in tail:
                 r = _activate_code(r @ Wt + bt, a)
         return r.astype(self.dtype, copy=False)
@@ -226,8 +232,27 @@ class _Runner:
         """An (n, f_z) buffer ``z = [h, x, addresses, broadcast]`` with the inputs filled in."""
         d = self.model.hidden
         z = np.zeros((self.graph.num_nodes, self.fz), dtype=self.dtype)
-        z[:, d:self.addr_col] = self.x
+        z[:, d:self.fb_col] = self.x
         return z
+
+    def feed_back(self, z: np.ndarray, others=(), g=None, decoded=None) -> None:
+        """Decode the fed-back hints from ``z`` and write them into the ``f`` columns of ``z``
+        and of the ``others`` buffers and into the pointer edge columns (``decoded``: values
+        already decoded from this ``z``, by name)."""
+        col, ecol = self.fb_col, self.fe_static
+        values = {}
+        for name, kind, width in self.feedback:
+            val = decoded[name] if decoded is not None and name in decoded else self.decode(name, z, g)
+            values[name] = val
+        for name, kind, width in self.feedback:  # written after decoding: decoders read f_{t-1}
+            val = values[name]
+            if kind == "pointer":
+                self.E[:, ecol] = val[self.edge_dst] == self.graph.indices
+                ecol += 1
+                val = val == np.arange(val.shape[0])
+            for buf in (z, *others):
+                buf[:, col:col + width] = val.reshape(buf.shape[0], width)
+            col += width
 
     def edge_args(self, blocks: dict, z: np.ndarray, groups: np.ndarray, include_self: bool) -> dict:
         # S and Q live in buffers kept with the weight blocks: fresh (n, k) arrays every step
@@ -499,7 +524,7 @@ class _NativeLoop:
             layers.append(ld)
         self.kwargs = dict(
             indptr=graph.indptr, indices=graph.indices, out_indptr=out_indptr, out_targets=out_targets,
-            layers=layers, ring=self.ring, buf_g=self.buf_g, d=run.model.hidden, hx=run.addr_col,
+            layers=layers, ring=self.ring, buf_g=self.buf_g, d=run.model.hidden, hx=run.fb_col,
             addr_col=run.addr_col, bcast_col=run.bcast_col, pointers=list(run.pointers),
             broadcast=list(run.broadcast), g=self.g, policy=self.POLICY[mode],
             dense_nodes=_ActiveStepper.DENSE_NODES, dense_edges=_ActiveStepper.DENSE_FRACTION)
@@ -591,9 +616,12 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     check_domain(model, graph)
     be = get_backend(backend, threads)
     run = _Runner(model, graph, source, be)
-    stepper = _ActiveStepper(run, mode) if mode != "dense" else None
+    if run.feedback and mode == "active":
+        raise EngineError(f"model {model.name!r} feeds decoded hints back (spec.feedback), so its inputs "
+                          f"change at every node every step; run it with mode='dense' or 'auto'")
+    stepper = _ActiveStepper(run, mode) if mode != "dense" and not run.feedback else None
     # the backend's own step loop, when it has one and nothing is needed between steps
-    use_native_loop = be.has_step_loop and not trace and not hidden
+    use_native_loop = be.has_step_loop and not trace and not hidden and not run.feedback
     term = model.spec["termination"]
     if steps is None and term["rule"] == "steps":
         raise EngineError(f"model {model.name!r} runs a given number of steps; pass steps=")
@@ -629,9 +657,13 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
             converged = True
             break
     while native_loop is None and t < limit:
+        decoded = {}
         if trace:
             for clrs_name, dec in model.spec["hints"].items():
-                hint_rows[clrs_name].append(run.decode(dec, z, g))
+                decoded[dec] = run.decode(dec, z, g)
+                hint_rows[clrs_name].append(decoded[dec])
+        if run.feedback:
+            run.feed_back(z, (spare,), g, decoded)
         if stepper is None:
             z, spare, changed, g = run.step(z, spare, watch, g, graph_watch)
         else:

@@ -20,7 +20,7 @@ def _leaky(x, slope=0.2):
 
 def test_layer_is_gatv2_written_out():
     """One layer of the exported Model equals GATv2 computed directly in NumPy (float64)."""
-    spec = learned_spec("bfs", "gatv2", 8, heads=2)
+    spec = learned_spec("bfs", "gatv2", 8, heads=2, hint_mode="decoded_only")
     spec["dtype"] = "float64"
     module = GNNModule.initialised(spec, seed=3)
     model = module.to_model()

@@ -62,7 +62,7 @@ def test_gradients_flow_to_every_processor_weight():
     g = generators.erdos_renyi(50, 4, weighted=True, seed=3)
     batch = GraphBatch(g, 0, spec)
     h = module(batch, 2)[-1]
-    scores, src, pos = module.pointer_scores("ptr", batch, h)
+    scores, src, pos, _ = module.pointer_scores("ptr", batch, h)
     loss = (h ** 2).mean() + scores.square().mean()
     loss.backward()
     for name, p in module.params.items():

@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import execute, reference
 from ..algorithms import ALGORITHMS
+from ..algorithms.samplers import CLRS_TRAIN_P, sample
 from ..compile import compile as compile_model
 from ..errors import EngineError
 from ..graph import generate
@@ -42,9 +43,9 @@ def load_models(names) -> list:
     return out
 
 
-def evaluate_one(model, algo, graph, seed, *, backend=None, steps=None, trace_limit=10_000):
+def evaluate_one(model, algo, graph, seed, *, source=None, backend=None, steps=None, trace_limit=10_000):
     info = ALGORITHMS[algo]
-    source = 0 if info.has_source else None
+    source = (0 if source is None else source) if info.has_source else None
     trace = graph.num_nodes <= trace_limit
     ref = reference(algo, graph, source, trace=trace)
     t = time.perf_counter()
@@ -71,17 +72,33 @@ def evaluate_one(model, algo, graph, seed, *, backend=None, steps=None, trace_li
     return row
 
 
+CLRS_FAMILY = "clrs"  # CLRS's own test distribution: its sampler, p drawn per graph, random source
+
+
+def test_graph(algo, family, n, degree, seed):
+    """``(graph, source)`` for one evaluation case."""
+    info = ALGORITHMS[algo]
+    if family == CLRS_FAMILY:
+        _, g, s = sample(algo, n, np.random.RandomState(seed), p=CLRS_TRAIN_P)
+        return g, s
+    g = generate(family, n, degree=degree, directed=info.directed_default, weighted=info.weighted, seed=seed)
+    return g, 0
+
+
 def evaluate(models, sizes, *, family="er", degree=10.0, seeds=(0,), backend=None, steps=None,
              trace_limit=10_000, progress=None):
+    """One row per model, size and seed (see :func:`evaluate_one`). ``family`` is a generator
+    name (:data:`engine.graph.FAMILIES`, mean in-degree ``degree``) or ``"clrs"`` (CLRS's
+    sampler, as its test sets are drawn)."""
     rows = []
     for label, model, algo in load_models(models):
-        info = ALGORITHMS[algo]
         for n in sizes:
             for seed in seeds:
-                g = generate(family, n, degree=degree, directed=info.directed_default, weighted=info.weighted,
-                             seed=seed)
-                row = {"model": label, "algorithm": algo, "family": family, "degree": degree}
-                row.update(evaluate_one(model, algo, g, seed, backend=backend, steps=steps, trace_limit=trace_limit))
+                g, source = test_graph(algo, family, n, degree, seed)
+                row = {"model": label, "algorithm": algo, "family": family,
+                       "degree": degree if family != CLRS_FAMILY else None}
+                row.update(evaluate_one(model, algo, g, seed, source=source, backend=backend, steps=steps,
+                                        trace_limit=trace_limit))
                 rows.append(row)
                 if progress:
                     progress(row)

@@ -27,6 +27,7 @@ from torch import nn
 
 from ..errors import ModelError
 from ..model.registry import PROCESSOR_KINDS
+from ..model.spec import input_widths
 
 
 def gatv2_layer(hidden: int, heads: int, include_self: bool = True) -> dict:
@@ -61,10 +62,9 @@ class GATv2Weights(nn.Module):
         self.slope = float(proc.get("negative_slope", 0.2))
         d = spec["hidden"]
         self.d = d
-        fz = d + len(spec.get("node_inputs", []))
         if spec.get("graph_hidden", 0):
             raise ModelError("a GATv2 processor has no graph state")
-        fe = len(spec.get("edge_inputs", []))
+        fz, fe = input_widths(spec)
         self.layers = len(spec["layers"])
         for i, layer in enumerate(spec["layers"]):
             want = gatv2_layer(d, self.heads, layer.get("include_self", True))

@@ -18,7 +18,7 @@ from torch import nn
 from ..backends import torch_ops as ops
 from ..backends.reference import _messages
 from ..model import registry as R
-from ..model.spec import Model, expected_shapes
+from ..model.spec import Model, expected_shapes, feedback_layout, input_widths
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -31,7 +31,8 @@ class GraphBatch:
     """One graph (or a disjoint union of graphs) prepared for the module.
 
     Holds the node inputs ``x`` (built from the spec's ``node_inputs`` per graph), the edge
-    inputs, and the message index tensors with and without self-messages.
+    inputs ``E`` (with zero columns for fed-back pointers), which graph each node belongs to,
+    and the message index tensors with and without self-messages.
     """
 
     def __init__(self, graphs, sources, spec: dict, device="cpu"):
@@ -41,7 +42,7 @@ class GraphBatch:
             graphs, sources = [graphs], [sources]
         dtype = np.dtype(spec["dtype"])
         xs, src, dst, w, offset = [], [], [], [], 0
-        self.offsets = []
+        self.offsets, sizes = [], []
         for g, s in zip(graphs, sources):
             cols = [R.NODE_FEATURES[f][0](g.num_nodes, s, dtype) for f in spec.get("node_inputs", [])]
             xs.append(np.hstack(cols) if cols else np.zeros((g.num_nodes, 0), dtype))
@@ -49,6 +50,7 @@ class GraphBatch:
             dst.append(g.edge_targets().astype(np.int64) + offset)
             w.append(g.edge_weights(dtype))
             self.offsets.append(offset)
+            sizes.append(g.num_nodes)
             offset += g.num_nodes
         from ..graph import Graph as G
 
@@ -59,11 +61,41 @@ class GraphBatch:
         t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)  # noqa: E731
         self.x = t(np.vstack(xs))
         ew = [self.graph.edge_weights(dtype)[:, None] for f in spec.get("edge_inputs", []) if f == "weight"]
+        ew += [np.zeros((self.graph.num_edges, 1), dtype) for _, kind, _ in feedback_layout(spec) if kind == "pointer"]
         self.E = t(np.hstack(ew)) if ew else None
+        self.fe_static = len(spec.get("edge_inputs", []))
+        self.graph_index = t(np.repeat(np.arange(len(sizes)), sizes))
+        self.num_graphs = len(sizes)
+        self.edge_src = t(self.graph.indices.astype(np.int64))
+        self.edge_dst = t(self.graph.edge_targets().astype(np.int64))
         self.index = {}
         for include_self in (False, True):
             s_, p_, e_, _ = _messages(self.graph, include_self, None)
             self.index[include_self] = (t(s_), t(p_), t(e_))
+
+
+    def repeat(self, times: int) -> "GraphBatch":
+        """``times`` disjoint copies of this batch (copy ``t`` holds nodes ``t * N ..``): the
+        decoders of every step of a rollout then run as one call on stacked inputs."""
+        rep = copy.copy(self)
+        N, m = self.num_nodes, self.edge_src.shape[0]
+        dev = self.device
+        node_shift = (torch.arange(times, device=dev) * N)[:, None]
+        edge_shift = (torch.arange(times, device=dev) * m)[:, None]
+        rep.num_nodes = N * times
+        rep.num_graphs = self.num_graphs * times
+        rep.x = self.x.repeat(times, 1)
+        rep.E = None if self.E is None else self.E.repeat(times, 1)
+        rep.graph_index = (self.graph_index[None] + (torch.arange(times, device=dev) * self.num_graphs)[:, None]).reshape(-1)
+        rep.edge_src = (self.edge_src[None] + node_shift).reshape(-1)
+        rep.edge_dst = (self.edge_dst[None] + node_shift).reshape(-1)
+        rep.index = {}
+        for include_self, (src, pos, eid) in self.index.items():
+            shifted = torch.where(eid[None] >= 0, eid[None] + edge_shift, eid[None].expand(times, -1))
+            rep.index[include_self] = ((src[None] + node_shift).reshape(-1), (pos[None] + node_shift).reshape(-1),
+                                       shifted.reshape(-1))
+        rep.graph = None  # the union graph is not built for repeats
+        return rep
 
 
 class GNNModule(nn.Module):
@@ -137,28 +169,39 @@ class GNNModule(nn.Module):
         return (self.w(f"{prefix}.node"), self.w(f"{prefix}.agg"), self.w(f"{prefix}.bias"),
                 R.code(block["activations"][0], R.ACTIVATIONS, "activation"), self._tail(prefix, block))
 
-    def _edge_mlp(self, prefix, block, batch: GraphBatch, z, include_self: bool):
+    def _edge_mlp(self, prefix, block, batch: GraphBatch, z, E, include_self: bool):
         src, pos, eid = batch.index[include_self]
         S = z @ self.w(f"{prefix}.src")
         Q = z @ self.w(f"{prefix}.dst") + self.w(f"{prefix}.bias")
-        We = self.w(f"{prefix}.edge") if batch.E is not None else None
+        We = self.w(f"{prefix}.edge") if E is not None else None
         act0 = R.code(block["activations"][0], R.ACTIVATIONS, "activation")
-        x = ops.first_layer(S, Q, batch.E, We, src, pos, eid, act0)
+        x = ops.first_layer(S, Q, E, We, src, pos, eid, act0)
         return ops.dense_tail(x, self._tail(prefix, block)), src, pos
+
+    # ------------------------------------------------------------------ inputs
+    def as_z(self, batch: GraphBatch, t: torch.Tensor) -> torch.Tensor:
+        """``z = [h, x, f]`` from a state ``h`` (fed-back hints ``f`` zero) or ``z`` itself."""
+        fz, _ = input_widths(self.spec)
+        if t.shape[1] == fz:
+            return t
+        f = t.new_zeros((t.shape[0], fz - t.shape[1] - batch.x.shape[1]))
+        return torch.cat([t, batch.x, f], dim=1)
 
     def initial_state(self, batch: GraphBatch) -> torch.Tensor:
         return batch.x @ self.w("init.weight") + self.w("init.bias")
 
-    def step(self, batch: GraphBatch, h: torch.Tensor) -> torch.Tensor:
-        """One processor step (all layers)."""
+    def step(self, batch: GraphBatch, h: torch.Tensor, f=None, E=None) -> torch.Tensor:
+        """One processor step (all layers) from state ``h`` with fed-back hints ``f`` and edge
+        inputs ``E`` (defaults: no hints fed back yet)."""
+        E = batch.E if E is None else E
         for i, layer in enumerate(self.spec["layers"]):
             p = f"layers.{i}"
-            z = torch.cat([h, batch.x], dim=1)
+            z = self.as_z(batch, h) if f is None else torch.cat([h, batch.x, f], dim=1)
             groups, start = [], 0
             for g in layer["groups"]:
                 groups.append((R.code(g["kind"], R.REDUCE_KINDS, "aggregation"), start, start + g["size"]))
                 start += g["size"]
-            msg, src, pos = self._edge_mlp(f"{p}.message", layer["message"], batch, z, layer["include_self"])
+            msg, src, pos = self._edge_mlp(f"{p}.message", layer["message"], batch, z, E, layer["include_self"])
             agg, _ = ops.aggregate(msg, src, pos, batch.num_nodes, groups)
             new = ops.node_mlp(self._node_mlp(f"{p}.update", layer["update"]), z, agg)
             if layer.get("gate") is None:
@@ -168,37 +211,124 @@ class GNNModule(nn.Module):
                 h = g * new + (1 - g) * h
         return h
 
-    def pointer_scores(self, name: str, batch: GraphBatch, h: torch.Tensor):
+    # ------------------------------------------------------------------ decoders
+    def pointer_scores(self, name: str, batch: GraphBatch, z: torch.Tensor, E=None):
         """Edge scores of pointer decoder ``name`` over in-neighbours and self:
-        ``(scores, src, pos)``, one score per candidate (for a softmax/cross-entropy loss)."""
+        ``(scores, src, pos, eid)``, one score per candidate (for a softmax/cross-entropy
+        loss). ``z`` may be a bare state ``h``."""
         dec = self.spec["decoders"][name]
-        z = torch.cat([h, batch.x], dim=1)
-        scores, src, pos = self._edge_mlp(f"decoders.{name}", dec, batch, z, True)
-        return scores[:, 0], src, pos
+        E = batch.E if E is None else E
+        scores, src, pos = self._edge_mlp(f"decoders.{name}", dec, batch, self.as_z(batch, z), E, True)
+        return scores[:, 0], src, pos, batch.index[True][2]
 
-    def decode(self, name: str, batch: GraphBatch, h: torch.Tensor) -> torch.Tensor:
-        """Decoder ``name`` as the executor decodes it (pointers: argmax, lowest index on ties)."""
+    def logits(self, name: str, batch: GraphBatch, z: torch.Tensor) -> torch.Tensor:
+        """The linear decoder ``name`` (mask, scalar, categorical, mask_one) on ``z`` (or ``h``)."""
+        return self.as_z(batch, z) @ self.w(f"decoders.{name}.weight") + self.w(f"decoders.{name}.bias")
+
+    def decode(self, name: str, batch: GraphBatch, z: torch.Tensor, E=None) -> torch.Tensor:
+        """Decoder ``name`` as the executor decodes it (pointers: argmax, lowest index on ties;
+        mask_one: the top node of each graph). ``z`` may be a bare state ``h``."""
         dec = self.spec["decoders"][name]
         if dec["type"] == "pointer":
-            scores, src, pos = self.pointer_scores(name, batch, h)
+            scores, src, pos, _ = self.pointer_scores(name, batch, z, E)
             groups = [(R.REDUCE_KINDS.index("argmax"), 0, 1)]
             _, winners = ops.aggregate(scores[:, None], src, pos, batch.num_nodes, groups)
             return winners[:, 0]
-        z = torch.cat([h, batch.x], dim=1)
-        logits = z @ self.w(f"decoders.{name}.weight") + self.w(f"decoders.{name}.bias")
+        logits = self.logits(name, batch, z)
+        dtype = logits.dtype
         if dec["type"] == "mask":
-            return (logits[:, 0] > 0).to(h.dtype)
+            return (logits[:, 0] > 0).to(dtype)
         if dec["type"] == "scalar":
             return logits[:, 0]
         if dec["type"] == "categorical":
-            return torch.nn.functional.one_hot(logits.argmax(dim=1), logits.shape[1]).to(h.dtype)
+            return torch.nn.functional.one_hot(logits.argmax(dim=1), logits.shape[1]).to(dtype)
+        if dec["type"] == "mask_one":
+            top = segment_argmax(logits[:, 0].detach(), batch.graph_index, batch.num_graphs)
+            out = torch.zeros(batch.num_nodes, dtype=dtype, device=logits.device)
+            out[top] = 1
+            return out
         raise NotImplementedError(f"decoder type {dec['type']!r} over a batch")
 
-    def forward(self, batch: GraphBatch, steps: int):
-        """Run ``steps`` steps from the initial state; returns the states ``(steps + 1, n, d)``."""
+    # ------------------------------------------------------------------ hint feedback
+    def feed_back(self, batch: GraphBatch, z: torch.Tensor, E, hard: bool):
+        """The fed-back hints decoded from ``z``: ``(f, E')``, the ``f`` columns of the next
+        ``z`` and the edge inputs with the pointer columns. ``hard``: exactly the executor's
+        values; otherwise their differentiable relaxations (mask: sigmoid, categorical and
+        mask_one: softmax, pointer: softmax over the candidates), as CLRS trains."""
+        cols, ecols = [], []
+        for name, kind, width in feedback_layout(self.spec):
+            if kind == "pointer":
+                if hard:
+                    ptr = self.decode(name, batch, z, E)
+                    cols.append((ptr == torch.arange(batch.num_nodes, device=ptr.device)).to(z.dtype)[:, None])
+                    ecols.append((ptr[batch.edge_dst] == batch.edge_src).to(z.dtype)[:, None])
+                else:
+                    scores, src, pos, eid = self.pointer_scores(name, batch, z, E)
+                    prob = torch.exp(segment_log_softmax(scores, pos, batch.num_nodes))
+                    self_prob = z.new_zeros(batch.num_nodes).index_add(0, pos[eid < 0], prob[eid < 0])
+                    edge_prob = z.new_zeros(batch.edge_src.shape[0]).index_add(0, eid[eid >= 0], prob[eid >= 0])
+                    cols.append(self_prob[:, None])
+                    ecols.append(edge_prob[:, None])
+                continue
+            if hard:
+                val = self.decode(name, batch, z, E)
+                cols.append(val.reshape(batch.num_nodes, width).to(z.dtype))
+                continue
+            logits = self.logits(name, batch, z)
+            if kind == "mask":
+                cols.append(torch.sigmoid(logits))
+            elif kind == "scalar":
+                cols.append(logits)
+            elif kind == "categorical":
+                cols.append(torch.softmax(logits, dim=1))
+            else:  # mask_one: a softmax over each graph's nodes
+                cols.append(torch.exp(segment_log_softmax(logits[:, 0], batch.graph_index, batch.num_graphs))[:, None])
+        f = torch.cat(cols, dim=1) if cols else z.new_zeros((batch.num_nodes, 0))
+        if ecols:
+            E = torch.cat([batch.E[:, :batch.fe_static]] + ecols, dim=1)
+        return f, E
+
+    def rollout(self, batch: GraphBatch, steps: int, hard: bool = True):
+        """Run ``steps`` steps; returns ``(states, zs, Es)``: the states ``h_0 .. h_T`` and, for
+        each ``t``, the decoder inputs ``z_t = [h_t, x, f_{t-1}]`` and edge inputs ``E_t``."""
         h = self.initial_state(batch)
-        states = [h]
-        for _ in range(steps):
-            h = self.step(batch, h)
+        fz, _ = input_widths(self.spec)
+        f = h.new_zeros((batch.num_nodes, fz - h.shape[1] - batch.x.shape[1]))
+        E = batch.E
+        states, zs, Es = [h], [], []
+        feedback = bool(self.spec.get("feedback"))
+        for t in range(steps + 1):
+            z = torch.cat([h, batch.x, f], dim=1)
+            zs.append(z)
+            Es.append(E)
+            if t == steps:
+                break
+            if feedback:
+                f, E = self.feed_back(batch, z, E, hard)
+            h = self.step(batch, h, f, E)
             states.append(h)
-        return torch.stack(states)
+        return states, zs, Es
+
+    def forward(self, batch: GraphBatch, steps: int):
+        """Run ``steps`` steps from the initial state (hints fed back hard, as the executor
+        does); returns the states ``(steps + 1, n, d)``."""
+        return torch.stack(self.rollout(batch, steps, hard=True)[0])
+
+
+def segment_log_softmax(scores, segment, count: int):
+    """``log softmax`` of ``scores`` within each segment (``segment[i]`` in ``[0, count)``)."""
+    top = torch.full((count,), float("-inf"), dtype=scores.dtype, device=scores.device).scatter_reduce(
+        0, segment, scores.detach(), reduce="amax")
+    shifted = scores - top[segment]
+    denom = torch.zeros(count, dtype=scores.dtype, device=scores.device).index_add(0, segment, torch.exp(shifted))
+    return shifted - torch.log(denom)[segment]
+
+
+def segment_argmax(values, segment, count: int):
+    """Index of the largest value in each segment (the lowest index on ties)."""
+    top = torch.full((count,), float("-inf"), dtype=values.dtype, device=values.device).scatter_reduce(
+        0, segment, values, reduce="amax")
+    at = torch.arange(values.shape[0], device=values.device)
+    big = torch.iinfo(torch.int64).max
+    return torch.full((count,), big, dtype=torch.int64, device=values.device).scatter_reduce(
+        0, segment, torch.where(values == top[segment], at, torch.full_like(at, big)), reduce="amin")

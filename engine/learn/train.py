@@ -6,8 +6,10 @@ Defaults follow CLRS: Erdős–Rényi graphs from CLRS's samplers, train sizes 4
 with ``p`` drawn from 0.1..0.9, validation at 16, batch 32, Adam 1e-3, gradient clipping
 1.0, 10,000 steps, output loss plus hint loss with CLRS's per-type losses (pointer and
 categorical: cross-entropy; mask: binary cross-entropy; scalar: squared error), hints
-decoded from the processor state without feedback (CLRS's ``none`` hint mode). ``--config
-FILE`` (JSON) overrides any field of :class:`TrainConfig`.
+decoded every step and fed back as inputs of the next one (CLRS's ``encoded_decoded`` hint
+mode: soft while training, exactly as the executor decodes them when evaluating);
+``--hint-mode decoded_only|none`` for the other modes. ``--config FILE`` (JSON) overrides
+any field of :class:`TrainConfig`.
 
 ``DIR`` receives ``best.npz`` (the best-on-validation :class:`~engine.Model`, runnable on
 every backend), ``last.npz``, ``metrics.jsonl`` and ``state.pt`` (model, optimiser and
@@ -33,7 +35,7 @@ from ..errors import EngineError
 from ..model.registry import PROCESSOR_KINDS as PROCESSORS
 from ..model.spec import FORMAT, VERSION
 from .gatv2 import gatv2_layer
-from .module import GNNModule, GraphBatch
+from .module import GNNModule, GraphBatch, segment_log_softmax
 
 
 @dataclass
@@ -54,17 +56,27 @@ class TrainConfig:
     hint_loss_weight: float = 1.0
     gated: bool = False
     heads: int = 1
+    hint_mode: str = "encoded_decoded"
     extra: dict = field(default_factory=dict)
 
 
+HINT_MODES = ("encoded_decoded", "decoded_only", "none")
+FEEDBACK_KINDS = ("mask", "scalar", "categorical", "pointer", "mask_one")
+
+
 def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: bool = False,
-                 heads: int = 1) -> dict:
+                 heads: int = 1, hint_mode: str = "encoded_decoded") -> dict:
     """The spec of a learned model: CLRS inputs, one processor layer, one decoder per
     output and per node-level hint.
 
     ``mpnn``: CLRS's MPNN (message MLP, max aggregation, update). ``gatv2``: GATv2 with
     ``heads`` heads (:mod:`engine.learn.gatv2`); ``gated`` is for ``mpnn`` only.
+    ``hint_mode`` as CLRS: ``encoded_decoded`` decodes every node-level hint and feeds it back
+    as an input of the next step (``spec.feedback``), ``decoded_only`` decodes without feeding
+    back, ``none`` decodes no hints.
     """
+    if hint_mode not in HINT_MODES:
+        raise EngineError(f"unknown hint mode {hint_mode!r}; allowed: {list(HINT_MODES)}")
     if processor not in PROCESSORS:
         raise EngineError(f"unknown processor {processor!r}; available: {list(PROCESSORS)}")
     if processor == "gatv2" and gated:
@@ -89,6 +101,8 @@ def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: b
     if gated:
         spec["layers"][0]["gate"] = {"widths": [hidden, hidden], "activations": ["relu", "identity"]}
     for table, names in (("outputs", info.outputs), ("hints", info.hints)):
+        if table == "hints" and hint_mode == "none":
+            continue
         for name, kind in names.items():
             if kind == "graph_scalar":
                 continue  # graph-level hints need a graph state; not decoded by this processor
@@ -100,6 +114,9 @@ def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: b
             else:
                 spec["decoders"][dec] = {"type": kind}
             spec[table][name] = dec
+    if hint_mode == "encoded_decoded":
+        spec["feedback"] = [dec for dec in spec["hints"].values()
+                            if spec["decoders"][dec]["type"] in FEEDBACK_KINDS]
     return spec
 
 
@@ -143,31 +160,20 @@ def _targets(data, batch: GraphBatch, name: str, stage: str, T: int):
     return (cat if cat is not None else tgt), valid
 
 
-def _segment_log_softmax(scores, pos, n):
-    top = torch.full((n,), float("-inf"), dtype=scores.dtype).scatter_reduce(0, pos, scores, reduce="amax")
-    shifted = scores - top[pos]
-    denom = torch.zeros(n, dtype=scores.dtype).index_add(0, pos, torch.exp(shifted))
-    return shifted - torch.log(denom)[pos]
-
-
-def pointer_nll(module, name, batch, h, target, mask):
+def pointer_nll(module, name, batch, z, E, target, mask):
     """Cross-entropy of the pointer decoder over in-neighbours and self."""
-    scores, src, pos = module.pointer_scores(name, batch, h)
-    logp = _segment_log_softmax(scores, pos, batch.num_nodes)
+    scores, src, pos, _ = module.pointer_scores(name, batch, z, E)
+    logp = segment_log_softmax(scores, pos, batch.num_nodes)
     hit = (src == torch.from_numpy(target.astype(np.int64))[pos]) & torch.from_numpy(mask)[pos]
     count = max(int(mask.sum()), 1)
     return -(logp * hit).sum() / count
 
 
-def _linear_logits(module, name, batch, h):
-    z = torch.cat([h, batch.x], dim=1)
-    return z @ module.w(f"decoders.{name}.weight") + module.w(f"decoders.{name}.bias")
-
-
-def decoder_loss(module, kind, name, batch, h, target, mask, graph_index):
+def decoder_loss(module, kind, name, batch, z, E, target, mask):
+    """CLRS's loss of one decoder over the valid entries (``mask``) of a (repeated) batch."""
     if kind == "pointer":
-        return pointer_nll(module, name, batch, h, target, mask)
-    logits = _linear_logits(module, name, batch, h)
+        return pointer_nll(module, name, batch, z, E, target, mask)
+    logits = module.logits(name, batch, z)
     m = torch.from_numpy(mask)
     count = max(int(mask.sum()), 1)
     if kind == "mask":
@@ -181,33 +187,49 @@ def decoder_loss(module, kind, name, batch, h, target, mask, graph_index):
         loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(target), reduction="none")
         return (loss * m).sum() / count
     # mask_one: a softmax over each graph's nodes
-    logp = _segment_log_softmax(logits[:, 0], graph_index, int(graph_index.max()) + 1)
+    logp = segment_log_softmax(logits[:, 0], batch.graph_index, batch.num_graphs)
     t = torch.from_numpy(target.astype(np.float32))
     return -(logp * t * m).sum() / max(1, int((t.numpy() * mask).sum()))
 
 
+def _final(stacked, steps_per_item):
+    """Row ``i`` of ``stacked[steps_per_item[i]]`` (each graph's inputs after its own T_i steps)."""
+    return stacked[torch.from_numpy(steps_per_item), torch.arange(stacked.shape[1])]
+
+
 def batch_loss(module, cfg: TrainConfig, data) -> torch.Tensor:
+    """Output loss (from each graph's final step) plus the hint loss over every step, with
+    hints fed back soft when the spec feeds them back (CLRS's training)."""
     spec = module.spec
     batch = GraphBatch(data["graphs"], data["sources"], spec)
     T = max(r.steps for r in data["refs"])
-    states = module(batch, T)
+    _, zs, Es = module.rollout(batch, T, hard=False)
     info = ALGORITHMS[cfg.algo]
-    graph_index = torch.from_numpy(np.repeat(np.arange(len(data["graphs"])),
-                                             [g.num_nodes for g in data["graphs"]]))
-    # outputs, decoded from each graph's final state (after its own T_i steps)
-    steps_per_node = np.repeat([r.steps for r in data["refs"]], [g.num_nodes for g in data["graphs"]])
-    final = states[torch.from_numpy(steps_per_node), torch.arange(batch.num_nodes)]
+    sizes = [g.num_nodes for g in data["graphs"]]
+    steps_per_node = np.repeat([r.steps for r in data["refs"]], sizes)
+    z_final = _final(torch.stack(zs), steps_per_node)
+    E_final = None
+    if batch.E is not None:
+        steps_per_edge = np.repeat([r.steps for r in data["refs"]], [g.num_edges for g in data["graphs"]])
+        E_final = _final(torch.stack(Es), steps_per_edge)
     loss = torch.zeros(())
     for name, dec in spec["outputs"].items():
         target, valid = _targets(data, batch, name, "outputs", T)
-        loss = loss + decoder_loss(module, info.outputs[name], dec, batch, final, target, valid, graph_index)
-    if cfg.hint_loss_weight:
+        loss = loss + decoder_loss(module, info.outputs[name], dec, batch, z_final, E_final, target, valid)
+    if cfg.hint_loss_weight and T > 1:
+        # every step's hints at once: steps 1 .. T-1 as disjoint copies of the batch
+        reps = batch.repeat(T - 1)
+        Z = torch.cat(zs[1:T])
+        E = None if batch.E is None else torch.cat(Es[1:T])
+        N = batch.num_nodes
+        shift = (np.arange(1, T) - 1)[:, None] * N
         for name, dec in spec["hints"].items():
             target, valid = _targets(data, batch, name, "hints", T)
-            for t in range(1, T):
-                if valid[t].any():
-                    loss = loss + cfg.hint_loss_weight * decoder_loss(
-                        module, info.hints[name], dec, batch, states[t], target[t], valid[t], graph_index) / T
+            target, valid = target[1:T], valid[1:T]
+            if info.hints[name] == "pointer":
+                target = target + shift
+            loss = loss + cfg.hint_loss_weight * decoder_loss(
+                module, info.hints[name], dec, reps, Z, E, target.reshape(-1), valid.reshape(-1))
     return loss
 
 
@@ -216,10 +238,14 @@ def pointer_accuracy(module, data) -> float:
     batch = GraphBatch(data["graphs"], data["sources"], module.spec)
     T = max(r.steps for r in data["refs"])
     with torch.no_grad():
-        states = module(batch, T)
+        _, zs, Es = module.rollout(batch, T, hard=True)
         steps_per_node = np.repeat([r.steps for r in data["refs"]], [g.num_nodes for g in data["graphs"]])
-        final = states[torch.from_numpy(steps_per_node), torch.arange(batch.num_nodes)]
-        pred = module.decode(module.spec["outputs"]["pi"], batch, final).numpy()
+        z_final = _final(torch.stack(zs), steps_per_node)
+        E_final = None
+        if batch.E is not None:
+            steps_per_edge = np.repeat([r.steps for r in data["refs"]], [g.num_edges for g in data["graphs"]])
+            E_final = _final(torch.stack(Es), steps_per_edge)
+        pred = module.decode(module.spec["outputs"]["pi"], batch, z_final, E_final).numpy()
     want = np.concatenate([r.outputs["pi"] + off for r, off in zip(data["refs"], batch.offsets)])
     return float((pred == want).mean())
 
@@ -237,7 +263,7 @@ def train(cfg: TrainConfig, out: str, progress=True) -> dict:
         raise EngineError(f"unknown algorithm {cfg.algo!r}; allowed: {sorted(ALGORITHMS)}")
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    spec = learned_spec(cfg.algo, cfg.processor, cfg.hidden, cfg.gated, cfg.heads)
+    spec = learned_spec(cfg.algo, cfg.processor, cfg.hidden, cfg.gated, cfg.heads, cfg.hint_mode)
     module = GNNModule.initialised(spec, cfg.seed, scale=1.0)
     opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
     rng = np.random.RandomState(cfg.seed)
@@ -290,6 +316,7 @@ def main(argv=None) -> int:
     p.add_argument("--processor", default="mpnn", choices=list(PROCESSORS))
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--heads", type=int, default=1, help="attention heads (gatv2)")
+    p.add_argument("--hint-mode", default="encoded_decoded", choices=list(HINT_MODES))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--batch", type=int, default=None)
@@ -297,7 +324,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     fields = {"algo": args.algo, "processor": args.processor, "hidden": args.hidden, "seed": args.seed,
-              "heads": args.heads}
+              "heads": args.heads, "hint_mode": args.hint_mode}
     if args.config:
         with open(args.config) as fh:
             extra = json.load(fh)

@@ -30,12 +30,20 @@ Spec keys
       ``z_v @ node + agg_v @ agg + bias``;
     * ``gate`` (optional, same form): ``g = sigmoid(gate(...))`` and
       ``h' = g * new + (1 - g) * h``; otherwise ``h' = new``.
+``feedback`` (optional)
+    Hint decoders whose decoded values are fed back as inputs of the next step (CLRS's
+    ``encoded_decoded`` hint mode; the linear encoders fold into the first layers that read
+    ``z``). Before each step ``t`` the executor decodes them from ``z_t`` and writes them into
+    ``f``, so ``z = [h, x, f, ...]``: a ``mask``, ``mask_one`` or ``scalar`` decoder gives one column, a
+    ``categorical`` one one-hot column per class, a ``pointer`` one column ``[p(v) = v]`` plus
+    one edge input ``[p(v) = u]`` on each edge ``u -> v`` (after ``edge_inputs``). Before the
+    first step ``f = 0``.
 ``graph_hidden``, ``graph_pointers``, ``graph_broadcast`` (optional)
     A graph-level state ``g`` of ``graph_hidden`` channels, initially ``graph_init.bias``.
     Nodes see ``g`` only where it points at them: for each channel listed in
     ``graph_pointers`` (a node id, or anything else for "no node") a node has an address
     feature, 1 if the channel holds its id; a node addressed by any pointer also sees the
-    ``graph_broadcast`` channels of ``g`` (others see 0). So ``z = [h, x, a, b]``. A change of
+    ``graph_broadcast`` channels of ``g`` (others see 0). So ``z = [h, x, f, a, b]``. A change of
     ``g`` thus reaches only the nodes it addresses before and after, which keeps active
     execution local.
 ``layers[i].readout`` / ``layers[i].graph_update`` / ``layers[i].graph_gate`` (optional)
@@ -105,6 +113,38 @@ def _require(cond, msg):
         raise ModelError(msg)
 
 
+FEEDBACK_TYPES = ("mask", "scalar", "categorical", "pointer", "mask_one")
+
+
+def feedback_layout(spec: dict) -> list:
+    """``[(decoder, type, width)]`` of the spec's fed-back hints, in ``f`` column order
+    (``width`` node columns each; every pointer also adds one edge input column)."""
+    decoders = spec.get("decoders", {})
+    fb = spec.get("feedback", [])
+    _require(isinstance(fb, list), "spec.feedback must be a list of decoder names")
+    hint_decoders = set(spec.get("hints", {}).values())
+    layout = []
+    for name in fb:
+        _require(name in decoders, f"spec.feedback names unknown decoder {name!r}")
+        _require(name in hint_decoders, f"spec.feedback: decoder {name!r} is not a hint decoder")
+        kind = decoders[name].get("type")
+        _require(kind in FEEDBACK_TYPES, f"spec.feedback: decoder {name!r} has type {kind!r}; "
+                                         f"fed-back hints are {list(FEEDBACK_TYPES)}")
+        width = decoders[name].get("classes", 1) if kind == "categorical" else 1
+        layout.append((name, kind, width))
+    _require(len(set(fb)) == len(fb), "spec.feedback lists a decoder twice")
+    return layout
+
+
+def input_widths(spec: dict) -> tuple:
+    """``(f_z, f_e)``: the width of ``z = [h, x, f, a, b]`` and of the edge inputs."""
+    layout = feedback_layout(spec)
+    fz = (spec["hidden"] + len(spec.get("node_inputs", [])) + sum(w for _, _, w in layout)
+          + len(spec.get("graph_pointers", [])) + len(spec.get("graph_broadcast", [])))
+    fe = len(spec.get("edge_inputs", [])) + sum(1 for _, kind, _ in layout if kind == "pointer")
+    return fz, fe
+
+
 def expected_shapes(spec: dict) -> dict:
     """Validate ``spec`` and return ``{weight name: shape}``."""
     _require(isinstance(spec, dict), "spec must be a JSON object")
@@ -119,14 +159,15 @@ def expected_shapes(spec: dict) -> dict:
     d = spec.get("hidden")
     _require(isinstance(d, int) and d > 0, f"spec.hidden must be a positive integer, got {d!r}")
     fx = len(spec.get("node_inputs", []))
-    fe = len(spec.get("edge_inputs", []))
     dg = spec.get("graph_hidden", 0)
     _require(isinstance(dg, int) and dg >= 0, f"spec.graph_hidden must be a non-negative integer, got {dg!r}")
     for key in ("graph_pointers", "graph_broadcast"):
         ch = spec.get(key, [])
         _require(isinstance(ch, list) and all(isinstance(c, int) and 0 <= c < dg for c in ch),
                  f"spec.{key} must list graph channels in [0, {dg})")
-    fz = d + fx + len(spec.get("graph_pointers", [])) + len(spec.get("graph_broadcast", []))
+    for name, dec in spec.get("decoders", {}).items():
+        _require(isinstance(dec, dict), f"decoders.{name} must be an object")
+    fz, fe = input_widths(spec)
     shapes = {"init.weight": (fx, d), "init.bias": (d,)}
     if dg:
         shapes["graph_init.bias"] = (dg,)
