@@ -1,0 +1,139 @@
+"""One learned MPNN step at scale: native executor against the torch module, same weights.
+
+    python benchmarks/learned_step.py [--nodes 1e6] [--degree 10] [--hidden 128] [--threads 2]
+
+Builds a CLRS-style learned MPNN for BFS (hidden 128, max aggregation, one message MLP
+layer pair, hint feedback off so that a step is the processor alone) with random weights,
+an Erdős–Rényi graph with the given mean degree, and measures in separate processes (so each
+peak RSS is its own):
+
+* native: ``engine.execute(..., backend="native", steps=k)`` for k = 1 and 3; one step is
+  the difference over 2 (graph inputs, the initial state and decoding cancel out);
+* torch module: ``GNNModule.step`` under ``torch.no_grad()`` on the same graph (CPU, the
+  same thread count), median of the repeats after one warm-up.
+
+Peak RSS is ``ru_maxrss`` of each process (graph and model included; the graph alone is
+reported too). The torch run is refused beforehand when its estimated peak (three m x k
+message tensors at once) does not fit in the available memory; the report then says so.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _setup(n, degree, hidden):
+    import engine
+    from engine.graph import generators
+    from engine.learn.train import learned_spec
+    from engine.model.factory import random_model
+
+    spec = learned_spec("bfs", "mpnn", hidden, hint_mode="decoded_only")
+    model = random_model(spec, seed=0, scale=1.0)
+    g = generators.erdos_renyi(n, degree, weighted=True, seed=0)
+    return engine, model, g
+
+
+def worker(kind, n, degree, hidden, threads, repeat):
+    import numpy as np
+
+    engine, model, g = _setup(n, degree, hidden)
+    graph_rss = _rss_mb()
+    out = {"kind": kind, "nodes": n, "edges": int(g.num_edges), "graph_rss_mb": graph_rss}
+    if kind == "native":
+        times = {}
+        for k in (1, 3):
+            samples = []
+            for _ in range(repeat):
+                t = time.perf_counter()
+                engine.execute(model, g, 0, backend="native", steps=k, threads=threads)
+                samples.append(time.perf_counter() - t)
+            times[k] = float(np.median(samples))
+        out["step_seconds"] = (times[3] - times[1]) / 2
+    else:
+        import torch
+
+        from engine.learn import GNNModule, GraphBatch
+
+        torch.set_num_threads(threads)
+        module = GNNModule.from_model(model)
+        batch = GraphBatch(g, 0, model.spec)
+        with torch.no_grad():
+            h = module.initial_state(batch)
+            module.step(batch, h)  # warm-up
+            samples = []
+            for _ in range(repeat):
+                t = time.perf_counter()
+                module.step(batch, h)
+                samples.append(time.perf_counter() - t)
+        out["step_seconds"] = float(np.median(samples))
+    out["peak_rss_mb"] = _rss_mb()
+    print(json.dumps(out))
+
+
+def _available_bytes() -> int:
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--nodes", type=float, default=1e6)
+    p.add_argument("--degree", type=float, default=10.0)
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--json", default=None)
+    p.add_argument("--worker", choices=["native", "torch"], default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    n = int(args.nodes)
+    if args.worker:
+        worker(args.worker, n, args.degree, args.hidden, args.threads, args.repeat)
+        return 0
+    results = {}
+    messages = int(n * args.degree) + n
+    torch_estimate = 3 * messages * args.hidden * 4
+    for kind in ("native", "torch"):
+        if kind == "torch" and torch_estimate > 0.9 * _available_bytes():
+            results[kind] = {"refused": f"estimated peak {torch_estimate / 2**30:.1f} GiB > available "
+                                        f"{_available_bytes() / 2**30:.1f} GiB"}
+            print(f"torch module: not run ({results[kind]['refused']})")
+            continue
+        cmd = [sys.executable, __file__, "--worker", kind, "--nodes", str(n), "--degree", str(args.degree),
+               "--hidden", str(args.hidden), "--threads", str(args.threads), "--repeat", str(args.repeat)]
+        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            results[kind] = {"failed": proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]}
+            print(f"{kind}: failed ({results[kind]['failed']})")
+            continue
+        results[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
+        r = results[kind]
+        print(f"{kind:<7s} step {r['step_seconds']:.3f} s   peak RSS {r['peak_rss_mb']:.0f} MB "
+              f"(graph and model alone {r['graph_rss_mb']:.0f} MB)")
+    if "step_seconds" in results.get("native", {}) and "step_seconds" in results.get("torch", {}):
+        nat, tor = results["native"], results["torch"]
+        results["speedup"] = tor["step_seconds"] / nat["step_seconds"]
+        results["memory_ratio"] = nat["peak_rss_mb"] / tor["peak_rss_mb"]
+        print(f"torch module / native step time: {results['speedup']:.1f}x (target >= 3); "
+              f"native / torch peak RSS: {results['memory_ratio']:.2f} (target <= 0.33)")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
