@@ -119,8 +119,9 @@ class _Runner:
                 for j in range(1, len(block["widths"]))]
 
     def _node_mlp(self, prefix: str, block: dict) -> tuple:
+        norm = (self.W[f"{prefix}.ln.weight"], self.W[f"{prefix}.ln.bias"]) if block.get("layer_norm") else None
         return (self.W[f"{prefix}.node"], self.W[f"{prefix}.agg"], self.W[f"{prefix}.bias"],
-                R.code(block["activations"][0], R.ACTIVATIONS, "activation"), self._tail(prefix, block))
+                R.code(block["activations"][0], R.ACTIVATIONS, "activation"), self._tail(prefix, block), norm)
 
     def _sparse_mlp(self, prefix: str, block: dict) -> dict:
         W_dst = self.W[f"{prefix}.dst"]

@@ -156,7 +156,8 @@ py::tuple edge_pass_typed(const py::object& indptr, const py::object& indices, c
 
 template <typename T>
 engine::NodeMLP<T> parse_node_mlp(const py::tuple& t, int64_t fz, int64_t k, Keep& keep) {
-  if (t.size() != 5) throw py::value_error("a node MLP is (Wz, Wa, b0, activation, tail layers)");
+  if (t.size() != 5 && t.size() != 6)
+    throw py::value_error("a node MLP is (Wz, Wa, b0, activation, tail layers[, (ln gamma, ln beta)])");
   auto Wz = require<T>(t[0], "update Wz", {fz, -1});
   const int64_t w0 = Wz.shape(1);
   auto Wa = require<T>(t[1], "update Wa", {k, w0});
@@ -173,6 +174,17 @@ engine::NodeMLP<T> parse_node_mlp(const py::tuple& t, int64_t fz, int64_t k, Kee
   if (act < 0 || act >= static_cast<int>(engine::kActivationNames.size())) throw py::value_error("unknown activation code");
   m.act0 = static_cast<engine::Activation>(act);
   m.tail = parse_layers<T>(t[4].cast<py::list>(), w0, "update layer", keep);
+  if (t.size() == 6 && !t[5].is_none()) {
+    const int64_t w = m.tail.empty() ? w0 : m.tail.back().out;
+    const auto norm = t[5].cast<py::tuple>();
+    if (norm.size() != 2) throw py::value_error("a layer norm is (gamma, beta)");
+    auto gamma = require<T>(norm[0], "layer norm gamma", {w});
+    auto beta = require<T>(norm[1], "layer norm beta", {w});
+    keep.push_back(gamma);
+    keep.push_back(beta);
+    m.ln_gamma = gamma.data();
+    m.ln_beta = beta.data();
+  }
   return m;
 }
 

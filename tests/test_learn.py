@@ -68,3 +68,29 @@ def test_gradients_flow_to_every_processor_weight():
     for name, p in module.params.items():
         if name.startswith("layers") or name.startswith("init") or name.startswith("decoders__ptr"):
             assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+@pytest.mark.parametrize("processor", ["mpnn", "gatv2"])
+def test_layer_norm_update_on_every_backend(processor):
+    """CLRS's optional layer norm of the processor output: the module, every backend and the
+    formula agree."""
+    from engine.learn.train import learned_spec
+
+    spec = learned_spec("bfs", processor, 16, layer_norm=True, hint_mode="decoded_only")
+    module = GNNModule.initialised(spec, seed=2)
+    with torch.no_grad():
+        module.params["layers__0__update__ln__weight"].uniform_(0.5, 1.5)
+        module.params["layers__0__update__ln__bias"].uniform_(-0.5, 0.5)
+    model = module.to_model()
+    g = generators.erdos_renyi(200, 4, weighted=True, seed=0)
+    with torch.no_grad():
+        states = module(GraphBatch(g, 0, spec), 3).numpy()
+    # the normalised state: per node, mean beta-weighted, unit spread before the affine map
+    gamma, beta = model.weights["layers.0.update.ln.weight"], model.weights["layers.0.update.ln.bias"]
+    y = (states[1] - beta) / gamma
+    np.testing.assert_allclose(y.mean(axis=1), 0, atol=1e-4)
+    np.testing.assert_allclose(y.std(axis=1), 1, atol=1e-2)
+    for be in engine.backends.available_backends():
+        res = engine.execute(model, g, 0, backend=be, steps=3, hidden=True)
+        for a, b in zip(res.hidden, states):
+            assert np.abs(a - b).max() <= 1e-5 * max(1.0, np.abs(b).max()), be

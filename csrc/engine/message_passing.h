@@ -90,7 +90,11 @@ struct EdgePassArgs {
 
 // The update of a node after aggregation (layer_pass): an MLP whose first layer is linear
 // by parts, y0 = act0( ((z_v @ Wz) + (agg_v @ Wa)) + b0 ) (each product summed with inputs
-// ascending), followed by `tail` dense layers.
+// ascending), followed by `tail` dense layers, and optionally a layer norm of the result y
+// (w channels): mu = (sum_o y[o]) / w, var = (sum_o (y[o] - mu)^2) / w (sums ascending),
+// y[o] = ((y[o] - mu) / sqrt(var + kLayerNormEps)) * gamma[o] + beta[o].
+inline constexpr double kLayerNormEps = 1e-5;
+
 template <typename T>
 struct NodeMLP {
   const T* Wz = nullptr;  // fz x w0
@@ -99,6 +103,8 @@ struct NodeMLP {
   int64_t w0 = 0;
   Activation act0 = Activation::Identity;
   std::vector<DenseLayer<T>> tail;
+  const T* ln_gamma = nullptr;  // null: no layer norm
+  const T* ln_beta = nullptr;
 };
 
 template <typename T>
@@ -746,6 +752,16 @@ inline const T* node_mlp(const NodeMLP<T>& m, const NodePlan<T>& p, const T* z, 
   for (size_t li = 0; li < m.tail.size(); ++li) {
     dense(m.tail[li], p.tail_zero[li], x, y);
     std::swap(x, y);
+  }
+  if (m.ln_gamma) {
+    const int64_t w = m.tail.empty() ? m.w0 : m.tail.back().out;
+    T mu = T(0), var = T(0);
+    for (int64_t o = 0; o < w; ++o) mu += x[o];
+    mu = mu / T(w);
+    for (int64_t o = 0; o < w; ++o) var += (x[o] - mu) * (x[o] - mu);
+    var = var / T(w);
+    const T sd = std::sqrt(var + T(kLayerNormEps));
+    for (int64_t o = 0; o < w; ++o) x[o] = ((x[o] - mu) / sd) * m.ln_gamma[o] + m.ln_beta[o];
   }
   return x;
 }

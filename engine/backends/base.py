@@ -47,14 +47,27 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-x))
 
 
+LAYER_NORM_EPS = 1e-5
+
+
+def layer_norm(y: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """Per row: ``((y - mean) / sqrt(var + eps)) * gamma + beta`` (population variance)."""
+    mu = y.mean(axis=1, keepdims=True)
+    var = ((y - mu) ** 2).mean(axis=1, keepdims=True)
+    return ((y - mu) / np.sqrt(var + y.dtype.type(LAYER_NORM_EPS))) * gamma + beta
+
+
 def node_mlp(mlp, z: np.ndarray, agg: np.ndarray) -> np.ndarray:
-    """Evaluate ``(Wz, Wa, b0, act0, tail)`` on per-node inputs (NumPy, BLAS)."""
-    Wz, Wa, b0, act0, tail = mlp
+    """Evaluate ``(Wz, Wa, b0, act0, tail[, norm])`` on per-node inputs (NumPy, BLAS);
+    ``norm`` is None or ``(gamma, beta)`` of a layer norm of the result."""
+    Wz, Wa, b0, act0, tail, *norm = mlp
     # overflow to +-inf is allowed: compiled gates saturate a sigmoid with it
     with np.errstate(over="ignore"):
         y = activate((z @ Wz + agg @ Wa) + b0, act0)
         for W, b, act in tail:
             y = activate(y @ W + b, act)
+    if norm and norm[0] is not None:
+        y = layer_norm(y, *norm[0])
     return y
 
 

@@ -89,10 +89,20 @@ def aggregate(x, src, pos, n_out: int, groups):
     return out, wins
 
 
+LAYER_NORM_EPS = 1e-5
+
+
 def node_mlp(mlp, z, agg):
-    """``act0(((z @ Wz) + (agg @ Wa)) + b0)`` then the tail layers."""
-    Wz, Wa, b0, act0, tail = mlp
+    """``act0(((z @ Wz) + (agg @ Wa)) + b0)``, the tail layers, then the optional layer norm
+    ``(gamma, beta)`` (population variance, eps 1e-5, as the other backends)."""
+    Wz, Wa, b0, act0, tail, *norm = mlp
     y = (z @ Wz + agg @ Wa) + b0
     if act0 == 1:
         y = torch.relu(y)
-    return dense_tail(y, tail)
+    y = dense_tail(y, tail)
+    if norm and norm[0] is not None:
+        gamma, beta = norm[0]
+        mu = y.mean(dim=1, keepdim=True)
+        var = ((y - mu) ** 2).mean(dim=1, keepdim=True)
+        y = ((y - mu) / torch.sqrt(var + LAYER_NORM_EPS)) * gamma + beta
+    return y

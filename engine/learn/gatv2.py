@@ -68,7 +68,9 @@ class GATv2Weights(nn.Module):
         self.layers = len(spec["layers"])
         for i, layer in enumerate(spec["layers"]):
             want = gatv2_layer(d, self.heads, layer.get("include_self", True))
-            if any(layer.get(k) != want[k] for k in ("message", "groups", "update")) or layer.get("gate"):
+            update = {k: v for k, v in layer.get("update", {}).items() if k != "layer_norm"}  # optional
+            if layer.get("message") != want["message"] or layer.get("groups") != want["groups"] \
+                    or update != want["update"] or layer.get("gate"):
                 raise ModelError(f"layers.{i} does not have the shape of a GATv2 layer with {self.heads} heads")
         score_col, value_col = _layout(d, self.heads)
         width = self.heads + d

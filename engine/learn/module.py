@@ -166,8 +166,9 @@ class GNNModule(nn.Module):
                 for j in range(1, len(block["widths"]))]
 
     def _node_mlp(self, prefix, block):
+        norm = (self.w(f"{prefix}.ln.weight"), self.w(f"{prefix}.ln.bias")) if block.get("layer_norm") else None
         return (self.w(f"{prefix}.node"), self.w(f"{prefix}.agg"), self.w(f"{prefix}.bias"),
-                R.code(block["activations"][0], R.ACTIVATIONS, "activation"), self._tail(prefix, block))
+                R.code(block["activations"][0], R.ACTIVATIONS, "activation"), self._tail(prefix, block), norm)
 
     def _edge_mlp(self, prefix, block, batch: GraphBatch, z, E, include_self: bool):
         src, pos, eid = batch.index[include_self]

@@ -56,6 +56,7 @@ class TrainConfig:
     hint_loss_weight: float = 1.0
     gated: bool = False
     heads: int = 1
+    layer_norm: bool = False
     hint_mode: str = "encoded_decoded"
     extra: dict = field(default_factory=dict)
 
@@ -65,12 +66,13 @@ FEEDBACK_KINDS = ("mask", "scalar", "categorical", "pointer", "mask_one")
 
 
 def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: bool = False,
-                 heads: int = 1, hint_mode: str = "encoded_decoded") -> dict:
+                 heads: int = 1, hint_mode: str = "encoded_decoded", layer_norm: bool = False) -> dict:
     """The spec of a learned model: CLRS inputs, one processor layer, one decoder per
     output and per node-level hint.
 
     ``mpnn``: CLRS's MPNN (message MLP, max aggregation, update). ``gatv2``: GATv2 with
-    ``heads`` heads (:mod:`engine.learn.gatv2`); ``gated`` is for ``mpnn`` only.
+    ``heads`` heads (:mod:`engine.learn.gatv2`); ``gated`` is for ``mpnn`` only;
+    ``layer_norm`` normalises the processor's output (CLRS's ``use_ln``).
     ``hint_mode`` as CLRS: ``encoded_decoded`` decodes every node-level hint and feeds it back
     as an input of the next step (``spec.feedback``), ``decoded_only`` decodes without feeding
     back, ``none`` decodes no hints.
@@ -98,6 +100,8 @@ def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: b
     if processor == "gatv2":
         spec["layers"] = [gatv2_layer(hidden, heads)]
         spec["processor"] = {"kind": "gatv2", "heads": heads, "negative_slope": 0.2}
+    if layer_norm:
+        spec["layers"][0]["update"]["layer_norm"] = True
     if gated:
         spec["layers"][0]["gate"] = {"widths": [hidden, hidden], "activations": ["relu", "identity"]}
     for table, names in (("outputs", info.outputs), ("hints", info.hints)):
@@ -263,7 +267,7 @@ def train(cfg: TrainConfig, out: str, progress=True) -> dict:
         raise EngineError(f"unknown algorithm {cfg.algo!r}; allowed: {sorted(ALGORITHMS)}")
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    spec = learned_spec(cfg.algo, cfg.processor, cfg.hidden, cfg.gated, cfg.heads, cfg.hint_mode)
+    spec = learned_spec(cfg.algo, cfg.processor, cfg.hidden, cfg.gated, cfg.heads, cfg.hint_mode, cfg.layer_norm)
     module = GNNModule.initialised(spec, cfg.seed, scale=1.0)
     opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
     rng = np.random.RandomState(cfg.seed)
@@ -317,6 +321,7 @@ def main(argv=None) -> int:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--heads", type=int, default=1, help="attention heads (gatv2)")
     p.add_argument("--hint-mode", default="encoded_decoded", choices=list(HINT_MODES))
+    p.add_argument("--layer-norm", action="store_true", help="layer-normalise the processor output (CLRS use_ln)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--batch", type=int, default=None)
@@ -324,7 +329,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     fields = {"algo": args.algo, "processor": args.processor, "hidden": args.hidden, "seed": args.seed,
-              "heads": args.heads, "hint_mode": args.hint_mode}
+              "heads": args.heads, "hint_mode": args.hint_mode, "layer_norm": args.layer_norm}
     if args.config:
         with open(args.config) as fh:
             extra = json.load(fh)

@@ -58,6 +58,9 @@ def random_weights(spec: dict, seed: int = 0, scale: float = 1.0) -> dict:
     rng = np.random.default_rng(seed)
     weights = {}
     for name, shape in expected_shapes(spec).items():
+        if name.endswith(".ln.weight") or name.endswith(".ln.bias"):  # layer norm: identity scale, no shift
+            weights[name] = np.full(shape, 1.0 if name.endswith("weight") else 0.0)
+            continue
         fan_in = shape[0] if len(shape) == 2 else 1
         std = scale / np.sqrt(max(fan_in, 1))
         weights[name] = rng.normal(0.0, std, size=shape)

@@ -27,7 +27,8 @@ Spec keys
       is the score and the others are values: the group aggregates to ``[max score,
       sum_u softmax(score)_u * value_u]`` (at least 2 channels);
     * ``update``: ``{"widths": [..., d], "activations": [...]}``, first layer
-      ``z_v @ node + agg_v @ agg + bias``;
+      ``z_v @ node + agg_v @ agg + bias``; with ``"layer_norm": true`` the result is layer
+      normalised (``ln.weight``, ``ln.bias``; population variance, eps ``1e-5``);
     * ``gate`` (optional, same form): ``g = sigmoid(gate(...))`` and
       ``h' = g * new + (1 - g) * h``; otherwise ``h' = new``.
 ``feedback`` (optional)
@@ -193,6 +194,10 @@ def expected_shapes(spec: dict) -> dict:
         _require(isinstance(upd, dict), f"{p}.update is missing")
         shapes.update(_mlp_shapes(f"{p}.update", {"node": fz, "agg": k_out}, upd))
         _require(upd["widths"][-1] == d, f"{p}.update must end with width hidden={d}")
+        _require(isinstance(upd.get("layer_norm", False), bool), f"{p}.update.layer_norm must be true or false")
+        if upd.get("layer_norm"):
+            shapes[f"{p}.update.ln.weight"] = (d,)
+            shapes[f"{p}.update.ln.bias"] = (d,)
         gate = layer.get("gate")
         if gate is not None:
             shapes.update(_mlp_shapes(f"{p}.gate", {"node": fz, "agg": k_out}, gate))
