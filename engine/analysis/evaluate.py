@@ -161,7 +161,9 @@ def plot_svg(rows, path, metric="pointer_accuracy"):
         for n, m, _ in pts:
             parts.append(f'<circle cx="{sx(n)}" cy="{sy(m)}" r="3" fill="{c}"/>')
         parts.append(f'<rect x="{W - R + 12}" y="{T + 18 * i}" width="12" height="12" fill="{c}"/>')
-        label = os.path.basename(model) if not model.startswith("compiled:") else model
+        # a checkpoint is named by its run directory too (runs all hold a best.npz)
+        label = model if model.startswith("compiled:") else os.path.join(
+            os.path.basename(os.path.dirname(os.path.abspath(model))), os.path.basename(model))
         parts.append(f'<text x="{W - R + 30}" y="{T + 18 * i + 10}">{label[:22]}</text>')
     parts.append("</svg>")
     tmp = f"{path}.tmp-{os.getpid()}"
