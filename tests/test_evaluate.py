@@ -49,3 +49,13 @@ def test_untrained_learned_model_is_measured_not_exact(tmp_path):
     rows = evaluate([str(tmp_path / "l.npz")], [64], seeds=[0], degree=4)
     assert 0.0 <= rows[0]["pointer_accuracy"] < 1.0 and not rows[0]["exact_match"]
     assert np.isfinite(rows[0]["hint_reach_h_accuracy"])
+
+
+def test_clrs_test_distribution_and_seed_ranges(tmp_path):
+    from engine.evaluate import parse_seeds
+
+    assert parse_seeds("0-3,7") == [0, 1, 2, 3, 7]
+    rows = evaluate(["compiled:bfs"], [64], family="clrs", seeds=[0, 1, 2])
+    assert len(rows) == 3 and all(r["exact_match"] for r in rows)
+    assert len({r["m"] for r in rows}) > 1  # p is drawn per graph
+    assert main(["compiled:dfs", "--graph", "clrs", "--sizes", "16", "--seeds", "0-1", "--out", str(tmp_path)]) == 0

@@ -3,8 +3,9 @@
 For every model, graph size and seed: generate a graph, run the model with the native (or
 chosen) backend for the reference's number of steps (CLRS's oracle termination) or a fixed
 budget, and compare with :func:`engine.reference`: pointer accuracy and exact match of the
-output, and, where the trace fits (``trace_limit`` nodes), per-hint accuracy over the steps
-and the first step at which a hint diverges. Results are tidy rows (CSV and JSON) plus an SVG
+output, and, where the trace fits (``trace_limit`` nodes), per-hint accuracy over steps
+``1 .. T-1`` and the first of those steps at which a hint diverges (-1: none; hint 0 is the
+initial state, which CLRS gives as an input rather than asking for it). Results are tidy rows (CSV and JSON) plus an SVG
 plot of pointer accuracy against n with a band of one standard deviation over seeds.
 """
 from __future__ import annotations
@@ -63,9 +64,10 @@ def evaluate_one(model, algo, graph, seed, *, source=None, backend=None, steps=N
                 continue
             got = res.hints[name]
             T = min(len(got), len(want))
-            per_step = [float(np.mean(np.asarray(got[t]) == np.asarray(want[t]))) for t in range(T)]
+            # from step 1: hint 0 is the initial state, an input in CLRS, not a prediction
+            per_step = [float(np.mean(np.asarray(got[t]) == np.asarray(want[t]))) for t in range(1, T)]
             row[f"hint_{name}_accuracy"] = float(np.mean(per_step)) if per_step else float("nan")
-            bad = [t for t in range(T) if not np.array_equal(got[t], want[t])]
+            bad = [t for t in range(1, T) if not np.array_equal(got[t], want[t])]
             if bad and (first is None or bad[0] < first):
                 first = bad[0]
         row["first_divergence_step"] = first if first is not None else -1
