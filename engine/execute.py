@@ -572,7 +572,7 @@ def check_domain(model: Model, graph) -> None:
 def execute(model: Model, graph, source: int | None = None, *, backend: str | None = None,
             trace: bool = False, steps: int | None = None, max_steps: int | None = None,
             hidden: bool = False, threads: int | None = None, mode: str = "auto",
-            progress=None) -> ExecutionResult:
+            progress=None, device: str | None = None) -> ExecutionResult:
     """Run ``model`` on ``graph``.
 
     Parameters
@@ -601,6 +601,9 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
         densely otherwise.
     progress : callable, optional
         Called as ``progress(step)`` after each step.
+    device : str, optional
+        For ``backend="torch"``: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... (default
+        ``$ENGINE_TORCH_DEVICE``, else CUDA when available). Other backends run on the CPU.
     """
     if not isinstance(model, Model):
         raise ModelError(f"expected an engine.Model, got {type(model).__name__}")
@@ -616,6 +619,10 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
         raise EngineError(f"mode must be one of {list(MODES)}, got {mode!r}")
     check_domain(model, graph)
     be = get_backend(backend, threads)
+    if device is not None:
+        if not hasattr(be, "on"):
+            raise EngineError(f"device={device!r} needs backend='torch'; the {be.name} backend runs on the CPU")
+        be = be.on(device)
     run = _Runner(model, graph, source, be)
     if run.feedback and mode == "active":
         raise EngineError(f"model {model.name!r} feeds decoded hints back (spec.feedback), so its inputs "

@@ -221,3 +221,19 @@ def test_validated_graphs_are_frozen():
     g = generators.path(4)
     with pytest.raises(ValueError, match="read-only"):
         g.indices[0] = 3
+
+
+def test_device_argument():
+    g = generators.path(10)
+    model = engine.compile("bfs")
+    with pytest.raises(EngineError, match="needs backend='torch'"):
+        engine.execute(model, g, 0, backend="native", device="cuda")
+    if "torch" not in available_backends():
+        pytest.skip("torch not installed")
+    res = engine.execute(model, g, 0, backend="torch", device="cpu")
+    assert res.outputs["pi"].tolist() == engine.reference("bfs", g, 0).outputs["pi"].tolist()
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(EngineError, match="no CUDA device"):
+            engine.execute(model, g, 0, backend="torch", device="cuda")

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .._memory import require
+from ..errors import EngineError
 from . import torch_ops as ops
 from .base import Backend
 from .reference import _messages
@@ -31,6 +32,16 @@ class TorchBackend(Backend):
             device = os.environ.get("ENGINE_TORCH_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
         self.device = torch.device(device)
         self._graphs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def on(self, device) -> "TorchBackend":
+        """A torch backend on ``device`` (this one if it is already there)."""
+        try:
+            target = torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise EngineError(f"invalid torch device {device!r}: {exc}") from None
+        if target.type == "cuda" and not torch.cuda.is_available():
+            raise EngineError(f"device {device!r}: this torch build or machine has no CUDA device")
+        return self if target == self.device else TorchBackend(str(target))
 
     def to(self, device) -> "TorchBackend":
         """Use ``device`` from now on (``"cpu"``, ``"cuda"``, ``"cuda:1"``...)."""
