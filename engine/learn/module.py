@@ -113,6 +113,8 @@ class GNNModule(nn.Module):
 
         self.spec = copy.deepcopy(spec)
         dtype = TORCH_DTYPES[self.spec["dtype"]]
+        self.fz, _ = input_widths(self.spec)  # width of z = [h, x, f]
+        self.feedback = feedback_layout(self.spec)
         self.structure = parametrisation(self.spec, dtype)
         owned = self.structure.owned if self.structure is not None else set()
         self.params = nn.ParameterDict({
@@ -182,10 +184,9 @@ class GNNModule(nn.Module):
     # ------------------------------------------------------------------ inputs
     def as_z(self, batch: GraphBatch, t: torch.Tensor) -> torch.Tensor:
         """``z = [h, x, f]`` from a state ``h`` (fed-back hints ``f`` zero) or ``z`` itself."""
-        fz, _ = input_widths(self.spec)
-        if t.shape[1] == fz:
+        if t.shape[1] == self.fz:
             return t
-        f = t.new_zeros((t.shape[0], fz - t.shape[1] - batch.x.shape[1]))
+        f = t.new_zeros((t.shape[0], self.fz - t.shape[1] - batch.x.shape[1]))
         return torch.cat([t, batch.x, f], dim=1)
 
     def initial_state(self, batch: GraphBatch) -> torch.Tensor:
@@ -257,7 +258,7 @@ class GNNModule(nn.Module):
         values; otherwise their differentiable relaxations (mask: sigmoid, categorical and
         mask_one: softmax, pointer: softmax over the candidates), as CLRS trains."""
         cols, ecols = [], []
-        for name, kind, width in feedback_layout(self.spec):
+        for name, kind, width in self.feedback:
             if kind == "pointer":
                 if hard:
                     ptr = self.decode(name, batch, z, E)
@@ -293,11 +294,10 @@ class GNNModule(nn.Module):
         """Run ``steps`` steps; returns ``(states, zs, Es)``: the states ``h_0 .. h_T`` and, for
         each ``t``, the decoder inputs ``z_t = [h_t, x, f_{t-1}]`` and edge inputs ``E_t``."""
         h = self.initial_state(batch)
-        fz, _ = input_widths(self.spec)
-        f = h.new_zeros((batch.num_nodes, fz - h.shape[1] - batch.x.shape[1]))
+        f = h.new_zeros((batch.num_nodes, self.fz - h.shape[1] - batch.x.shape[1]))
         E = batch.E
         states, zs, Es = [h], [], []
-        feedback = bool(self.spec.get("feedback"))
+        feedback = bool(self.feedback)
         for t in range(steps + 1):
             z = torch.cat([h, batch.x, f], dim=1)
             zs.append(z)
