@@ -627,7 +627,9 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     if run.feedback and mode == "active":
         raise EngineError(f"model {model.name!r} feeds decoded hints back (spec.feedback), so its inputs "
                           f"change at every node every step; run it with mode='dense' or 'auto'")
-    stepper = _ActiveStepper(run, mode) if mode != "dense" and not run.feedback else None
+    if run.feedback:
+        mode = "dense"  # auto: every input column changes every step, nothing to skip
+    stepper = _ActiveStepper(run, mode) if mode != "dense" else None
     # the backend's own step loop, when it has one and nothing is needed between steps
     use_native_loop = be.has_step_loop and not trace and not hidden and not run.feedback
     term = model.spec["termination"]

@@ -58,7 +58,8 @@ def test_feedback_models_run_dense():
     model = _reach_by_feedback()
     with pytest.raises(EngineError, match="feeds decoded hints back"):
         engine.execute(model, g, 0, steps=3, mode="active")
-    assert engine.execute(model, g, 0, steps=3, mode="auto").outputs["m"].sum() == 4
+    res = engine.execute(model, g, 0, steps=3, mode="auto")
+    assert res.outputs["m"].sum() == 4 and res.mode == "dense"
 
 
 def test_feedback_spec_errors():

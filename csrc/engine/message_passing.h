@@ -93,7 +93,7 @@ struct EdgePassArgs {
 // ascending), followed by `tail` dense layers, and optionally a layer norm of the result y
 // (w channels): mu = (sum_o y[o]) / w, var = (sum_o (y[o] - mu)^2) / w (sums ascending),
 // y[o] = ((y[o] - mu) / sqrt(var + kLayerNormEps)) * gamma[o] + beta[o].
-inline constexpr double kLayerNormEps = 1e-5;
+inline constexpr double kLayerNormEps = 1e-5;  // = LAYER_NORM_EPS in engine/model/registry.py
 
 template <typename T>
 struct NodeMLP {

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..model.registry import ARG_REDUCE_KINDS, REDUCE_KINDS
+from ..model.registry import ARG_REDUCE_KINDS, LAYER_NORM_EPS, REDUCE_KINDS
 
 ARG_CODES = tuple(REDUCE_KINDS.index(k) for k in ARG_REDUCE_KINDS)
 
@@ -45,9 +45,6 @@ def activate(x: np.ndarray, act: int) -> np.ndarray:
 def sigmoid(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         return 1.0 / (1.0 + np.exp(-x))
-
-
-LAYER_NORM_EPS = 1e-5
 
 
 def layer_norm(y: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:

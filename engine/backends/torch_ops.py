@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ..model.registry import REDUCE_KINDS
+from ..model.registry import LAYER_NORM_EPS, REDUCE_KINDS
 
 BIG = torch.iinfo(torch.int64).max
 
@@ -87,9 +87,6 @@ def aggregate(x, src, pos, n_out: int, groups):
     out = torch.cat(cols, dim=1) if cols else x.new_zeros((n_out, 0))
     wins = torch.stack(winners, dim=1) if winners else torch.zeros((n_out, 0), dtype=torch.int64, device=dev)
     return out, wins
-
-
-LAYER_NORM_EPS = 1e-5
 
 
 def node_mlp(mlp, z, agg):

@@ -15,6 +15,7 @@ ACTIVATIONS = ("identity", "relu")
 DECODER_TYPES = ("mask", "scalar", "categorical", "pointer", "mask_one", "graph_scalar")
 TERMINATION_RULES = ("fixed_point", "steps")
 PROCESSOR_KINDS = ("mpnn", "gatv2")  # parametrisations of learned layers (engine.learn)
+LAYER_NORM_EPS = 1e-5  # csrc/engine/message_passing.h: kLayerNormEps
 DTYPES = ("float32", "float64")
 
 
