@@ -368,10 +368,8 @@ py::tuple run_steps_typed(const py::dict& kw) {
       const int64_t r = is_max.shape(0);
       const int64_t width = ly.readout.tail.empty() ? ly.readout.w0 : ly.readout.tail.back().out;
       if (width != r) throw py::value_error("readout width does not match its reduce kinds");
-      int64_t P = 1;
-      while (P < n) P <<= 1;
       ly.readout_cache = mutable_array<T>(kwarg(ld, "readout_cache"), "readout_cache", {n, r}, keep);
-      ly.readout_tree = mutable_array<T>(kwarg(ld, "readout_tree"), "readout_tree", {2 * P, r}, keep);
+      ly.readout_tree = mutable_array<T>(kwarg(ld, "readout_tree"), "readout_tree", {engine::detail::readout_tree_rows(n), r}, keep);
       if (!kwarg(ld, "graph_update").is_none()) {
         ly.has_graph_update = true;
         ly.graph_update = parse_node_mlp<T>(kwarg(ld, "graph_update").cast<py::tuple>(), A.dg, r, keep);

@@ -8,13 +8,14 @@
 // then. run_steps recomputes exactly those rows (an active application), or every row when
 // that is cheaper (a dense application), keeps the per-node parts of each first message
 // layer and each layer's readout values up to date at changed rows only, and maintains the
-// readout reductions with segment trees, so that a step costs about what it changes. Results
+// readout reductions with 16-ary trees, so that a step costs about what it changes. Results
 // do not depend on which kind of application ran, nor on the thread count.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <vector>
@@ -37,7 +38,7 @@ struct LoopLayer {
   NodeMLP<T> readout;        // on the first `hx` columns of the output rows
   std::vector<uint8_t> readout_is_max;  // per readout channel: max (1) or min (0), NaN-ignoring
   T* readout_cache = nullptr;  // n x r: readout values of every node
-  T* readout_tree = nullptr;   // 2P x r segment tree over nodes (P: power of two >= n)
+  T* readout_tree = nullptr;   // readout_tree_rows(n) x r: the levels of a 16-ary reduction tree
   bool has_graph_update = false;
   NodeMLP<T> graph_update;   // by parts: g (Wz, dg rows) and the reductions (Wa, r rows)
   bool has_graph_gate = false;
@@ -139,6 +140,23 @@ void address_delta(const LoopArgs<T>& a, const T* g_old, const T* g_new, const s
   }
 }
 
+// The readout reductions are kept in a 16-ary tree over the nodes: level 0 is the cache
+// (n x r), level k >= 1 has ceil(n_{k-1} / 16) rows, row j reducing rows [16 j, 16 j + 16) of
+// level k - 1, up to a level of one row (the root). A changed leaf updates one row per
+// level, reading one contiguous block each, and stops where a level is unchanged. Every
+// entry is the leftmost extremal value of its block (NaN only if all are NaN), so the root
+// is the leftmost extremal leaf whatever the tree's shape.
+constexpr int64_t kTreeFanout = 16;
+
+inline int64_t readout_tree_rows(int64_t n) {
+  int64_t rows = 0, m = std::max<int64_t>(n, 1);
+  do {
+    m = (m + kTreeFanout - 1) / kTreeFanout;
+    rows += m;
+  } while (m > 1);
+  return rows;
+}
+
 template <typename T>
 inline T tree_pick(T x, T y, bool is_max) {
   // NaN-ignoring max/min (numpy.fmax/fmin)
@@ -175,6 +193,7 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
   // plans, built once
   std::vector<LayerPlan<T>> plans;
   std::vector<detail::NodePlan<T>> readout_plans, update_plans, gate_plans;
+  std::vector<RowWorkspace<T>> workspaces;  // the calling thread's, for small applications
   int64_t scratch = 1;
   for (auto& ly : a.layers) {
     EdgePassArgs<T>& E = ly.layer.edges;
@@ -210,6 +229,7 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
     readout_plans.emplace_back(ly.has_readout ? detail::NodePlan<T>(ly.readout, a.hx, 0) : plans.back().update);
     update_plans.emplace_back(ly.has_graph_update ? detail::NodePlan<T>(ly.graph_update, dg, r) : plans.back().update);
     gate_plans.emplace_back(ly.has_graph_gate ? detail::NodePlan<T>(ly.graph_gate, dg, r) : plans.back().update);
+    workspaces.emplace_back(plans.back());
     scratch = std::max({scratch, readout_plans.back().width, update_plans.back().width, gate_plans.back().width, r,
                         dg});
   }
@@ -219,8 +239,6 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
   // each layer's output is read by the next layer (cyclically): its messages' state columns
   for (int64_t i = 0; i < L; ++i)
     a.layers[static_cast<size_t>(i)].layer.msg_watch = a.layers[static_cast<size_t>((i + 1) % L)].src_reads.data();
-  int64_t P = 1;
-  while (P < n) P <<= 1;
 
   for (int64_t step = 0; step < a.max_steps; ++step) {
     const bool first_step = res.applications < L;
@@ -280,7 +298,6 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
         if (a.policy == 2 && static_cast<double>(edges) > a.dense_edges * static_cast<double>(std::max<int64_t>(a.m, 1))) {
           dense = true;
         } else {
-          std::sort(rows.begin(), rows.end());
           if (L == 1)  // out must equal inp outside the rows written
             for (int64_t v : changed) std::copy(inp + v * fz, inp + v * fz + d, out + v * fz);
         }
@@ -324,7 +341,7 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
       Ly.compare_out = !everything && (L > 1 || !dense);
       E.rows = dense ? nullptr : rows.data();
       E.num_rows = dense ? 0 : static_cast<int64_t>(rows.size());
-      watched = layer_rows(Ly, plans[static_cast<size_t>(i)]);
+      watched = layer_rows(Ly, plans[static_cast<size_t>(i)], &workspaces[static_cast<size_t>(i)]);
       changed.clear();
       msg_changed.clear();
       if (dense) {
@@ -346,34 +363,53 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
         const auto& rp = readout_plans[static_cast<size_t>(i)];
         T* cache = ly.readout_cache;
         T* tree = ly.readout_tree;
-        auto leaf_reset = [&](int64_t v) {
+        const auto& is_max = ly.readout_is_max;
+        // row j of the level below (`below`, `rows_below` rows) reduced into `above`
+        auto reduce_block = [&](const T* below, int64_t rows_below, int64_t j, T* above) -> bool {
+          const int64_t lo = j * detail::kTreeFanout, hi = std::min(rows_below, lo + detail::kTreeFanout);
+          bool changed_any = false;
           for (int64_t c = 0; c < r; ++c) {
-            const bool is_max = ly.readout_is_max[static_cast<size_t>(c)] != 0;
-            tree[(P + v) * r + c] = cache[v * r + c];
-            for (int64_t x = (P + v) >> 1; x >= 1; x >>= 1) {
-              const T val = detail::tree_pick(tree[2 * x * r + c], tree[(2 * x + 1) * r + c], is_max);
-              const T old = tree[x * r + c];
-              if (val == old || (val != val && old != old)) break;  // ancestors unchanged
-              tree[x * r + c] = val;
-            }
+            T acc = below[lo * r + c];
+            for (int64_t x = lo + 1; x < hi; ++x) acc = detail::tree_pick(acc, below[x * r + c], is_max[static_cast<size_t>(c)] != 0);
+            const T old = above[j * r + c];
+            if (std::memcmp(&acc, &old, sizeof(T)) != 0) changed_any = true;  // bitwise
+            above[j * r + c] = acc;
           }
+          return changed_any;
+        };
+        auto leaf_update = [&](int64_t v) {
+          const T* below = cache;
+          int64_t rows_below = n, j = v;
+          T* level = tree;
+          do {
+            j /= detail::kTreeFanout;
+            const int64_t rows_here = (rows_below + detail::kTreeFanout - 1) / detail::kTreeFanout;
+            if (!reduce_block(below, rows_below, j, level)) break;  // the levels above are unchanged
+            below = level;
+            level += rows_here * r;
+            rows_below = rows_here;
+          } while (rows_below > 1);
         };
         if (everything || dense) {
           for (int64_t v = 0; v < n; ++v) detail::node_readout(ly, rp, out + v * fz, a.hx, cache + v * r, xa.data(), xb.data());
-          const T nan = std::numeric_limits<T>::quiet_NaN();
-          for (int64_t x = 0; x < 2 * P * r; ++x) tree[x] = nan;
-          for (int64_t v = 0; v < n; ++v) std::copy(cache + v * r, cache + v * r + r, tree + (P + v) * r);
-          for (int64_t x = P - 1; x >= 1; --x)
-            for (int64_t c = 0; c < r; ++c)
-              tree[x * r + c] = detail::tree_pick(tree[2 * x * r + c], tree[(2 * x + 1) * r + c],
-                                                  ly.readout_is_max[static_cast<size_t>(c)] != 0);
+          const T* below = cache;
+          int64_t rows_below = n;
+          T* level = tree;
+          do {
+            const int64_t rows_here = (rows_below + detail::kTreeFanout - 1) / detail::kTreeFanout;
+            for (int64_t j = 0; j < rows_here; ++j) reduce_block(below, rows_below, j, level);
+            below = level;
+            level += rows_here * r;
+            rows_below = rows_here;
+          } while (rows_below > 1);
         } else {
           for (int64_t v : changed) {
             detail::node_readout(ly, rp, out + v * fz, a.hx, cache + v * r, xa.data(), xb.data());
-            leaf_reset(v);
+            leaf_update(v);
           }
         }
-        red.assign(tree + r, tree + 2 * r);  // the root
+        const T* root = tree + (detail::readout_tree_rows(n) - 1) * r;
+        red.assign(root, root + r);
         if (ly.has_graph_update) {
           const T* nv = detail::node_mlp(ly.graph_update, update_plans[static_cast<size_t>(i)], a.g, dg, red.data(), r,
                                          xa.data(), xb.data());

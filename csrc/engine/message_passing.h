@@ -28,6 +28,15 @@
 
 namespace engine {
 
+// Threads used by the kernels (1 without OpenMP).
+inline int max_threads() {
+#if defined(_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
 // A dense layer: y[o] = act( (sum_i x[i] * W[i * out + o], i ascending) + b[o] ).
 // Rows of W that are entirely zero are skipped (they add exact zeros).
 template <typename T>
@@ -709,11 +718,55 @@ inline int64_t reduce_any(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>
   return reduce_row(a, p, s, v, winners);
 }
 
+// A dense layer narrow enough to live in registers (at most `lanes` outputs): its nonzero
+// input rows listed once, each padded to `lanes` columns, so that the product is one
+// multiply-add over a fixed-size accumulator per nonzero input, with no test per row. The
+// arithmetic and order are `dense`'s (inputs ascending, all-zero rows skipped); the padding
+// columns are zero and compute values nobody reads.
+template <typename T>
+struct PackedLayer {
+  std::vector<int64_t> rows;  // nonzero input rows, ascending
+  std::vector<T> weight;      // rows.size() x lanes
+  std::vector<T> bias;        // lanes, zero-padded (all zero when the layer has none)
+  Activation act = Activation::Identity;
+
+  PackedLayer() = default;
+  PackedLayer(const T* W, const T* b, int64_t in, int64_t out, Activation a, int64_t lanes) : act(a) {
+    const std::vector<char> zero = zero_rows(W, in, out);
+    for (int64_t i = 0; i < in; ++i) {
+      if (zero[static_cast<size_t>(i)]) continue;
+      rows.push_back(i);
+      for (int64_t o = 0; o < lanes; ++o) weight.push_back(o < out ? W[i * out + o] : T(0));
+    }
+    bias.assign(static_cast<size_t>(lanes), T(0));
+    if (b)
+      for (int64_t o = 0; o < out; ++o) bias[static_cast<size_t>(o)] = b[o];
+  }
+};
+
+// acc[o] += x[i] * W[i, o] over the layer's nonzero rows i, ascending.
+template <typename T, int Lanes>
+__attribute__((always_inline)) inline void packed_accumulate(const PackedLayer<T>& l, const T* __restrict x,
+                                                             T* __restrict acc) {
+  const int64_t nr = static_cast<int64_t>(l.rows.size());
+  const T* __restrict w = l.weight.data();
+  for (int64_t j = 0; j < nr; ++j) {
+    const T xi = x[l.rows[static_cast<size_t>(j)]];
+    const T* __restrict wj = w + j * Lanes;
+    for (int o = 0; o < Lanes; ++o) acc[o] += xi * wj[o];
+  }
+}
+
 template <typename T>
 struct NodePlan {
   std::vector<char> zero_z, zero_a;
   std::vector<std::vector<char>> tail_zero;
   int64_t width = 0;
+  // The packed form, used when every layer has at most 32 outputs and there is no layer
+  // norm (compiled models, graph updates): lanes = 16 or 32, else 0 (the general loops).
+  int64_t lanes = 0;
+  PackedLayer<T> first_z, first_a;  // first_z carries b0 and act0
+  std::vector<PackedLayer<T>> tail;
   NodePlan(const NodeMLP<T>& m, int64_t fz, int64_t k) {
     zero_z = zero_rows(m.Wz, fz, m.w0);
     zero_a = zero_rows(m.Wa, k, m.w0);
@@ -722,13 +775,65 @@ struct NodePlan {
       tail_zero.push_back(zero_rows(l.weight, l.in, l.out));
       width = std::max(width, l.out);
     }
+    if (m.ln_gamma != nullptr || width > 32) return;
+    lanes = width <= 16 ? 16 : 32;
+    first_z = PackedLayer<T>(m.Wz, m.b0, fz, m.w0, m.act0, lanes);
+    first_a = PackedLayer<T>(m.Wa, nullptr, k, m.w0, Activation::Identity, lanes);
+    for (const auto& l : m.tail) tail.emplace_back(l.weight, l.bias, l.in, l.out, l.act, lanes);
+    width = lanes;
   }
 };
 
-// Evaluates a NodeMLP for one node; result in x (or y); returns the buffer holding it.
+// node_mlp on the packed form: the same sums in the same order, in fixed-size registers.
+template <typename T, int Lanes>
+__attribute__((always_inline)) inline void node_mlp_packed(const NodePlan<T>& p, const T* z, const T* agg,
+                                                           int64_t k, T* x) {
+  T hz[Lanes], ha[Lanes];
+  for (int o = 0; o < Lanes; ++o) { hz[o] = T(0); ha[o] = T(0); }
+  packed_accumulate<T, Lanes>(p.first_z, z, hz);
+  if (k > 0) packed_accumulate<T, Lanes>(p.first_a, agg, ha);
+  const T* b0 = p.first_z.bias.data();
+  const Activation act0 = p.first_z.act;
+  for (int o = 0; o < Lanes; ++o) hz[o] = activate((hz[o] + ha[o]) + b0[o], act0);
+  for (const auto& l : p.tail) {
+    T t[Lanes];
+    for (int o = 0; o < Lanes; ++o) t[o] = T(0);
+    packed_accumulate<T, Lanes>(l, hz, t);
+    const T* b = l.bias.data();
+    for (int o = 0; o < Lanes; ++o) hz[o] = activate(t[o] + b[o], l.act);
+  }
+  for (int o = 0; o < Lanes; ++o) x[o] = hz[o];
+}
+
+// The packed node MLP compiled for several instruction sets, like dense_accumulate (the
+// same IEEE operations per lane on every clone).
+#define ENGINE_DEFINE_PACKED_MLP(T)                                                                          \
+  ENGINE_ISA_CLONES static void node_mlp_packed16(const NodePlan<T>& p, const T* z, const T* agg, int64_t k, \
+                                                  T* x) {                                                   \
+    node_mlp_packed<T, 16>(p, z, agg, k, x);                                                                \
+  }                                                                                                         \
+  ENGINE_ISA_CLONES static void node_mlp_packed32(const NodePlan<T>& p, const T* z, const T* agg, int64_t k, \
+                                                  T* x) {                                                   \
+    node_mlp_packed<T, 32>(p, z, agg, k, x);                                                                \
+  }
+
+ENGINE_DEFINE_PACKED_MLP(float)
+ENGINE_DEFINE_PACKED_MLP(double)
+#undef ENGINE_DEFINE_PACKED_MLP
+
+// Evaluates a NodeMLP for one node; result in x (or y, each at least plan.width long);
+// returns the buffer holding it.
 template <typename T>
 inline const T* node_mlp(const NodeMLP<T>& m, const NodePlan<T>& p, const T* z, int64_t fz, const T* agg,
                          int64_t k, T* x, T* y) {
+  if (p.lanes == 16) {
+    node_mlp_packed16(p, z, agg, k, x);
+    return x;
+  }
+  if (p.lanes == 32) {
+    node_mlp_packed32(p, z, agg, k, x);
+    return x;
+  }
   // ((z @ Wz) + (agg @ Wa)) + b0, each product summed over ascending inputs
   for (int64_t o = 0; o < m.w0; ++o) { x[o] = T(0); y[o] = T(0); }
   if (m.w0 >= kWideLayer) {  // wide (learned) layers: the ISA-dispatched loop
@@ -810,52 +915,127 @@ void validate_layer(const LayerArgs<T>& L) {
     throw std::invalid_argument("gate MLP must end with the state width");
 }
 
-// The row loop of layer_pass, with its plan already built and the arguments validated.
+// One thread's buffers for layer_rows: the reduction scratch and the node MLPs' outputs.
 template <typename T>
-int64_t layer_rows(const LayerArgs<T>& L, const LayerPlan<T>& P) {
-  const EdgePassArgs<T>& a = L.edges;
-  const detail::Plan<T>& plan = P.edges;
-  const detail::NodePlan<T>& up = P.update;
-  const detail::NodePlan<T>& gp = P.gate;
-  const int64_t rows = a.rows ? a.num_rows : a.num_nodes;
-  const int64_t nw = std::max(up.width, gp.width);
-  int64_t num_changed = 0;
-  // small active steps run on the calling thread: a parallel region costs more than them
-#pragma omp parallel reduction(+ : num_changed) if (rows > 1024)
-  {
-    detail::Scratch<T> s(plan.width, plan.k_out);
+struct RowWorkspace {
+  detail::Scratch<T> s;
+  std::vector<T> node_buf;
+  T *ua = nullptr, *ub = nullptr, *ga = nullptr, *gb = nullptr;
+  explicit RowWorkspace(const LayerPlan<T>& P) : s(P.edges.width, P.edges.k_out) {
     // one cache-line-aligned block per thread, padded so threads never share a line
     constexpr size_t kLine = 64 / sizeof(T);
-    const size_t span = ((static_cast<size_t>(nw) + kLine - 1) / kLine) * kLine;
-    std::vector<T> node_buf(4 * span + 2 * kLine);
+    const size_t nw = static_cast<size_t>(std::max(P.update.width, P.gate.width));
+    const size_t span = ((nw + kLine - 1) / kLine) * kLine;
+    node_buf.assign(4 * span + 2 * kLine, T(0));
     T* base = node_buf.data() + kLine;
-    T *ua = base, *ub = base + span, *ga = base + 2 * span, *gb = base + 3 * span;
-#pragma omp for schedule(dynamic, 1024)
-    for (int64_t i = 0; i < rows; ++i) {
-      const int64_t v = a.rows ? a.rows[i] : i;
-      detail::reduce_any(a, plan, s, v, a.winners ? a.winners + i * plan.num_arg : nullptr);
-      if (a.out) std::copy(s.agg.data(), s.agg.data() + plan.k_out, a.out + i * plan.k_out);
-      const T* z = L.z + v * L.fz;
-      const T* nv = detail::node_mlp(L.update, up, z, L.fz, s.agg.data(), plan.k_out, ua, ub);
-      T* out = L.out + v * L.fz;
-      const T* gv = L.gated ? detail::node_mlp(L.gate, gp, z, L.fz, s.agg.data(), plan.k_out, ga, gb) : nullptr;
-      bool watched = false, any = false, msg = false;
-      for (int64_t c = 0; c < L.d; ++c) {
-        T val = nv[c];
-        if (L.gated) {
-          const T g = detail::sigmoid(gv[c]);
-          val = g * nv[c] + (T(1) - g) * z[c];
-        }
-        const bool differs = !(val == (L.compare_out ? out[c] : z[c]));
-        any = any || differs;
-        watched = watched || (differs && L.watch && L.watch[c]);
-        msg = msg || (differs && L.msg_watch && L.msg_watch[c]);
-        out[c] = val;
-      }
-      if (L.changed) L.changed[v] = any ? 1 : 0;
-      if (L.msg_changed) L.msg_changed[v] = msg ? 1 : 0;
-      num_changed += watched ? 1 : 0;
+    ua = base;
+    ub = base + span;
+    ga = base + 2 * span;
+    gb = base + 3 * span;
+  }
+};
+
+namespace detail {
+
+// Row i of layer_rows: reduce, update, gate, write, record changes; returns whether a
+// watched channel changed.
+template <typename T>
+inline bool layer_row(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace<T>& w, int64_t i) {
+  const EdgePassArgs<T>& a = L.edges;
+  const Plan<T>& plan = P.edges;
+  const int64_t v = a.rows ? a.rows[i] : i;
+  reduce_any(a, plan, w.s, v, a.winners ? a.winners + i * plan.num_arg : nullptr);
+  const T* agg = w.s.agg.data();
+  if (a.out) std::copy(agg, agg + plan.k_out, a.out + i * plan.k_out);
+  const T* z = L.z + v * L.fz;
+  const T* nv = node_mlp(L.update, P.update, z, L.fz, agg, plan.k_out, w.ua, w.ub);
+  T* out = L.out + v * L.fz;
+  const T* gv = L.gated ? node_mlp(L.gate, P.gate, z, L.fz, agg, plan.k_out, w.ga, w.gb) : nullptr;
+  bool watched = false, any = false, msg = false;
+  for (int64_t c = 0; c < L.d; ++c) {
+    T val = nv[c];
+    if (L.gated) {
+      const T g = sigmoid(gv[c]);
+      val = g * nv[c] + (T(1) - g) * z[c];
     }
+    const bool differs = !(val == (L.compare_out ? out[c] : z[c]));
+    any = any || differs;
+    watched = watched || (differs && L.watch && L.watch[c]);
+    msg = msg || (differs && L.msg_watch && L.msg_watch[c]);
+    out[c] = val;
+  }
+  if (L.changed) L.changed[v] = any ? 1 : 0;
+  if (L.msg_changed) L.msg_changed[v] = msg ? 1 : 0;
+  return watched;
+}
+
+}  // namespace detail
+
+namespace detail {
+
+// Prefetch for the selected rows ahead of position i (< end): scattered rows (active steps)
+// miss the cache, so each dependent level is fetched one row earlier than the next (the
+// in-edge range four rows ahead, the edge list three ahead, the edges' sources and both
+// state rows two ahead).
+template <typename T>
+inline void prefetch_ahead(const LayerArgs<T>& L, bool reads_edges, int64_t i, int64_t end) {
+  const EdgePassArgs<T>& a = L.edges;
+  if (i + 4 < end) __builtin_prefetch(a.indptr + a.rows[i + 4]);
+  if (reads_edges && i + 3 < end) __builtin_prefetch(a.indices + a.indptr[a.rows[i + 3]]);
+  if (i + 2 >= end) return;
+  const int64_t v = a.rows[i + 2];
+  const T* z = L.z + v * L.fz;
+  const T* o = L.out + v * L.fz;
+  __builtin_prefetch(z);
+  __builtin_prefetch(z + L.fz - 1);
+  __builtin_prefetch(o, 1);
+  __builtin_prefetch(o + L.d - 1, 1);
+  if (!reads_edges) return;
+  const int64_t e0 = a.indptr[v], e1 = std::min(a.indptr[v + 1], e0 + 16);
+  for (int64_t e = e0; e < e1; ++e) __builtin_prefetch(a.S + static_cast<int64_t>(a.indices[e]) * a.k0);
+}
+
+// Rows [begin, end) of layer_rows; returns how many changed a watched channel.
+template <typename T>
+inline int64_t layer_row_range(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace<T>& w, int64_t begin,
+                               int64_t end) {
+  int64_t num_changed = 0;
+  const bool reads_edges = !P.edges.source_free;
+  for (int64_t i = begin; i < end; ++i) {
+    if (L.edges.rows) prefetch_ahead(L, reads_edges, i, end);
+    num_changed += layer_row(L, P, w, i) ? 1 : 0;
+  }
+  return num_changed;
+}
+
+}  // namespace detail
+
+// Rows up to this many run on the calling thread: a parallel region costs more than them.
+constexpr int64_t kSerialRows = 1024;
+
+// The row loop of layer_pass, with its plan already built and the arguments validated.
+// `serial` (optional) holds the calling thread's buffers, reused for steps small enough to
+// run without a parallel region (run_steps keeps one per layer across steps).
+template <typename T>
+int64_t layer_rows(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace<T>* serial = nullptr) {
+  const int64_t rows = L.edges.rows ? L.edges.num_rows : L.edges.num_nodes;
+  if (rows <= kSerialRows) {
+    if (serial) return detail::layer_row_range(L, P, *serial, 0, rows);
+    RowWorkspace<T> w(P);
+    return detail::layer_row_range(L, P, w, 0, rows);
+  }
+  // chunks small enough to balance the threads on a few thousand rows, large enough to
+  // amortise the scheduling on a million
+  const int64_t threads = max_threads();
+  const int64_t chunk = std::clamp<int64_t>(rows / (8 * std::max<int64_t>(threads, 1)), 64, 1024);
+  const int64_t chunks = (rows + chunk - 1) / chunk;
+  int64_t num_changed = 0;
+#pragma omp parallel reduction(+ : num_changed)
+  {
+    RowWorkspace<T> w(P);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t c = 0; c < chunks; ++c)
+      num_changed += detail::layer_row_range(L, P, w, c * chunk, std::min(rows, (c + 1) * chunk));
   }
   return num_changed;
 }
@@ -872,14 +1052,6 @@ int64_t layer_pass(const LayerArgs<T>& L, bool check_edges = false) {
   return layer_rows(L, plan);
 }
 
-// Threads used by the kernels (1 without OpenMP).
-inline int max_threads() {
-#if defined(_OPENMP)
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
 
 inline void set_threads(int n) {
 #if defined(_OPENMP)
