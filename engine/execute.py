@@ -69,12 +69,19 @@ SMALL_WEIGHTS = 4096  # weight matrices up to this size multiply without BLAS
 
 
 def _mm(A: np.ndarray, W: np.ndarray, out=None) -> np.ndarray:
-    """``A @ W``. Small weight matrices (compiled models) use NumPy's own loops instead of
-    BLAS: BLAS worker threads keep spinning after a call and steal the cores the kernels run
-    on next, which costs more than these tiny products."""
-    if W.size <= SMALL_WEIGHTS:
-        return np.einsum("ij,jk->ik", A, W, out=out)
-    return np.matmul(A, W, out=out)
+    """``A @ W``. Small weight matrices (compiled models) are summed input by input, ascending,
+    from zero, with all-zero rows of ``W`` skipped: the sums of the native loop's per-node parts
+    and of the native backend's ``project``, so every backend gets the same bits. (It also keeps
+    BLAS out: its worker threads keep spinning after a call and steal the kernels' cores.)"""
+    if W.size > SMALL_WEIGHTS:
+        return np.matmul(A, W, out=out)
+    y = np.zeros((A.shape[0], W.shape[1]), dtype=np.result_type(A, W))
+    for j in np.flatnonzero(np.any(W != 0, axis=1)):
+        y += A[:, j:j + 1] * W[j]
+    if out is None:
+        return y
+    out[...] = y
+    return out
 
 
 class _Runner:
@@ -111,6 +118,16 @@ class _Runner:
         self.layers = [self._layer_blocks(i) for i in range(len(self.spec["layers"]))]
         self.pointer_blocks = {name: self._sparse_mlp(f"decoders.{name}", dec)
                                for name, dec in self.spec.get("decoders", {}).items() if dec["type"] == "pointer"}
+
+    def mm(self, A: np.ndarray, W: np.ndarray, out=None) -> np.ndarray:
+        """``A @ W`` as :func:`_mm` computes it, by the backend's own loop where it has one."""
+        project = getattr(self.backend, "project", None)
+        if (project is None or W.size > SMALL_WEIGHTS or A.dtype != W.dtype or not A.flags.c_contiguous
+                or not W.flags.c_contiguous):
+            return _mm(A, W, out=out)
+        if out is None:
+            out = np.empty((A.shape[0], W.shape[1]), dtype=A.dtype)
+        return project(A, W, out)
 
     # ------------------------------------------------------------ weight blocks
     def _tail(self, prefix: str, block: dict) -> list:
@@ -262,11 +279,11 @@ class _Runner:
             k0 = blocks["W_src"].shape[1]
             blocks["S_buf"] = np.empty((z.shape[0], k0), dtype=self.dtype)
             blocks["Q_buf"] = np.empty((z.shape[0], k0), dtype=self.dtype) if blocks["W_dst"] is not None else None
-        S = _mm(z, blocks["W_src"], out=blocks["S_buf"])
+        S = self.mm(z, blocks["W_src"], out=blocks["S_buf"])
         if blocks["W_dst"] is None:
             Q = np.ascontiguousarray(blocks["bias"][None, :])
         else:
-            Q = _mm(z, blocks["W_dst"], out=blocks["Q_buf"])
+            Q = self.mm(z, blocks["W_dst"], out=blocks["Q_buf"])
             Q += blocks["bias"]
         return self.edge_args_from(blocks, S, Q, groups, include_self)
 
@@ -318,7 +335,7 @@ class _Runner:
             if np.any(ptr < 0):
                 raise EngineError(f"pointer decoder {name!r} produced no winner (NaN scores)")
             return ptr
-        logits = _mm(z, self.W[f"{p}.weight"]) + self.W[f"{p}.bias"]
+        logits = self.mm(z, self.W[f"{p}.weight"]) + self.W[f"{p}.bias"]
         if kind == "mask":
             return (logits[:, 0] > 0).astype(self.dtype)
         if kind == "scalar":
@@ -659,7 +676,7 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     g = run.initial_graph()
     t0 = time.perf_counter()
     z, spare = run.new_buffer(), run.new_buffer()
-    z[:, :d] = _mm(run.x, model.weights["init.weight"]) + model.weights["init.bias"]
+    z[:, :d] = run.mm(run.x, model.weights["init.weight"]) + model.weights["init.bias"]
     native_loop = _NativeLoop(run, mode, z, spare, g) if use_native_loop else None
     states = [z[:, :d].copy()] if hidden else None
     hint_rows = {name: [] for name in model.spec.get("hints", {})} if trace else None

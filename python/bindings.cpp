@@ -432,6 +432,21 @@ py::tuple run_steps(const py::dict& kw) {
   return run_steps_typed<float>(kw);
 }
 
+template <typename T>
+void project_typed(const py::object& A_o, const py::object& W_o, const py::object& out_o) {
+  auto A = require<T>(A_o, "A", {-1, -1});
+  auto W = require<T>(W_o, "W", {A.shape(1), -1});
+  auto Y = require<T>(out_o, "out", {A.shape(0), W.shape(1)});
+  if (!Y.writeable()) throw py::value_error("out must be writeable");
+  py::gil_scoped_release release;
+  engine::project<T>(A.data(), A.shape(0), A.shape(1), W.data(), W.shape(1), Y.mutable_data());
+}
+
+void project(const py::object& A, const py::object& W, const py::object& out) {
+  if (is_double(A)) return project_typed<double>(A, W, out);
+  project_typed<float>(A, W, out);
+}
+
 py::tuple transpose(const py::object& indptr_o, const py::object& indices_o) {
   auto indptr = require<int64_t>(indptr_o, "indptr", {-1});
   const int64_t n = indptr.shape(0) - 1;
@@ -471,6 +486,8 @@ PYBIND11_MODULE(_native, m) {
   m.def("run_steps", &run_steps, py::arg("kwargs"),
         "Run up to max_steps processor steps in C++ (dense, active or auto); returns "
         "(steps, converged, node_updates, applications, changed).");
+  m.def("project", &project, py::arg("A"), py::arg("W"), py::arg("out"),
+        "out = A @ W (inputs ascending, all-zero rows of W skipped), rows in parallel.");
   m.def("transpose", &transpose, py::arg("indptr"), py::arg("indices"),
         "CSR by destination -> CSR by source (counting sort): (out_indptr, targets, edge_ids).");
   m.def("set_num_threads", &engine::set_threads, py::arg("n"));

@@ -237,3 +237,35 @@ def test_device_argument():
     if not torch.cuda.is_available():
         with pytest.raises(EngineError, match="no CUDA device"):
             engine.execute(model, g, 0, backend="torch", device="cuda")
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(0, 40), inp=st.integers(1, 30), out=st.integers(1, 40), seed=st.integers(0, 10**6),
+       dtype=st.sampled_from(["float32", "float64"]))
+def test_native_projection_equals_numpy(rows, inp, out, seed, dtype):
+    """The native backend's A @ W (the per-node first layers of small models) gives NumPy's
+    sums bit for bit, zero rows of W included, in both precisions."""
+    if "native" not in available_backends():
+        pytest.skip("native backend not built")
+    from engine.execute import _mm
+
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(rows, inp)).astype(dtype)
+    A[rng.random(A.shape) < 0.2] = 0.0
+    W = rng.normal(size=(inp, out)).astype(dtype)
+    W[rng.random(inp) < 0.3] = 0.0  # whole zero rows are skipped
+    got = load_backend("native").project(A, W, np.empty((rows, out), dtype=dtype))
+    np.testing.assert_array_equal(got, _mm(A, W))
+
+
+def test_native_projection_rejects_bad_shapes():
+    if "native" not in available_backends():
+        pytest.skip("native backend not built")
+    nb = load_backend("native")
+    A, W = np.ones((3, 4), np.float32), np.ones((5, 2), np.float32)
+    with pytest.raises(ValueError, match="W has wrong size"):
+        nb.project(A, W, np.empty((3, 2), np.float32))
+    with pytest.raises(ValueError, match="out has wrong size"):
+        nb.project(A, np.ones((4, 2), np.float32), np.empty((2, 2), np.float32))
+    with pytest.raises(ValueError, match="dtype"):
+        nb.project(A, np.ones((4, 2), np.float64), np.empty((3, 2), np.float32))

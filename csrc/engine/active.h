@@ -241,7 +241,10 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
     a.layers[static_cast<size_t>(i)].layer.msg_watch = a.layers[static_cast<size_t>((i + 1) % L)].src_reads.data();
 
   for (int64_t step = 0; step < a.max_steps; ++step) {
-    const bool first_step = res.applications < L;
+    // the first step of a multi-layer model compares its result with the state it started
+    // from (its layers' outputs are not comparable with their inputs); one layer compares
+    // each row with its input
+    const bool first_step = res.applications < L && L > 1;
     if (first_step) {
       const T* cur = a.ring[static_cast<size_t>((res.applications + R - 1) % R)];
       state_start.assign(static_cast<size_t>(n * d), T(0));
@@ -345,9 +348,13 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
       changed.clear();
       msg_changed.clear();
       if (dense) {
+        // A first application of a layer has no previous output to compare with, except for
+        // a single layer, whose output is compared with its input: then only the rows that
+        // changed are changes for the next step.
+        const bool all = everything && L > 1;
         for (int64_t v = 0; v < n; ++v) {
-          if (everything || flags[v]) changed.push_back(v);
-          if (everything || msg_flags[v]) msg_changed.push_back(v);
+          if (all || flags[v]) changed.push_back(v);
+          if (all || msg_flags[v]) msg_changed.push_back(v);
         }
         res.node_updates += n;
       } else {

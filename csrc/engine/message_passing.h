@@ -748,12 +748,20 @@ struct PackedLayer {
 template <typename T, int Lanes>
 __attribute__((always_inline)) inline void packed_accumulate(const PackedLayer<T>& l, const T* __restrict x,
                                                              T* __restrict acc) {
+  // one block of 16 outputs at a time, its accumulators in registers
+  static_assert(Lanes % 16 == 0, "lanes come in blocks of 16");
   const int64_t nr = static_cast<int64_t>(l.rows.size());
-  const T* __restrict w = l.weight.data();
-  for (int64_t j = 0; j < nr; ++j) {
-    const T xi = x[l.rows[static_cast<size_t>(j)]];
-    const T* __restrict wj = w + j * Lanes;
-    for (int o = 0; o < Lanes; ++o) acc[o] += xi * wj[o];
+  const int64_t* __restrict rows = l.rows.data();
+  for (int b = 0; b < Lanes; b += 16) {
+    const T* __restrict w = l.weight.data() + b;
+    T blk[16];
+    for (int o = 0; o < 16; ++o) blk[o] = acc[b + o];
+    for (int64_t j = 0; j < nr; ++j) {
+      const T xi = x[rows[j]];
+      const T* __restrict wj = w + j * Lanes;
+      for (int o = 0; o < 16; ++o) blk[o] += xi * wj[o];
+    }
+    for (int o = 0; o < 16; ++o) acc[b + o] = blk[o];
   }
 }
 
@@ -915,6 +923,32 @@ void validate_layer(const LayerArgs<T>& L) {
     throw std::invalid_argument("gate MLP must end with the state width");
 }
 
+// Y = A @ W for A (rows x in) and W (in x out), row-major: y[r, o] = sum_i A[r, i] * W[i, o],
+// inputs ascending from +0, all-zero rows of W skipped (the same sums as the per-node parts
+// of run_steps and as NumPy's einsum over these shapes). Rows in parallel.
+template <typename T>
+void project(const T* A, int64_t rows, int64_t in, const T* W, int64_t out, T* Y) {
+  const std::vector<char> zero = detail::zero_rows(W, in, out);
+  std::vector<int64_t> nz;
+  for (int64_t i = 0; i < in; ++i)
+    if (!zero[static_cast<size_t>(i)]) nz.push_back(i);
+#pragma omp parallel for schedule(static) if (rows > 16384)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* a = A + r * in;
+    T* y = Y + r * out;
+    for (int64_t o = 0; o < out; ++o) y[o] = T(0);
+    if (out >= detail::kWideLayer) {
+      detail::dense_accumulate(W, zero.data(), in, out, a, y);
+      continue;
+    }
+    for (int64_t i : nz) {
+      const T ai = a[i];
+      const T* w = W + i * out;
+      for (int64_t o = 0; o < out; ++o) y[o] += ai * w[o];
+    }
+  }
+}
+
 // One thread's buffers for layer_rows: the reduction scratch and the node MLPs' outputs.
 template <typename T>
 struct RowWorkspace {
@@ -995,14 +1029,44 @@ inline void prefetch_ahead(const LayerArgs<T>& L, bool reads_edges, int64_t i, i
   for (int64_t e = e0; e < e1; ++e) __builtin_prefetch(a.S + static_cast<int64_t>(a.indices[e]) * a.k0);
 }
 
+// Prefetch for a small set of selected rows, level by level over the whole set, so that the
+// cache misses of one level overlap instead of following each other (active steps of a
+// sequential algorithm touch a few dozen scattered rows).
+template <typename T>
+inline void prefetch_all(const LayerArgs<T>& L, bool reads_edges, int64_t end) {
+  const EdgePassArgs<T>& a = L.edges;
+  for (int64_t i = 0; i < end; ++i) {
+    const int64_t v = a.rows[i];
+    const T* z = L.z + v * L.fz;
+    const T* o = L.out + v * L.fz;
+    if (reads_edges) __builtin_prefetch(a.indptr + v);
+    __builtin_prefetch(z);
+    __builtin_prefetch(z + L.fz - 1);
+    __builtin_prefetch(o, 1);
+    __builtin_prefetch(o + L.d - 1, 1);
+  }
+  if (!reads_edges) return;
+  for (int64_t i = 0; i < end; ++i) __builtin_prefetch(a.indices + a.indptr[a.rows[i]]);
+  for (int64_t i = 0; i < end; ++i) {
+    const int64_t v = a.rows[i];
+    const int64_t e0 = a.indptr[v], e1 = std::min(a.indptr[v + 1], e0 + 16);
+    for (int64_t e = e0; e < e1; ++e) __builtin_prefetch(a.S + static_cast<int64_t>(a.indices[e]) * a.k0);
+  }
+}
+
+// Sets of at most this many rows are prefetched whole before they are computed.
+constexpr int64_t kPrefetchAll = 64;
+
 // Rows [begin, end) of layer_rows; returns how many changed a watched channel.
 template <typename T>
 inline int64_t layer_row_range(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace<T>& w, int64_t begin,
                                int64_t end) {
   int64_t num_changed = 0;
   const bool reads_edges = !P.edges.source_free;
+  const bool whole = L.edges.rows && begin == 0 && end <= kPrefetchAll;
+  if (whole) prefetch_all(L, reads_edges, end);
   for (int64_t i = begin; i < end; ++i) {
-    if (L.edges.rows) prefetch_ahead(L, reads_edges, i, end);
+    if (L.edges.rows && !whole) prefetch_ahead(L, reads_edges, i, end);
     num_changed += layer_row(L, P, w, i) ? 1 : 0;
   }
   return num_changed;
@@ -1011,7 +1075,7 @@ inline int64_t layer_row_range(const LayerArgs<T>& L, const LayerPlan<T>& P, Row
 }  // namespace detail
 
 // Rows up to this many run on the calling thread: a parallel region costs more than them.
-constexpr int64_t kSerialRows = 1024;
+constexpr int64_t kSerialRows = 512;
 
 // The row loop of layer_pass, with its plan already built and the arguments validated.
 // `serial` (optional) holds the calling thread's buffers, reused for steps small enough to
