@@ -410,6 +410,12 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
             rows_below = rows_here;
           } while (rows_below > 1);
         } else {
+          // the leaves' blocks of the changed rows, fetched together (scattered on large graphs)
+          const int64_t block_bytes = detail::kTreeFanout * r * static_cast<int64_t>(sizeof(T));
+          for (int64_t v : changed) {
+            const char* blk = reinterpret_cast<const char*>(cache + (v - v % detail::kTreeFanout) * r);
+            for (int64_t off = 0; off < block_bytes; off += 64) __builtin_prefetch(blk + off, 1);
+          }
           for (int64_t v : changed) {
             detail::node_readout(ly, rp, out + v * fz, a.hx, cache + v * r, xa.data(), xb.data());
             leaf_update(v);
