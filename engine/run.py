@@ -143,6 +143,11 @@ def run(args) -> dict:
     return report
 
 
+def _percent(fraction: float) -> str:
+    """A share as a percentage with two significant digits however small (0.0015%)."""
+    return f"{fraction * 100:.2g}%" if 0 < fraction < 0.01 else f"{fraction:.2%}"
+
+
 def format_report(r: dict) -> str:
     g = r["graph"]
     lines = [
@@ -153,7 +158,8 @@ def format_report(r: dict) -> str:
         f"({'directed' if g['directed'] else 'undirected'}, seed {g['seed']})"
         + (f", source {r['source']}" if r["source"] is not None else ""),
         f"steps      {r['steps']} ({r['mode']} mode: {r['node_updates']:,} node updates"
-        f" = {r['node_updates'] / max(1, g['nodes'] * r['steps'] * r['model']['layers_per_step']):.2%} of dense)"
+        f" = {_percent(r['node_updates'] / max(1, g['nodes'] * r['steps'] * r['model']['layers_per_step']))}"
+        " of dense)"
         + ("" if r["converged"] else " (stopped at the step limit)"),
         "time       " + "  ".join(f"{k} {v:.3f} s" for k, v in r["seconds"].items()),
         f"throughput {r['node_updates_per_second'] / 1e6:.1f} M node updates/s"
