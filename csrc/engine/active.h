@@ -376,8 +376,9 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
           const int64_t lo = j * detail::kTreeFanout, hi = std::min(rows_below, lo + detail::kTreeFanout);
           bool changed_any = false;
           for (int64_t c = 0; c < r; ++c) {
+            const bool take_max = is_max[static_cast<size_t>(c)] != 0;
             T acc = below[lo * r + c];
-            for (int64_t x = lo + 1; x < hi; ++x) acc = detail::tree_pick(acc, below[x * r + c], is_max[static_cast<size_t>(c)] != 0);
+            for (int64_t x = lo + 1; x < hi; ++x) acc = detail::tree_pick(acc, below[x * r + c], take_max);
             const T old = above[j * r + c];
             if (std::memcmp(&acc, &old, sizeof(T)) != 0) changed_any = true;  // bitwise
             above[j * r + c] = acc;
