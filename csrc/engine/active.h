@@ -307,27 +307,13 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
       }
       // 3. per-node parts of the first message layer, for the rows whose input changed
       const int64_t k0 = E.k0;
-      // y = z_v @ W over the nonzero rows of W (all-zero rows add exact zeros: skipped)
-      auto product = [&](const T* W, const std::vector<int64_t>& nz, const std::vector<char>& zero, const T* zv,
-                         T* y) {
-        for (int64_t c = 0; c < k0; ++c) y[c] = T(0);
-        if (nz.empty()) return;
-        if (k0 >= detail::kWideLayer) {
-          detail::dense_accumulate(W, zero.data(), fz, k0, zv, y);
-          return;
-        }
-        for (int64_t j : nz) {
-          const T zj = zv[j];
-          const T* w = W + j * k0;
-          for (int64_t c = 0; c < k0; ++c) y[c] += zj * w[c];
-        }
-      };
+      // S[v] = z_v @ W_src, Q[v] = z_v @ W_dst + bias (all-zero rows of W add exact zeros: skipped)
       auto parts = [&](int64_t v) {
         const T* zv = inp + v * fz;
-        product(ly.W_src, ly.src_rows, ly.src_zero, zv, ly.S + v * k0);
+        detail::row_product(ly.W_src, ly.src_rows, ly.src_zero, fz, k0, zv, ly.S + v * k0);
         if (!ly.W_dst) return;
         T* q = ly.Q + v * k0;
-        product(ly.W_dst, ly.dst_rows, ly.dst_zero, zv, q);
+        detail::row_product(ly.W_dst, ly.dst_rows, ly.dst_zero, fz, k0, zv, q);
         for (int64_t c = 0; c < k0; ++c) q[c] = q[c] + ly.bias[c];
       };
       if (everything) {

@@ -923,30 +923,47 @@ void validate_layer(const LayerArgs<T>& L) {
     throw std::invalid_argument("gate MLP must end with the state width");
 }
 
-// Y = A @ W for A (rows x in) and W (in x out), row-major: y[r, o] = sum_i A[r, i] * W[i, o],
-// inputs ascending from +0, all-zero rows of W skipped (the same sums as the per-node parts
-// of run_steps and as NumPy's einsum over these shapes). Rows in parallel.
+namespace detail {
+
+// y = x @ W for one row: y[o] = sum_i x[i] * W[i, o], inputs ascending from +0, skipping the
+// all-zero rows of W (`nz` lists the others, `zero` flags them).
 template <typename T>
-void project(const T* A, int64_t rows, int64_t in, const T* W, int64_t out, T* Y) {
-  const std::vector<char> zero = detail::zero_rows(W, in, out);
+inline void row_product(const T* W, const std::vector<int64_t>& nz, const std::vector<char>& zero, int64_t in,
+                        int64_t out, const T* x, T* y) {
+  for (int64_t o = 0; o < out; ++o) y[o] = T(0);
+  if (nz.empty()) return;
+  if (out >= kWideLayer) {
+    dense_accumulate(W, zero.data(), in, out, x, y);
+    return;
+  }
+  for (int64_t i : nz) {
+    const T xi = x[i];
+    const T* w = W + i * out;
+    for (int64_t o = 0; o < out; ++o) y[o] += xi * w[o];
+  }
+}
+
+// The nonzero rows of W (in x out), ascending.
+template <typename T>
+std::vector<int64_t> nonzero_rows(const T* W, int64_t in, int64_t out) {
+  const std::vector<char> zero = zero_rows(W, in, out);
   std::vector<int64_t> nz;
   for (int64_t i = 0; i < in; ++i)
     if (!zero[static_cast<size_t>(i)]) nz.push_back(i);
+  return nz;
+}
+
+}  // namespace detail
+
+// Y = A @ W for A (rows x in) and W (in x out), row-major, by detail::row_product (the same
+// sums as the per-node parts of run_steps and as NumPy's einsum over these shapes). Rows in
+// parallel.
+template <typename T>
+void project(const T* A, int64_t rows, int64_t in, const T* W, int64_t out, T* Y) {
+  const std::vector<char> zero = detail::zero_rows(W, in, out);
+  const std::vector<int64_t> nz = detail::nonzero_rows(W, in, out);
 #pragma omp parallel for schedule(static) if (rows > 16384)
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* a = A + r * in;
-    T* y = Y + r * out;
-    for (int64_t o = 0; o < out; ++o) y[o] = T(0);
-    if (out >= detail::kWideLayer) {
-      detail::dense_accumulate(W, zero.data(), in, out, a, y);
-      continue;
-    }
-    for (int64_t i : nz) {
-      const T ai = a[i];
-      const T* w = W + i * out;
-      for (int64_t o = 0; o < out; ++o) y[o] += ai * w[o];
-    }
-  }
+  for (int64_t r = 0; r < rows; ++r) detail::row_product(W, nz, zero, in, out, A + r * in, Y + r * out);
 }
 
 // One thread's buffers for layer_rows: the reduction scratch and the node MLPs' outputs.
