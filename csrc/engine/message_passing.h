@@ -956,8 +956,8 @@ std::vector<int64_t> nonzero_rows(const T* W, int64_t in, int64_t out) {
 }  // namespace detail
 
 // Y = A @ W for A (rows x in) and W (in x out), row-major, by detail::row_product (the same
-// sums as the per-node parts of run_steps and as NumPy's einsum over these shapes). Rows in
-// parallel.
+// sums as the per-node parts of run_steps and as the executor's small products in NumPy).
+// Rows in parallel.
 template <typename T>
 void project(const T* A, int64_t rows, int64_t in, const T* W, int64_t out, T* Y) {
   const std::vector<char> zero = detail::zero_rows(W, in, out);

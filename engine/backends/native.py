@@ -48,8 +48,8 @@ class NativeBackend(Backend):
                                   _untrusted(graph))
 
     def project(self, A, W, out):
-        """``out[:] = A @ W`` for small weight matrices, in C++ threads (the sums NumPy's einsum
-        makes for these shapes)."""
+        """``out[:] = A @ W`` for small weight matrices, in C++ threads: the sums of
+        ``engine.execute._mm`` (inputs ascending, all-zero rows of ``W`` skipped), bit for bit."""
         _native.project(A, W, out)
         return out
 
