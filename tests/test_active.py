@@ -166,3 +166,39 @@ def test_native_loop_random_models_modes_agree(n, m, seed, layers, kind):
         np.testing.assert_array_equal(r.final_state, runs[0].final_state)
     python = engine.execute(model, g, 0, backend="native", steps=6, mode="dense", hidden=True)
     np.testing.assert_array_equal(runs[0].final_state, python.hidden[-1])
+
+
+@pytest.mark.parametrize("part", ["message.src", "message.dst", "update.node", "gate.node"])
+@pytest.mark.parametrize("columns", ["addresses", "broadcast", "scan broadcast"])
+def test_native_loop_address_changes_on_perturbed_dfs(part, columns):
+    """The native loop recomputes a row after a graph-state change only where the layer reads
+    the changed address or broadcast columns. Compiled DFS with random weights on those
+    columns in one part of each layer (message source or destination, update, gate) reads
+    them there alone: its active runs still equal its dense runs and the Python loop, bit for
+    bit. ("scan broadcast": only the broadcast id of the scanned node, which keeps its value
+    while other pointers move, so a node that a pointer leaves changes that column alone.)"""
+    if "native" not in engine.backends.available_backends():
+        pytest.skip("native backend not built")
+    base = engine.compile("dfs")
+    spec = base.spec
+    addr = base.hidden + 1  # z = [h, id, addresses, broadcast]
+    bcast = addr + len(spec["graph_pointers"])
+    lo, hi = {"addresses": (addr, bcast), "broadcast": (bcast, bcast + len(spec["graph_broadcast"])),
+              "scan broadcast": (bcast, bcast + 1)}[columns]
+    assert spec["graph_broadcast"][0] in spec["graph_pointers"]  # the first broadcast is a pointer's id
+    for seed in range(2):
+        rng = np.random.default_rng(seed)
+        weights = {k: v.copy() for k, v in base.weights.items()}
+        for i in range(len(spec["layers"])):
+            W = weights[f"layers.{i}.{part}"]
+            rows = rng.choice(np.arange(lo, hi), size=min(2, hi - lo), replace=False)
+            cols = rng.integers(0, W.shape[1], size=rows.size)
+            W[rows, cols] = rng.choice([-0.5, 0.25, 1.0], size=rows.size).astype(W.dtype)
+        model = engine.Model(spec, weights)
+        g = generators.erdos_renyi(60, 3, directed=True, seed=seed)
+        runs = [engine.execute(model, g, backend="native", steps=40, mode=m) for m in ("dense", "active", "auto")]
+        python = engine.execute(model, g, backend="native", steps=40, mode="dense", hidden=True)
+        for r in runs:
+            np.testing.assert_array_equal(r.final_state, python.hidden[-1])
+            np.testing.assert_array_equal(r.final_graph, python.final_graph)
+        assert runs[1].node_updates < runs[0].node_updates

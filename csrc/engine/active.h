@@ -47,6 +47,9 @@ struct LoopLayer {
   // Which input columns this layer's messages read (nonzero rows of W_src): a change there
   // reaches the out-neighbours; a change elsewhere only the row itself. Set by run_steps.
   std::vector<uint8_t> src_reads;
+  // Which input columns the layer reads at all (messages, update, gate): a change elsewhere
+  // leaves its output as it was. Set by run_steps.
+  std::vector<uint8_t> node_reads;
   std::vector<int64_t> src_rows, dst_rows;  // nonzero rows of W_src / W_dst
   std::vector<char> src_zero, dst_zero;     // the complement, as masks
 };
@@ -108,36 +111,47 @@ void set_address(const LoopArgs<T>& a, T* buf, T* buf_g, const T* g) {
   std::copy(g, g + a.dg, buf_g);
 }
 
-// Rows whose address/broadcast features differ between graph states g_old and g_new (into
-// `out`), and among them those whose changed features the layer's messages read (into
-// `out_msg`, given the layer's column mask `reads`).
+// Rows whose address/broadcast features differ between graph states g_old and g_new and
+// whose changed features the layer reads at all (`node_reads`: its update, gate or either
+// message part) go to `out`; those whose changed features its messages read (`msg_reads`, a
+// subset of node_reads) also to `out_msg`. A pointer that moves changes its address column at
+// both ends and may add or remove the broadcast columns there; a changed broadcast value
+// changes that column at every addressed node. A row whose changed features the layer never
+// reads keeps its previous output.
 template <typename T>
-void address_delta(const LoopArgs<T>& a, const T* g_old, const T* g_new, const std::vector<uint8_t>& reads,
-                   std::vector<int64_t>& out, std::vector<int64_t>& out_msg) {
+void address_delta(const LoopArgs<T>& a, const T* g_old, const T* g_new, const std::vector<uint8_t>& msg_reads,
+                   const std::vector<uint8_t>& node_reads, std::vector<int64_t>& out, std::vector<int64_t>& out_msg) {
   const int64_t np = static_cast<int64_t>(a.pointers.size());
-  bool bcast_same = true, bcast_read = false;
+  bool bcast_same = true;
+  bool any_node = false, any_msg = false;          // the layer reads some broadcast column
+  bool changed_node = false, changed_msg = false;  // ... some broadcast column whose value changed
   for (size_t b = 0; b < a.broadcast.size(); ++b) {
-    bcast_same = bcast_same && (g_old[a.broadcast[b]] == g_new[a.broadcast[b]]);
-    bcast_read = bcast_read || reads[static_cast<size_t>(a.bcast_col) + b];
+    const size_t col = static_cast<size_t>(a.bcast_col) + b;
+    const bool same = g_old[a.broadcast[b]] == g_new[a.broadcast[b]];
+    bcast_same = bcast_same && same;
+    any_node = any_node || node_reads[col];
+    any_msg = any_msg || msg_reads[col];
+    changed_node = changed_node || (!same && node_reads[col]);
+    changed_msg = changed_msg || (!same && msg_reads[col]);
   }
   for (int64_t k = 0; k < np; ++k) {
     const int64_t x = addressed(a, g_old, k), y = addressed(a, g_new, k);
-    if (x == y && bcast_same) continue;
-    const bool read = reads[static_cast<size_t>(a.addr_col + k)] || (!bcast_same && bcast_read);
+    if (x == y) continue;  // same column; a broadcast change is handled below
+    const size_t col = static_cast<size_t>(a.addr_col + k);
+    const bool node = node_reads[col] || any_node, msg = msg_reads[col] || any_msg;
     for (int64_t v : {x, y}) {
       if (v < 0) continue;
-      out.push_back(v);
-      if (read) out_msg.push_back(v);
+      if (node) out.push_back(v);
+      if (msg) out_msg.push_back(v);
     }
   }
-  if (!bcast_same) {  // a node addressed by several pointers sees the broadcast through any
-    for (int64_t k = 0; k < np; ++k)
-      for (int64_t v : {addressed(a, g_old, k), addressed(a, g_new, k)})
-        if (v >= 0) {
-          out.push_back(v);
-          if (bcast_read) out_msg.push_back(v);
-        }
-  }
+  if (bcast_same || !changed_node) return;
+  for (int64_t k = 0; k < np; ++k)  // a node addressed by several pointers sees the broadcast through any
+    for (int64_t v : {addressed(a, g_old, k), addressed(a, g_new, k)})
+      if (v >= 0) {
+        out.push_back(v);
+        if (changed_msg) out_msg.push_back(v);
+      }
 }
 
 // The readout reductions are kept in a 16-ary tree over the nodes: level 0 is the cache
@@ -224,7 +238,13 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
       ly.dst_zero.push_back(dst_nz ? 0 : 1);
     }
     E.S_zero = ly.src_rows.empty();
+    ly.node_reads.assign(ly.src_reads.begin(), ly.src_reads.end());
+    for (int64_t j : ly.dst_rows) ly.node_reads[static_cast<size_t>(j)] = 1;
     plans.emplace_back(ly.layer);
+    for (const auto* zero : {&plans.back().update.zero_z, ly.layer.gated ? &plans.back().gate.zero_z : nullptr})
+      if (zero)
+        for (int64_t j = 0; j < fz; ++j)
+          if (!(*zero)[static_cast<size_t>(j)]) ly.node_reads[static_cast<size_t>(j)] = 1;
     const int64_t r = static_cast<int64_t>(ly.readout_is_max.size());
     readout_plans.emplace_back(ly.has_readout ? detail::NodePlan<T>(ly.readout, a.hx, 0) : plans.back().update);
     update_plans.emplace_back(ly.has_graph_update ? detail::NodePlan<T>(ly.graph_update, dg, r) : plans.back().update);
@@ -264,7 +284,7 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
       adelta.clear();
       adelta_msg.clear();
       if (dg && !a.pointers.empty()) {
-        detail::address_delta(a, ly.last_g, a.g, ly.src_reads, adelta, adelta_msg);
+        detail::address_delta(a, ly.last_g, a.g, ly.src_reads, ly.node_reads, adelta, adelta_msg);
         detail::set_address(a, inp, a.buf_g[ii], a.g);
       }
       if (dg) std::copy(a.g, a.g + dg, ly.last_g);
