@@ -3,13 +3,14 @@
 // A node's next state is a deterministic function of its own state and inputs, of its
 // in-neighbours' states and edge inputs, and of the graph state where a pointer addresses
 // the node. So when an application of layer i sees the set D of rows whose inputs changed
-// since its previous application (their state, or their address and broadcast features),
-// only D and the out-neighbours of D can change; every other row keeps the output it had
-// then. run_steps recomputes exactly those rows (an active application), or every row when
-// that is cheaper (a dense application), keeps the per-node parts of each first message
-// layer and each layer's readout values up to date at changed rows only, and maintains the
-// readout reductions with 16-ary trees, so that a step costs about what it changes. Results
-// do not depend on which kind of application ran, nor on the thread count.
+// since its previous application (their state, or address and broadcast features that the
+// layer reads), only D and the out-neighbours of the rows of D whose change its messages read
+// can change; every other row keeps the output it had then. run_steps recomputes exactly
+// those rows (an active application), or every row when that is cheaper (a dense
+// application), keeps the per-node parts of each first message layer and each layer's
+// readout values up to date at changed rows only, and maintains the readout reductions with
+// 16-ary trees, so that a step costs about what it changes. Results do not depend on which
+// kind of application ran, nor on the thread count.
 #pragma once
 
 #include <algorithm>
