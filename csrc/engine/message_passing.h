@@ -1020,10 +1020,6 @@ inline bool layer_row(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace
   return watched;
 }
 
-}  // namespace detail
-
-namespace detail {
-
 // Prefetch for the selected rows ahead of position i (< end): scattered rows (active steps)
 // miss the cache, so each dependent level is fetched one row earlier than the next (the
 // in-edge range four rows ahead, the edge list three ahead, the edges' sources and both
