@@ -261,6 +261,7 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
   for (int64_t i = 0; i < L; ++i)
     a.layers[static_cast<size_t>(i)].layer.msg_watch = a.layers[static_cast<size_t>((i + 1) % L)].src_reads.data();
 
+  const int64_t root_row = detail::readout_tree_rows(n) - 1;  // of every readout tree
   for (int64_t step = 0; step < a.max_steps; ++step) {
     // the first step of a multi-layer model compares its result with the state it started
     // from (its layers' outputs are not comparable with their inputs); one layer compares
@@ -429,7 +430,7 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
             leaf_update(v);
           }
         }
-        const T* root = tree + (detail::readout_tree_rows(n) - 1) * r;
+        const T* root = tree + root_row * r;
         red.assign(root, root + r);
         if (ly.has_graph_update) {
           const T* nv = detail::node_mlp(ly.graph_update, update_plans[static_cast<size_t>(i)], a.g, dg, red.data(), r,
