@@ -493,16 +493,6 @@ class _ActiveStepper:
         return z, None, count, g
 
 
-def _readout_tree_rows(n: int) -> int:
-    """Rows of the native loop's 16-ary readout tree over ``n`` nodes (csrc/engine/active.h)."""
-    rows, m = 0, max(n, 1)
-    while True:
-        m = -(-m // 16)
-        rows += m
-        if m == 1:
-            return rows
-
-
 class _NativeLoop:
     """Steps run by the backend's own loop (``run_steps``, csrc/engine/active.h), in chunks
     between which the executor reports progress. The same decisions as
@@ -543,7 +533,7 @@ class _NativeLoop:
                 ld["readout"] = (W, np.zeros((0, W.shape[1]), dtype=dtype), bias, act, list(tail),
                                  is_max.astype(np.uint8))
                 ld["readout_cache"] = np.zeros((n, r), dtype=dtype)
-                ld["readout_tree"] = np.zeros((_readout_tree_rows(n), r), dtype=dtype)
+                ld["readout_tree"] = np.zeros((run.backend.readout_tree_rows(n), r), dtype=dtype)
                 for key in ("graph_update", "graph_gate"):
                     if b[key] is not None:
                         Wg, Wr, b0, a0, t = b[key]

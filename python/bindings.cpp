@@ -488,6 +488,8 @@ PYBIND11_MODULE(_native, m) {
         "(steps, converged, node_updates, applications, changed).");
   m.def("project", &project, py::arg("A"), py::arg("W"), py::arg("out"),
         "out = A @ W (inputs ascending, all-zero rows of W skipped), rows in parallel.");
+  m.def("readout_tree_rows", &engine::detail::readout_tree_rows, py::arg("n"),
+        "Rows of run_steps' 16-ary readout tree over n nodes (its readout_tree argument is that x r).");
   m.def("transpose", &transpose, py::arg("indptr"), py::arg("indices"),
         "CSR by destination -> CSR by source (counting sort): (out_indptr, targets, edge_ids).");
   m.def("set_num_threads", &engine::set_threads, py::arg("n"));

@@ -63,5 +63,10 @@ class NativeBackend(Backend):
     # The whole step loop of a one-layer model in C++ (see csrc/engine/active.h).
     has_step_loop = True
 
+    def readout_tree_rows(self, n: int) -> int:
+        """Rows of the loop's readout tree over ``n`` nodes (its ``readout_tree`` argument is
+        that many rows by the readout width)."""
+        return int(_native.readout_tree_rows(int(n)))
+
     def run_steps(self, graph, **kwargs):
         return _native.run_steps(dict(kwargs, check_edges=_untrusted(graph)))
