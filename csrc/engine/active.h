@@ -342,9 +342,14 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
 #pragma omp parallel for schedule(static)
         for (int64_t v = 0; v < n; ++v) parts(v);
       } else {
+        // a parallel region costs more than a few rows, even one that an if clause keeps serial
         const int64_t nd = static_cast<int64_t>(delta.size());
-#pragma omp parallel for schedule(static) if (nd > 4096)
-        for (int64_t j = 0; j < nd; ++j) parts(delta[static_cast<size_t>(j)]);
+        if (nd > 4096) {
+#pragma omp parallel for schedule(static)
+          for (int64_t j = 0; j < nd; ++j) parts(delta[static_cast<size_t>(j)]);
+        } else {
+          for (int64_t v : delta) parts(v);
+        }
       }
       // 4. the layer
       Ly.z = inp;
