@@ -1021,16 +1021,19 @@ inline bool layer_row(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace
 }
 
 // Prefetch for the selected rows ahead of position i (< end): scattered rows (active steps)
-// miss the cache, so each dependent level is fetched one row earlier than the next (the
-// in-edge range four rows ahead, the edge list three ahead, the edges' sources and both
-// state rows two ahead).
+// miss the cache, so each dependent level is fetched kAhead rows earlier than the next (the
+// in-edge range 4 kAhead rows ahead, the edge list 3 kAhead, the edges' sources and both
+// state rows 2 kAhead). A row costs a few tens of nanoseconds, a miss to memory about a
+// hundred, so the distance spans several rows (1000 x 1000 grid BFS: kAhead 8 is 3-4% faster
+// than 1).
+constexpr int64_t kAhead = 8;
 template <typename T>
 inline void prefetch_ahead(const LayerArgs<T>& L, bool reads_edges, int64_t i, int64_t end) {
   const EdgePassArgs<T>& a = L.edges;
-  if (i + 4 < end) __builtin_prefetch(a.indptr + a.rows[i + 4]);
-  if (reads_edges && i + 3 < end) __builtin_prefetch(a.indices + a.indptr[a.rows[i + 3]]);
-  if (i + 2 >= end) return;
-  const int64_t v = a.rows[i + 2];
+  if (i + 4 * kAhead < end) __builtin_prefetch(a.indptr + a.rows[i + 4 * kAhead]);
+  if (reads_edges && i + 3 * kAhead < end) __builtin_prefetch(a.indices + a.indptr[a.rows[i + 3 * kAhead]]);
+  if (i + 2 * kAhead >= end) return;
+  const int64_t v = a.rows[i + 2 * kAhead];
   const T* z = L.z + v * L.fz;
   const T* o = L.out + v * L.fz;
   __builtin_prefetch(z);
