@@ -813,6 +813,95 @@ __attribute__((always_inline)) inline void node_mlp_packed(const NodePlan<T>& p,
   for (int o = 0; o < Lanes; ++o) x[o] = hz[o];
 }
 
+// Two packed layers' products interleaved: acc1 += x1 @ l1 and acc2 += x2 @ l2, each with
+// packed_accumulate's order (its nonzero rows ascending). The two dependency chains overlap,
+// so a row's update and gate MLPs cost about one chain instead of two.
+template <typename T, int Lanes>
+__attribute__((always_inline)) inline void packed_accumulate_pair(const PackedLayer<T>& l1, const T* __restrict x1,
+                                                                  T* __restrict acc1, const PackedLayer<T>& l2,
+                                                                  const T* __restrict x2, T* __restrict acc2) {
+  static_assert(Lanes % 16 == 0, "lanes come in blocks of 16");
+  const int64_t n1 = static_cast<int64_t>(l1.rows.size()), n2 = static_cast<int64_t>(l2.rows.size());
+  const int64_t both = std::min(n1, n2);
+  const int64_t* __restrict r1 = l1.rows.data();
+  const int64_t* __restrict r2 = l2.rows.data();
+  for (int b = 0; b < Lanes; b += 16) {
+    const T* __restrict w1 = l1.weight.data() + b;
+    const T* __restrict w2 = l2.weight.data() + b;
+    T a1[16], a2[16];
+    for (int o = 0; o < 16; ++o) { a1[o] = acc1[b + o]; a2[o] = acc2[b + o]; }
+    int64_t j = 0;
+    for (; j < both; ++j) {
+      const T y1 = x1[r1[j]], y2 = x2[r2[j]];
+      const T* __restrict v1 = w1 + j * Lanes;
+      const T* __restrict v2 = w2 + j * Lanes;
+      for (int o = 0; o < 16; ++o) {
+        a1[o] += y1 * v1[o];
+        a2[o] += y2 * v2[o];
+      }
+    }
+    for (int64_t i = j; i < n1; ++i) {
+      const T y1 = x1[r1[i]];
+      const T* __restrict v1 = w1 + i * Lanes;
+      for (int o = 0; o < 16; ++o) a1[o] += y1 * v1[o];
+    }
+    for (int64_t i = j; i < n2; ++i) {
+      const T y2 = x2[r2[i]];
+      const T* __restrict v2 = w2 + i * Lanes;
+      for (int o = 0; o < 16; ++o) a2[o] += y2 * v2[o];
+    }
+    for (int o = 0; o < 16; ++o) { acc1[b + o] = a1[o]; acc2[b + o] = a2[o]; }
+  }
+}
+
+// One packed layer's bias and activation on its accumulator: h = act(t + b).
+template <typename T, int Lanes>
+__attribute__((always_inline)) inline void packed_finish(const PackedLayer<T>& l, const T* t, T* h) {
+  const T* b = l.bias.data();
+  for (int o = 0; o < Lanes; ++o) h[o] = activate(t[o] + b[o], l.act);
+}
+
+// node_mlp_packed for two MLPs of the same lanes on the same inputs (a layer's update and
+// gate), layer by layer interleaved: each result equals node_mlp_packed's bit for bit.
+template <typename T, int Lanes>
+__attribute__((always_inline)) inline void node_mlp_packed_pair(const NodePlan<T>& p, const NodePlan<T>& q,
+                                                                const T* z, const T* agg, int64_t k, T* x,
+                                                                T* y) {
+  T hz[Lanes], ha[Lanes], gz[Lanes], ga[Lanes];
+  for (int o = 0; o < Lanes; ++o) { hz[o] = T(0); ha[o] = T(0); gz[o] = T(0); ga[o] = T(0); }
+  packed_accumulate_pair<T, Lanes>(p.first_z, z, hz, q.first_z, z, gz);
+  if (k > 0) packed_accumulate_pair<T, Lanes>(p.first_a, agg, ha, q.first_a, agg, ga);
+  {
+    const T* b0 = p.first_z.bias.data();
+    const T* c0 = q.first_z.bias.data();
+    for (int o = 0; o < Lanes; ++o) {
+      hz[o] = activate((hz[o] + ha[o]) + b0[o], p.first_z.act);
+      gz[o] = activate((gz[o] + ga[o]) + c0[o], q.first_z.act);
+    }
+  }
+  const size_t np = p.tail.size(), nq = q.tail.size(), nb = std::min(np, nq);
+  for (size_t li = 0; li < nb; ++li) {
+    T t[Lanes], u[Lanes];
+    for (int o = 0; o < Lanes; ++o) { t[o] = T(0); u[o] = T(0); }
+    packed_accumulate_pair<T, Lanes>(p.tail[li], hz, t, q.tail[li], gz, u);
+    packed_finish<T, Lanes>(p.tail[li], t, hz);
+    packed_finish<T, Lanes>(q.tail[li], u, gz);
+  }
+  for (size_t li = nb; li < np; ++li) {
+    T t[Lanes];
+    for (int o = 0; o < Lanes; ++o) t[o] = T(0);
+    packed_accumulate<T, Lanes>(p.tail[li], hz, t);
+    packed_finish<T, Lanes>(p.tail[li], t, hz);
+  }
+  for (size_t li = nb; li < nq; ++li) {
+    T u[Lanes];
+    for (int o = 0; o < Lanes; ++o) u[o] = T(0);
+    packed_accumulate<T, Lanes>(q.tail[li], gz, u);
+    packed_finish<T, Lanes>(q.tail[li], u, gz);
+  }
+  for (int o = 0; o < Lanes; ++o) { x[o] = hz[o]; y[o] = gz[o]; }
+}
+
 // The packed node MLP compiled for several instruction sets, like dense_accumulate (the
 // same IEEE operations per lane on every clone).
 #define ENGINE_DEFINE_PACKED_MLP(T)                                                                          \
@@ -823,6 +912,14 @@ __attribute__((always_inline)) inline void node_mlp_packed(const NodePlan<T>& p,
   ENGINE_ISA_CLONES static void node_mlp_packed32(const NodePlan<T>& p, const T* z, const T* agg, int64_t k, \
                                                   T* x) {                                                   \
     node_mlp_packed<T, 32>(p, z, agg, k, x);                                                                \
+  }                                                                                                         \
+  ENGINE_ISA_CLONES static void node_mlp_packed16_pair(const NodePlan<T>& p, const NodePlan<T>& q, const T* z, \
+                                                       const T* agg, int64_t k, T* x, T* y) {               \
+    node_mlp_packed_pair<T, 16>(p, q, z, agg, k, x, y);                                                     \
+  }                                                                                                         \
+  ENGINE_ISA_CLONES static void node_mlp_packed32_pair(const NodePlan<T>& p, const NodePlan<T>& q, const T* z, \
+                                                       const T* agg, int64_t k, T* x, T* y) {               \
+    node_mlp_packed_pair<T, 32>(p, q, z, agg, k, x, y);                                                     \
   }
 
 ENGINE_DEFINE_PACKED_MLP(float)
@@ -999,9 +1096,21 @@ inline bool layer_row(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace
   const T* agg = w.s.agg.data();
   if (a.out) std::copy(agg, agg + plan.k_out, a.out + i * plan.k_out);
   const T* z = L.z + v * L.fz;
-  const T* nv = node_mlp(L.update, P.update, z, L.fz, agg, plan.k_out, w.ua, w.ub);
+  const T* nv;
+  const T* gv = nullptr;
+  if (L.gated && P.update.lanes == 16 && P.gate.lanes == 16) {  // both chains at once
+    node_mlp_packed16_pair(P.update, P.gate, z, agg, plan.k_out, w.ua, w.ga);
+    nv = w.ua;
+    gv = w.ga;
+  } else if (L.gated && P.update.lanes == 32 && P.gate.lanes == 32) {
+    node_mlp_packed32_pair(P.update, P.gate, z, agg, plan.k_out, w.ua, w.ga);
+    nv = w.ua;
+    gv = w.ga;
+  } else {
+    nv = node_mlp(L.update, P.update, z, L.fz, agg, plan.k_out, w.ua, w.ub);
+    if (L.gated) gv = node_mlp(L.gate, P.gate, z, L.fz, agg, plan.k_out, w.ga, w.gb);
+  }
   T* out = L.out + v * L.fz;
-  const T* gv = L.gated ? node_mlp(L.gate, P.gate, z, L.fz, agg, plan.k_out, w.ga, w.gb) : nullptr;
   bool watched = false, any = false, msg = false;
   for (int64_t c = 0; c < L.d; ++c) {
     T val = nv[c];
@@ -1024,8 +1133,8 @@ inline bool layer_row(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace
 // miss the cache, so each dependent level is fetched kAhead rows earlier than the next (the
 // in-edge range 4 kAhead rows ahead, the edge list 3 kAhead, the edges' sources and both
 // state rows 2 kAhead). A row costs a few tens of nanoseconds, a miss to memory about a
-// hundred, so the distance spans several rows (1000 x 1000 grid BFS: kAhead 8 is 3-4% faster
-// than 1).
+// hundred, so the distance spans several rows (on a 1000 x 1000 grid, ~1500 rows a step,
+// kAhead 8 is 3-4% faster than 1).
 constexpr int64_t kAhead = 8;
 template <typename T>
 inline void prefetch_ahead(const LayerArgs<T>& L, bool reads_edges, int64_t i, int64_t end) {
