@@ -438,13 +438,22 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
         const T* root = tree + root_row * r;
         red.assign(root, root + r);
         if (ly.has_graph_update) {
-          const T* nv = detail::node_mlp(ly.graph_update, update_plans[static_cast<size_t>(i)], a.g, dg, red.data(), r,
-                                         xa.data(), xb.data());
-          gnew.assign(nv, nv + dg);
+          const auto& up = update_plans[static_cast<size_t>(i)];
+          const auto& gp = gate_plans[static_cast<size_t>(i)];
+          if (ly.has_graph_gate && up.lanes != 0 && up.lanes == gp.lanes) {  // both chains at once
+            if (up.lanes == 16) detail::node_mlp_packed16_pair(up, gp, a.g, red.data(), r, xa.data(), xb.data());
+            else detail::node_mlp_packed32_pair(up, gp, a.g, red.data(), r, xa.data(), xb.data());
+            gnew.assign(xa.data(), xa.data() + dg);
+            ggate.assign(xb.data(), xb.data() + dg);
+          } else {
+            const T* nv = detail::node_mlp(ly.graph_update, up, a.g, dg, red.data(), r, xa.data(), xb.data());
+            gnew.assign(nv, nv + dg);
+            if (ly.has_graph_gate) {
+              const T* gv = detail::node_mlp(ly.graph_gate, gp, a.g, dg, red.data(), r, xa.data(), xb.data());
+              ggate.assign(gv, gv + dg);
+            }
+          }
           if (ly.has_graph_gate) {
-            const T* gv = detail::node_mlp(ly.graph_gate, gate_plans[static_cast<size_t>(i)], a.g, dg, red.data(), r,
-                                           xa.data(), xb.data());
-            ggate.assign(gv, gv + dg);
             for (int64_t c = 0; c < dg; ++c) {
               const T gg = detail::sigmoid(ggate[static_cast<size_t>(c)]);
               a.g[c] = gg * gnew[static_cast<size_t>(c)] + (T(1) - gg) * a.g[c];
