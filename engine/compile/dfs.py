@@ -53,7 +53,10 @@ values ``spv = relu(scan - BIG (3 - a_cand - has_cand - SCAN - POP))`` (the scan
 id when pushed) and ``idv = relu(id - BIG (2 - a_top - POP))``. Gated writes:
 ``white = 0`` on push or disc, ``gray = 1 - fin`` on push, disc or fin, ``black = 1`` on fin,
 ``d = time + 0.01`` on disc, ``f = time + 0.01`` on fin, ``pi = spv`` on push,
-``sp = spv + idv`` on push or popr; ``psel = relu(sp - BIG (1 - a_scan))`` always.
+``sp = spv + idv`` on push or popr; ``psel = relu(sp - BIG (1 - a_scan))`` always;
+``cand = 0`` always (layer A rewrites it from its inputs, so clearing it here keeps its
+changes, at the scanned node's out-neighbours, from making those rows active again in the
+next step's layer A).
 
 Readouts: ``next_root = min(id + BIG - BIG white)``, ``nmax = max id``, ``parent = max psel``.
 Graph update (conditions from ``g``): ``push = relu(SCAN + POP + has_cand - 1)``,
@@ -246,7 +249,7 @@ def compile_dfs(dtype="float32"):
     net.dense(W1, GC, H)
     net.bias(b1, H)
     opens = {"white": ["push", "disc"], "gray": ["push", "disc", "fin"], "black": ["fin"], "d": ["disc"],
-             "f": ["fin"], "pi": ["push"], "sp": ["push", "popr"], "cand": [], "psel": None}
+             "f": ["fin"], "pi": ["push"], "sp": ["push", "popr"], "cand": None, "psel": None}
     for ch, conds in opens.items():
         if conds is None:
             net.unit(W1, ch, {}, b1, sat)
