@@ -84,6 +84,38 @@ def _mm(A: np.ndarray, W: np.ndarray, out=None) -> np.ndarray:
     return out
 
 
+def reduce_readout_channels(r: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Reduce readout values ``r`` (n x c) over the nodes, channel by channel.
+
+    ``codes[j]`` indexes :data:`registry.READOUT_CHANNELS`: ``min``/``max`` reduce channel
+    ``j`` alone, NaN-ignoring (``numpy.fmin``/``fmax``); ``argmin``/``argmax`` make ``j`` the
+    key of a group that runs over the following ``payload`` channels, all taken from the node
+    with the smallest/largest key (lowest index on ties; NaN keys never win; node 0 if every
+    key is NaN).
+    """
+    out = np.empty(r.shape[1], dtype=r.dtype)
+    payload = R.READOUT_CHANNELS.index("payload")
+    c = 0
+    while c < len(codes):
+        kind = R.READOUT_CHANNELS[codes[c]]
+        if kind in ("min", "max"):
+            out[c] = (np.fmax if kind == "max" else np.fmin).reduce(r[:, c])
+            c += 1
+            continue
+        stop = c + 1
+        while stop < len(codes) and codes[stop] == payload:
+            stop += 1
+        key = r[:, c]
+        valid = ~np.isnan(key)
+        best = 0
+        if valid.any():
+            target = key[valid].max() if kind == "argmax" else key[valid].min()
+            best = int(np.flatnonzero(valid & (key == target))[0])
+        out[c:stop] = r[best, c:stop]
+        c = stop
+    return out
+
+
 class _Runner:
     """Binds a model to a graph: inputs built once, weight blocks gathered once."""
 
@@ -167,12 +199,14 @@ class _Runner:
                   "readout": None, "graph_update": None, "graph_gate": None}
         if spec.get("readout") is not None:
             ro = spec["readout"]
-            kinds = []
+            codes = []  # per channel (R.READOUT_CHANNELS): an arg group is its key, then payload
             for g in ro["groups"]:
-                kinds += [g["kind"]] * g["size"]
+                codes += [R.code(g["kind"], R.READOUT_KINDS, "readout reduction")]
+                follow = "payload" if g["kind"] in R.ARG_REDUCE_KINDS else g["kind"]
+                codes += [R.READOUT_CHANNELS.index(follow)] * (g["size"] - 1)
             blocks["readout"] = (self.W[f"{p}.readout.node"], self.W[f"{p}.readout.bias"],
                                  R.code(ro["activations"][0], R.ACTIVATIONS, "activation"),
-                                 self._tail(f"{p}.readout", ro), np.array([k == "max" for k in kinds]))
+                                 self._tail(f"{p}.readout", ro), np.array(codes, dtype=np.uint8))
         for key in ("graph_update", "graph_gate"):
             if spec.get(key) is not None:
                 blocks[key] = (self.W[f"{p}.{key}.graph"], self.W[f"{p}.{key}.readout"], self.W[f"{p}.{key}.bias"],
@@ -227,9 +261,8 @@ class _Runner:
         return r.astype(self.dtype, copy=False)
 
     def reduce_readouts(self, blocks: dict, r: np.ndarray) -> np.ndarray:
-        """Readouts reduced over all nodes, max or min per channel, NaN-ignoring."""
-        is_max = blocks["readout"][4]
-        return np.where(is_max, np.fmax.reduce(r, axis=0), np.fmin.reduce(r, axis=0)).astype(self.dtype)
+        """Readouts reduced over all nodes (see :func:`reduce_readout_channels`)."""
+        return reduce_readout_channels(r, blocks["readout"][4]).astype(self.dtype)
 
     def graph_step(self, blocks: dict, z_out: np.ndarray, g):
         """Readouts of the new node states (over all nodes), then the graph update."""
@@ -528,10 +561,9 @@ class _NativeLoop:
                 readout=None, graph_update=None, graph_gate=None,
                 last_g=np.full(run.dg, np.nan, dtype=dtype))
             if b["readout"] is not None:
-                W, bias, act, tail, is_max = b["readout"]
-                r = len(is_max)
-                ld["readout"] = (W, np.zeros((0, W.shape[1]), dtype=dtype), bias, act, list(tail),
-                                 is_max.astype(np.uint8))
+                W, bias, act, tail, codes = b["readout"]
+                r = len(codes)
+                ld["readout"] = (W, np.zeros((0, W.shape[1]), dtype=dtype), bias, act, list(tail), codes)
                 ld["readout_cache"] = np.zeros((n, r), dtype=dtype)
                 ld["readout_tree"] = np.zeros((run.backend.readout_tree_rows(n), r), dtype=dtype)
                 for key in ("graph_update", "graph_gate"):

@@ -363,9 +363,9 @@ py::tuple run_steps_typed(const py::dict& kw) {
       const py::tuple ro = kwarg(ld, "readout").cast<py::tuple>();
       ly.has_readout = true;
       ly.readout = parse_node_mlp<T>(py::make_tuple(ro[0], ro[1], ro[2], ro[3], ro[4]), A.hx, 0, keep);
-      auto is_max = require<uint8_t>(ro[5], "readout kinds", {-1});
-      ly.readout_is_max.assign(is_max.data(), is_max.data() + is_max.shape(0));
-      const int64_t r = is_max.shape(0);
+      auto kinds = require<uint8_t>(ro[5], "readout kinds", {-1});
+      ly.readout_kinds.assign(kinds.data(), kinds.data() + kinds.shape(0));
+      const int64_t r = kinds.shape(0);
       const int64_t width = ly.readout.tail.empty() ? ly.readout.w0 : ly.readout.tail.back().out;
       if (width != r) throw py::value_error("readout width does not match its reduce kinds");
       ly.readout_cache = mutable_array<T>(kwarg(ld, "readout_cache"), "readout_cache", {n, r}, keep);
@@ -500,6 +500,10 @@ PYBIND11_MODULE(_native, m) {
   });
   m.def("activation_names", []() {
     std::vector<std::string> names(engine::kActivationNames.begin(), engine::kActivationNames.end());
+    return names;
+  });
+  m.def("readout_names", []() {
+    std::vector<std::string> names(engine::kReadoutNames.begin(), engine::kReadoutNames.end());
     return names;
   });
 #if defined(_OPENMP)

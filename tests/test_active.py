@@ -202,3 +202,52 @@ def test_native_loop_address_changes_on_perturbed_dfs(part, columns):
             np.testing.assert_array_equal(r.final_state, python.hidden[-1])
             np.testing.assert_array_equal(r.final_graph, python.final_graph)
         assert runs[1].node_updates < runs[0].node_updates
+
+
+def _readout_by_loop(r, kinds):
+    """Readout reductions by the definition, one node at a time (groups as (kind, size))."""
+    out, c = [], 0
+    for kind, size in kinds:
+        if kind in ("min", "max"):
+            for j in range(c, c + size):
+                vals = [x for x in r[:, j] if not np.isnan(x)]
+                out.append((max if kind == "max" else min)(vals) if vals else np.nan)
+        else:
+            best = 0
+            for v in range(r.shape[0]):
+                key, cur = r[v, c], r[best, c]
+                better = key > cur if kind == "argmax" else key < cur
+                if not np.isnan(key) and (np.isnan(cur) or better):
+                    best = v
+            out.extend(r[best, c:c + size])
+        c += size
+    return np.array(out, dtype=r.dtype)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 40), seed=st.integers(0, 10**6))
+def test_readout_reductions_follow_their_definition(n, seed):
+    from engine.execute import reduce_readout_channels
+    from engine.model.registry import READOUT_CHANNELS
+
+    rng = np.random.default_rng(seed)
+    kinds = [("argmax", 3), ("min", 1), ("argmin", 2), ("max", 2), ("argmax", 1)]
+    r = rng.integers(0, 4, size=(n, sum(s for _, s in kinds))).astype(np.float32)  # many ties
+    r[rng.random(r.shape) < 0.3] = np.nan
+    codes = []
+    for kind, size in kinds:
+        codes += [READOUT_CHANNELS.index(kind)] + [READOUT_CHANNELS.index(
+            "payload" if kind.startswith("arg") else kind)] * (size - 1)
+    got = reduce_readout_channels(r, np.array(codes, dtype=np.uint8))
+    np.testing.assert_array_equal(got, _readout_by_loop(r, kinds))
+
+
+def test_readout_arg_group_ties_and_nan_keys():
+    from engine.execute import reduce_readout_channels
+    from engine.model.registry import READOUT_CHANNELS
+
+    codes = np.array([READOUT_CHANNELS.index(k) for k in ("argmax", "payload", "argmin", "payload")], np.uint8)
+    nan = np.nan
+    r = np.array([[nan, 10, nan, 20], [3, 11, nan, 21], [3, 12, nan, 22], [1, 13, nan, 23]], dtype=np.float32)
+    # the first node with the largest key wins; with every key NaN, node 0
+    np.testing.assert_array_equal(reduce_readout_channels(r, codes), [3, 11, nan, 20])

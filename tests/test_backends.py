@@ -14,7 +14,7 @@ from engine.backends.reference import ReferenceBackend
 from engine.errors import BackendUnavailableError, EngineError
 from engine.graph import generators
 from engine.model.factory import mpnn_spec, random_model
-from engine.model.registry import ACTIVATIONS, REDUCE_KINDS
+from engine.model.registry import ACTIVATIONS, READOUT_CHANNELS, REDUCE_KINDS
 
 
 def test_native_is_built_when_strict():
@@ -26,6 +26,7 @@ def test_registry_agrees_with_cpp():
     native = pytest.importorskip("engine._native")
     assert tuple(native.reduce_names()) == REDUCE_KINDS
     assert tuple(native.activation_names()) == ACTIVATIONS
+    assert tuple(native.readout_names()) == READOUT_CHANNELS
 
 
 def test_backend_choice_and_errors(monkeypatch):

@@ -37,7 +37,10 @@ struct LoopLayer {
   // Optional readout and graph update (readout.Wa is unused: readouts read [h', x]).
   bool has_readout = false;
   NodeMLP<T> readout;        // on the first `hx` columns of the output rows
-  std::vector<uint8_t> readout_is_max;  // per readout channel: max (1) or min (0), NaN-ignoring
+  // per readout channel, a ReadoutReduce code: min/max (NaN-ignoring), or an argmin/argmax
+  // key followed by its payload channels (taken from the node with the best key, lowest index
+  // on ties, NaN keys never winning, node 0 if all keys are NaN)
+  std::vector<uint8_t> readout_kinds;
   T* readout_cache = nullptr;  // n x r: readout values of every node
   T* readout_tree = nullptr;   // readout_tree_rows(n) x r: the levels of a 16-ary reduction tree
   bool has_graph_update = false;
@@ -159,8 +162,9 @@ void address_delta(const LoopArgs<T>& a, const T* g_old, const T* g_new, const s
 // (n x r), level k >= 1 has ceil(n_{k-1} / 16) rows, row j reducing rows [16 j, 16 j + 16) of
 // level k - 1, up to a level of one row (the root). A changed leaf updates one row per
 // level, reading one contiguous block each, and stops where a level is unchanged. Every
-// entry is the leftmost extremal value of its block (NaN only if all are NaN), so the root
-// is the leftmost extremal leaf whatever the tree's shape.
+// entry is the leftmost extremal value of its block (NaN only if all are NaN), and an
+// argmin/argmax group the channels of its block's leftmost row with the best key, so the
+// root is the leftmost extremal leaf whatever the tree's shape.
 constexpr int64_t kTreeFanout = 16;
 
 inline int64_t readout_tree_rows(int64_t n) {
@@ -180,11 +184,48 @@ inline T tree_pick(T x, T y, bool is_max) {
   return is_max ? (y > x ? y : x) : (y < x ? y : x);
 }
 
+// The row in [lo, hi) of `rows` (r columns) whose column c is the best key: the largest
+// (is_max) or smallest, NaN never winning, the leftmost on ties and if all are NaN.
+template <typename T>
+inline int64_t tree_arg(const T* rows, int64_t r, int64_t c, int64_t lo, int64_t hi, bool is_max) {
+  int64_t best = lo;
+  T key = rows[lo * r + c];
+  for (int64_t x = lo + 1; x < hi; ++x) {
+    const T k = rows[x * r + c];
+    const bool better = (is_max ? k > key : k < key) || (key != key && k == k);
+    if (better) {
+      best = x;
+      key = k;
+    }
+  }
+  return best;
+}
+
+// Per readout channel, the end of its group: c + 1 for min/max, the end of the payload that
+// follows an argmin/argmax key. Throws std::invalid_argument on a malformed code list.
+inline std::vector<int64_t> readout_group_stops(const std::vector<uint8_t>& kinds) {
+  const int64_t r = static_cast<int64_t>(kinds.size());
+  std::vector<int64_t> stops(kinds.size(), 0);
+  for (int64_t c = 0; c < r;) {
+    const int code = kinds[static_cast<size_t>(c)];
+    if (code > static_cast<int>(ReadoutReduce::Payload))
+      throw std::invalid_argument("unknown readout reduce code");
+    if (code == static_cast<int>(ReadoutReduce::Payload))
+      throw std::invalid_argument("a readout payload channel must follow an argmin/argmax key");
+    int64_t stop = c + 1;
+    if (code == static_cast<int>(ReadoutReduce::ArgMin) || code == static_cast<int>(ReadoutReduce::ArgMax))
+      while (stop < r && kinds[static_cast<size_t>(stop)] == static_cast<uint8_t>(ReadoutReduce::Payload)) ++stop;
+    for (int64_t x = c; x < stop; ++x) stops[static_cast<size_t>(x)] = stop;
+    c = stop;
+  }
+  return stops;
+}
+
 template <typename T>
 void node_readout(const LoopLayer<T>& L, const NodePlan<T>& plan, const T* row, int64_t hx, T* out, T* xa,
                   T* xb) {
   const T* r = node_mlp<T>(L.readout, plan, row, hx, static_cast<const T*>(nullptr), 0, xa, xb);
-  const int64_t w = static_cast<int64_t>(L.readout_is_max.size());
+  const int64_t w = static_cast<int64_t>(L.readout_kinds.size());
   std::copy(r, r + w, out);
 }
 
@@ -209,6 +250,7 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
   std::vector<LayerPlan<T>> plans;
   std::vector<detail::NodePlan<T>> readout_plans, update_plans, gate_plans;
   std::vector<RowWorkspace<T>> workspaces;  // the calling thread's, for small applications
+  std::vector<std::vector<int64_t>> readout_stops;  // per layer and readout channel: its group's end
   int64_t scratch = 1;
   for (auto& ly : a.layers) {
     EdgePassArgs<T>& E = ly.layer.edges;
@@ -246,7 +288,8 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
       if (zero)
         for (int64_t j = 0; j < fz; ++j)
           if (!(*zero)[static_cast<size_t>(j)]) ly.node_reads[static_cast<size_t>(j)] = 1;
-    const int64_t r = static_cast<int64_t>(ly.readout_is_max.size());
+    const int64_t r = static_cast<int64_t>(ly.readout_kinds.size());
+    readout_stops.push_back(detail::readout_group_stops(ly.readout_kinds));
     readout_plans.emplace_back(ly.has_readout ? detail::NodePlan<T>(ly.readout, a.hx, 0) : plans.back().update);
     update_plans.emplace_back(ly.has_graph_update ? detail::NodePlan<T>(ly.graph_update, dg, r) : plans.back().update);
     gate_plans.emplace_back(ly.has_graph_gate ? detail::NodePlan<T>(ly.graph_gate, dg, r) : plans.back().update);
@@ -379,22 +422,34 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
       }
       // 5. readouts and the graph update
       if (ly.has_readout) {
-        const int64_t r = static_cast<int64_t>(ly.readout_is_max.size());
+        const int64_t r = static_cast<int64_t>(ly.readout_kinds.size());
         const auto& rp = readout_plans[static_cast<size_t>(i)];
         T* cache = ly.readout_cache;
         T* tree = ly.readout_tree;
-        const auto& is_max = ly.readout_is_max;
+        const auto& kinds = ly.readout_kinds;
+        const auto& stops = readout_stops[static_cast<size_t>(i)];
         // row j of the level below (`below`, `rows_below` rows) reduced into `above`
         auto reduce_block = [&](const T* below, int64_t rows_below, int64_t j, T* above) -> bool {
           const int64_t lo = j * detail::kTreeFanout, hi = std::min(rows_below, lo + detail::kTreeFanout);
           bool changed_any = false;
-          for (int64_t c = 0; c < r; ++c) {
-            const bool take_max = is_max[static_cast<size_t>(c)] != 0;
-            T acc = below[lo * r + c];
-            for (int64_t x = lo + 1; x < hi; ++x) acc = detail::tree_pick(acc, below[x * r + c], take_max);
-            const T old = above[j * r + c];
-            if (std::memcmp(&acc, &old, sizeof(T)) != 0) changed_any = true;  // bitwise
-            above[j * r + c] = acc;
+          for (int64_t c = 0; c < r;) {
+            const auto kind = static_cast<ReadoutReduce>(kinds[static_cast<size_t>(c)]);
+            const int64_t stop = stops[static_cast<size_t>(c)];
+            if (kind == ReadoutReduce::Min || kind == ReadoutReduce::Max) {
+              const bool take_max = kind == ReadoutReduce::Max;
+              T acc = below[lo * r + c];
+              for (int64_t x = lo + 1; x < hi; ++x) acc = detail::tree_pick(acc, below[x * r + c], take_max);
+              const T old = above[j * r + c];
+              if (std::memcmp(&acc, &old, sizeof(T)) != 0) changed_any = true;  // bitwise
+              above[j * r + c] = acc;
+            } else {  // the group's channels from the leftmost row with the best key
+              const int64_t best = detail::tree_arg(below, r, c, lo, hi, kind == ReadoutReduce::ArgMax);
+              const T* src = below + best * r;
+              T* dst = above + j * r;
+              if (std::memcmp(src + c, dst + c, static_cast<size_t>(stop - c) * sizeof(T)) != 0) changed_any = true;
+              std::copy(src + c, src + stop, dst + c);
+            }
+            c = stop;
           }
           return changed_any;
         };

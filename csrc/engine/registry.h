@@ -19,4 +19,11 @@ inline constexpr std::array<std::string_view, 7> kReduceNames = {"sum",    "mean
                                                                   "argmax", "argmin", "softmax"};
 inline constexpr std::array<std::string_view, 2> kActivationNames = {"identity", "relu"};
 
+// How each channel of a graph readout is reduced over the nodes: on its own (min, max), or as
+// the key of an argmin/argmax group, whose following payload channels are taken from the node
+// that wins the key.
+enum class ReadoutReduce : int { Min = 0, Max = 1, ArgMin = 2, ArgMax = 3, Payload = 4 };
+
+inline constexpr std::array<std::string_view, 5> kReadoutNames = {"min", "max", "argmin", "argmax", "payload"};
+
 }  // namespace engine

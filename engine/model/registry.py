@@ -12,6 +12,8 @@ from ..errors import ModelError
 REDUCE_KINDS = ("sum", "mean", "max", "min", "argmax", "argmin", "softmax")
 ARG_REDUCE_KINDS = ("argmax", "argmin")
 ACTIVATIONS = ("identity", "relu")
+READOUT_KINDS = ("min", "max", "argmin", "argmax")  # readout groups; arg groups: key, then payload
+READOUT_CHANNELS = READOUT_KINDS + ("payload",)  # per-channel codes: an arg group's key, then payload
 DECODER_TYPES = ("mask", "scalar", "categorical", "pointer", "mask_one", "graph_scalar")
 TERMINATION_RULES = ("fixed_point", "steps")
 PROCESSOR_KINDS = ("mpnn", "gatv2")  # parametrisations of learned layers (engine.learn)

@@ -49,7 +49,10 @@ Spec keys
     execution local.
 ``layers[i].readout`` / ``layers[i].graph_update`` / ``layers[i].graph_gate`` (optional)
     After the layer's node update: ``r_v = readout([h'_v, x_v])`` (a node MLP whose output
-    channels are reduced over all nodes by ``readout.groups``, kinds ``max``/``min``), then
+    channels are reduced over all nodes by ``readout.groups``: ``max``/``min`` per channel,
+    NaN-ignoring; ``argmax``/``argmin`` take the whole group, a key channel then payload
+    channels, from the node with the largest/smallest key, lowest index on ties, NaN keys
+    never winning, node 0 if every key is NaN), then
     ``g' = graph_update(g, R)`` (first layer by parts ``g @ graph + R @ readout + bias``),
     gated like the node update when ``graph_gate`` is given.
 ``decoders``
@@ -209,8 +212,8 @@ def expected_shapes(spec: dict) -> dict:
             shapes.update(_mlp_shapes(f"{p}.readout", {"node": d + fx}, readout))
             total = 0
             for g in readout.get("groups", []):
-                _require(g.get("kind") in ("max", "min"), f"{p}.readout groups reduce with 'max' or 'min', "
-                                                            f"got {g.get('kind')!r}")
+                _require(g.get("kind") in R.READOUT_KINDS, f"{p}.readout groups reduce with one of "
+                                                           f"{list(R.READOUT_KINDS)}, got {g.get('kind')!r}")
                 _require(isinstance(g.get("size"), int) and g["size"] > 0, f"{p}.readout group sizes must be positive")
                 total += g["size"]
             _require(total == readout["widths"][-1], f"{p}.readout.groups cover {total} channels but the readout "
