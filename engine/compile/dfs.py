@@ -3,8 +3,11 @@
 CLRS's DFS makes one event per hint step: start a root (ROOT), discover the top of the
 stack (DISC), push its lowest-index white out-neighbour (PUSH), or finish it (FINISH, after
 which the next step pops). The graph state ``g`` holds the stack top and CLRS's registers
-(pointers, i.e. node ids) and the phase; nodes see ``g`` only where a pointer addresses them,
-so a step touches the addressed nodes and the out-neighbours of the node being scanned.
+(pointers, i.e. node ids) and the phase; nodes see ``g`` only where a pointer addresses them.
+Each discovered node carries a stamp (its discovery rank), and a white node's candidacy is
+the largest stamp among its in-neighbours, so a stamp reaches the out-neighbours once, when
+the node is discovered: a step touches the addressed nodes, and the out-neighbours of a node
+only at its discovery.
 
 Inputs: ``id``. Sentinel ``BIG`` = 2**21 (float32; 2**40 in float64): every sum below is an
 integer below 2**24, so exact. Times are ``time + 0.01`` rounded once, as the reference does.
@@ -19,7 +22,7 @@ channel        meaning                                          pointer / broadc
 ``u``, ``v``   CLRS ``u`` and ``v``                             pointers
 ``s``          current root                                     pointer
 ``scan``       node whose out-neighbours are scanned next       pointer, broadcast (its id)
-``cand``       lowest white out-neighbour of ``scan`` or BIG    pointer
+``cand``       lowest white out-neighbour of ``scan``, or BIG   pointer
 ``time``       CLRS ``time``                                    broadcast
 ``DISC``       phase: discover ``top`` next                     broadcast
 ``SCAN``       phase: scan ``scan`` (== ``top``) next           broadcast
@@ -29,19 +32,30 @@ channel        meaning                                          pointer / broadc
 ``next_root``  lowest white node or BIG (readout)               --
 ``nmax``       ``n - 1`` (readout; CLRS's ``v`` after a failed scan)  --
 ``parent``     ``s_prev`` of ``scan`` (readout)                 --
+``ndisc``      nodes discovered so far                          broadcast
 =============  ==============================================  ===============================
 
 Node channels (``h``): ``white``, ``gray``, ``black`` (CLRS ``color`` one-hot), ``d``, ``f``,
-``pi``, ``sp`` (``s_prev``) as node ids, ``cand`` (scratch: ``id`` if white and an
-in-neighbour is ``scan``, else ``id + BIG``) and ``psel`` (scratch: ``sp`` at the ``scan``
-node, 0 elsewhere).
+``pi``, ``sp`` (``s_prev``) as node ids, ``st`` (stamp: 1 + the number of nodes discovered
+before it, 0 while undiscovered), and the scratch channels ``key`` (``F`` below if white,
+else 0), ``ssel`` (``st`` at the ``scan`` node, 0 elsewhere) and ``psel`` (``sp`` at the
+``scan`` node, 0 elsewhere).
 
 Layer A (find the candidate)
 ============================
 
-Message ``u -> v``: ``a_scan(u)``, reduced by max (``F_v``: ``scan`` is an in-neighbour).
-Update (gate open on ``cand`` only): ``cand = id + BIG - BIG * relu(F + white - 1)``.
-Readout: ``min cand`` -> graph update ``cand = R``, ``has_cand = 1 - relu(1 - BIG + R)``.
+Message ``u -> v``: ``st(u)``, reduced by max: ``F_v`` is the largest stamp among the
+in-neighbours (and ``v``). Update (gate open on ``key`` and ``ssel``):
+``key = relu(F + BIG white - BIG)``, ``ssel = relu(st + BIG a_scan - BIG)``. Readouts:
+``argmax`` of ``key`` with payload ``id`` (``R_key``, ``R_id``: the lowest-index node with the
+largest key), ``R_scan = max ssel``. Why this finds the candidate: a black node has no white
+out-neighbour (it finished only after scanning them all), so a white node's ``F`` is the
+largest stamp among its gray in-neighbours, and the gray nodes are the stack, stamped in push
+order, with ``scan`` the deepest of them whenever a scan happens (``SCAN``: the top; ``POP``:
+the parent of the finished top). So ``R_key <= R_scan``, with equality exactly when ``scan``
+has a white out-neighbour, and then ``R_id`` is the lowest such. Graph update (integers):
+``q1 = relu(1 + R_key - R_scan)``, ``q2 = relu(1 - R_key)``; ``has_cand = relu(q1 - q2)``,
+``cand = relu(R_id - BIG (1 - q1) - BIG q2) + BIG - BIG has_cand`` (``R_id``, or exactly BIG).
 
 Layer B (commit the event)
 ==========================
@@ -53,10 +67,10 @@ values ``spv = relu(scan - BIG (3 - a_cand - has_cand - SCAN - POP))`` (the scan
 id when pushed) and ``idv = relu(id - BIG (2 - a_top - POP))``. Gated writes:
 ``white = 0`` on push or disc, ``gray = 1 - fin`` on push, disc or fin, ``black = 1`` on fin,
 ``d = time + 0.01`` on disc, ``f = time + 0.01`` on fin, ``pi = spv`` on push,
-``sp = spv + idv`` on push or popr; ``psel = relu(sp - BIG (1 - a_scan))`` always;
-``cand = 0`` always (layer A rewrites it from its inputs, so clearing it here keeps its
-changes, at the scanned node's out-neighbours, from making those rows active again in the
-next step's layer A).
+``sp = spv + idv`` on push or popr, ``st = ndisc + 1`` on disc;
+``psel = relu(sp - BIG (1 - a_scan))`` always; ``key = ssel = 0`` always (layer A rewrites
+them from its inputs, so clearing them here keeps their changes from making those rows
+active again in the next step's layer A).
 
 Readouts: ``next_root = min(id + BIG - BIG white)``, ``nmax = max id``, ``parent = max psel``.
 Graph update (conditions from ``g``): ``push = relu(SCAN + POP + has_cand - 1)``,
@@ -66,7 +80,7 @@ Graph update (conditions from ``g``): ``push = relu(SCAN + POP + has_cand - 1)``
 other): ``top = cand | scan | next_root`` on push | fin | rnext; ``u = top | scan | scan |
 next_root`` on DISC | push | fin | rnext; ``v = cand | nmax | next_root`` on push | fin |
 rnext; ``s = next_root`` on rnext; ``scan = top | parent`` on DISC | fin_child;
-``time += 0.01`` on DISC or fin; phase ``DISC = push + rnext``, ``SCAN = DISC``,
+``time += 0.01`` on DISC or fin; ``ndisc += 1`` on DISC; phase ``DISC = push + rnext``, ``SCAN = DISC``,
 ``POP = fin_child``, ``ROOT = fin_root`` on any event; ``next_root``, ``nmax``, ``parent``
 always. A choice ``x | y`` is ``relu(x - BIG (1 - c_x)) + relu(y - BIG (1 - c_y))``.
 
@@ -83,10 +97,10 @@ from ..model.spec import FORMAT, VERSION, Model, expected_shapes
 from .constants import SATURATE
 
 G = ["top", "u", "v", "s", "scan", "cand", "time", "DISC", "SCAN", "POP", "ROOT", "has_cand", "next_root",
-     "nmax", "parent"]
+     "nmax", "parent", "ndisc"]
 POINTERS = ["top", "u", "v", "s", "scan", "cand"]
-BROADCAST = ["scan", "time", "DISC", "SCAN", "POP", "has_cand"]
-H = ["white", "gray", "black", "d", "f", "pi", "sp", "cand", "psel"]
+BROADCAST = ["scan", "time", "DISC", "SCAN", "POP", "has_cand", "ndisc"]
+H = ["white", "gray", "black", "d", "f", "pi", "sp", "st", "key", "ssel", "psel"]
 BIG = {"float32": 2.0**21, "float64": 2.0**40}
 
 
@@ -137,7 +151,6 @@ def compile_dfs(dtype="float32"):
     net.bias("init.bias", H)
     net.unit("init.weight", "pi", {"id": 1.0})
     net.unit("init.weight", "sp", {"id": 1.0})
-    net.unit("init.weight", "cand", {"id": 1.0}, "init.bias", big)
     net.weights["init.bias"][0][H.index("white")] = 1.0
     net.bias("graph_init.bias", G)
     g0 = net.weights["graph_init.bias"][0]
@@ -152,52 +165,65 @@ def compile_dfs(dtype="float32"):
         "groups": [{"kind": "max", "size": 1}],
         "update": {"widths": [2, len(H)], "activations": ["relu", "identity"]},
         "gate": {"widths": [len(H)], "activations": ["identity"]},
-        "readout": {"widths": [1], "activations": ["identity"], "groups": [{"kind": "min", "size": 1}]},
-        "graph_update": {"widths": [2, len(G)], "activations": ["relu", "identity"]},
+        "readout": {"widths": [3], "activations": ["identity"],
+                    "groups": [{"kind": "argmax", "size": 2}, {"kind": "max", "size": 1}]},
+        "graph_update": {"widths": [3, 2, len(G)], "activations": ["relu", "relu", "identity"]},
         "graph_gate": {"widths": [len(G)], "activations": ["identity"]},
     })
     net.dense(f"{A}.message.src", Z, ["m"])
     net.dense(f"{A}.message.dst", Z, ["m"])
     net.dense(f"{A}.message.edge", [], ["m"])
     net.bias(f"{A}.message.bias", ["m"])
-    net.unit(f"{A}.message.src", "m", {"a_scan": 1.0})
-    # update: t = relu(F + white - 1), idp = relu(id); cand = idp + BIG - BIG t
-    net.dense(f"{A}.update.node", Z, ["t", "idp"])
-    net.dense(f"{A}.update.agg", ["F"], ["t", "idp"])
-    net.bias(f"{A}.update.bias", ["t", "idp"])
-    net.unit(f"{A}.update.node", "t", {"white": 1.0}, f"{A}.update.bias", -1.0)
-    net.unit(f"{A}.update.agg", "t", {"F": 1.0})
-    net.unit(f"{A}.update.node", "idp", {"id": 1.0})
-    net.dense(f"{A}.update.1.weight", ["t", "idp"], H)
+    net.unit(f"{A}.message.src", "m", {"st": 1.0})
+    # update: kp = relu(F + BIG white - BIG), ss = relu(st + BIG a_scan - BIG)
+    net.dense(f"{A}.update.node", Z, ["kp", "ss"])
+    net.dense(f"{A}.update.agg", ["F"], ["kp", "ss"])
+    net.bias(f"{A}.update.bias", ["kp", "ss"])
+    net.unit(f"{A}.update.node", "kp", {"white": big}, f"{A}.update.bias", -big)
+    net.unit(f"{A}.update.agg", "kp", {"F": 1.0})
+    net.unit(f"{A}.update.node", "ss", {"st": 1.0, "a_scan": big}, f"{A}.update.bias", -big)
+    net.dense(f"{A}.update.1.weight", ["kp", "ss"], H)
     net.bias(f"{A}.update.1.bias", H)
-    net.unit(f"{A}.update.1.weight", "cand", {"idp": 1.0, "t": -big}, f"{A}.update.1.bias", big)
+    net.unit(f"{A}.update.1.weight", "key", {"kp": 1.0})
+    net.unit(f"{A}.update.1.weight", "ssel", {"ss": 1.0})
     net.dense(f"{A}.gate.node", Z, H)
     net.dense(f"{A}.gate.agg", ["F"], H)
     net.bias(f"{A}.gate.bias", H)
     for ch in H:
-        net.weights[f"{A}.gate.bias"][0][H.index(ch)] = sat if ch == "cand" else -sat
-    net.dense(f"{A}.readout.node", HX, ["rc"])
-    net.bias(f"{A}.readout.bias", ["rc"])
-    net.unit(f"{A}.readout.node", "rc", {"cand": 1.0})
-    # graph update A: cand = R, has_cand = 1 - relu(1 - BIG + R)
-    net.dense(f"{A}.graph_update.graph", G, ["Rp", "q"])
-    net.dense(f"{A}.graph_update.readout", ["R"], ["Rp", "q"])
-    net.bias(f"{A}.graph_update.bias", ["Rp", "q"])
-    net.unit(f"{A}.graph_update.readout", "Rp", {"R": 1.0})
-    net.unit(f"{A}.graph_update.readout", "q", {"R": 1.0}, f"{A}.graph_update.bias", 1.0 - big)
-    net.dense(f"{A}.graph_update.1.weight", ["Rp", "q"], G)
-    net.bias(f"{A}.graph_update.1.bias", G)
-    net.unit(f"{A}.graph_update.1.weight", "cand", {"Rp": 1.0})
-    net.unit(f"{A}.graph_update.1.weight", "has_cand", {"q": -1.0}, f"{A}.graph_update.1.bias", 1.0)
+        net.weights[f"{A}.gate.bias"][0][H.index(ch)] = sat if ch in ("key", "ssel") else -sat
+    net.dense(f"{A}.readout.node", HX, ["rk", "rid", "rs"])
+    net.bias(f"{A}.readout.bias", ["rk", "rid", "rs"])
+    net.unit(f"{A}.readout.node", "rk", {"key": 1.0})
+    net.unit(f"{A}.readout.node", "rid", {"id": 1.0})
+    net.unit(f"{A}.readout.node", "rs", {"ssel": 1.0})
+    # graph update A: q1 = relu(1 + R_key - R_scan), q2 = relu(1 - R_key) (integers, R_key <=
+    # R_scan); has_cand = hc = relu(q1 - q2), rsel = relu(R_id - BIG (1 - q1) - BIG q2) (R_id
+    # if hc, else 0), cand = rsel + BIG - BIG hc (R_id, or exactly BIG)
+    RA = ["R_key", "R_id", "R_scan"]
+    net.dense(f"{A}.graph_update.graph", G, ["q1", "q2", "rid"])
+    net.dense(f"{A}.graph_update.readout", RA, ["q1", "q2", "rid"])
+    net.bias(f"{A}.graph_update.bias", ["q1", "q2", "rid"])
+    net.unit(f"{A}.graph_update.readout", "q1", {"R_key": 1.0, "R_scan": -1.0}, f"{A}.graph_update.bias", 1.0)
+    net.unit(f"{A}.graph_update.readout", "q2", {"R_key": -1.0}, f"{A}.graph_update.bias", 1.0)
+    net.unit(f"{A}.graph_update.readout", "rid", {"R_id": 1.0})
+    net.dense(f"{A}.graph_update.1.weight", ["q1", "q2", "rid"], ["hc", "rsel"])
+    net.bias(f"{A}.graph_update.1.bias", ["hc", "rsel"])
+    net.unit(f"{A}.graph_update.1.weight", "hc", {"q1": 1.0, "q2": -1.0})
+    net.unit(f"{A}.graph_update.1.weight", "rsel", {"q1": big, "q2": -big, "rid": 1.0}, f"{A}.graph_update.1.bias",
+             -big)
+    net.dense(f"{A}.graph_update.2.weight", ["hc", "rsel"], G)
+    net.bias(f"{A}.graph_update.2.bias", G)
+    net.unit(f"{A}.graph_update.2.weight", "cand", {"rsel": 1.0, "hc": -big}, f"{A}.graph_update.2.bias", big)
+    net.unit(f"{A}.graph_update.2.weight", "has_cand", {"hc": 1.0})
     net.dense(f"{A}.graph_gate.graph", G, G)
-    net.dense(f"{A}.graph_gate.readout", ["R"], G)
+    net.dense(f"{A}.graph_gate.readout", RA, G)
     net.bias(f"{A}.graph_gate.bias", G)
     for ch in G:
         net.weights[f"{A}.graph_gate.bias"][0][G.index(ch)] = sat if ch in ("cand", "has_cand") else -sat
 
     # ---------------------------------------------------------------- layer B
     B = "layers.1"
-    U1 = ["disc", "push", "fin", "popr", "spv", "idv", "t", "psel"]
+    U1 = ["disc", "push", "fin", "popr", "spv", "idv", "t", "psel", "stv"]
     GC = ["disc", "push", "fin", "popr"]
     spec["layers"].append({
         "include_self": True,
@@ -234,6 +260,7 @@ def compile_dfs(dtype="float32"):
     net.unit(f"{B}.update.node", "idv", {"id": 1.0, "a_top": big, "b_POP": big}, f"{B}.update.bias", -2 * big)
     net.unit(f"{B}.update.node", "t", {"b_time": 1.0})
     net.unit(f"{B}.update.node", "psel", {"sp": 1.0, "a_scan": big}, f"{B}.update.bias", -big)
+    net.unit(f"{B}.update.node", "stv", {"b_ndisc": 1.0}, f"{B}.update.bias", 1.0)
     W1, b1 = f"{B}.update.1.weight", f"{B}.update.1.bias"
     net.dense(W1, U1, H)
     net.bias(b1, H)
@@ -244,12 +271,14 @@ def compile_dfs(dtype="float32"):
     net.unit(W1, "pi", {"spv": 1.0})
     net.unit(W1, "sp", {"spv": 1.0, "idv": 1.0})
     net.unit(W1, "psel", {"psel": 1.0})
+    net.unit(W1, "st", {"stv": 1.0})
     conditions(f"{B}.gate", GC)
     W1, b1 = f"{B}.gate.1.weight", f"{B}.gate.1.bias"
     net.dense(W1, GC, H)
     net.bias(b1, H)
     opens = {"white": ["push", "disc"], "gray": ["push", "disc", "fin"], "black": ["fin"], "d": ["disc"],
-             "f": ["fin"], "pi": ["push"], "sp": ["push", "popr"], "cand": None, "psel": None}
+             "f": ["fin"], "pi": ["push"], "sp": ["push", "popr"], "st": ["disc"],
+             "key": None, "ssel": None, "psel": None}
     for ch, conds in opens.items():
         if conds is None:
             net.unit(W1, ch, {}, b1, sat)
@@ -278,7 +307,7 @@ def compile_dfs(dtype="float32"):
           "s": [("R_nr", "rnext")],
           "scan": [("top", "DISCc"), ("R_parent", "fin_child")]}
     P4 = [f"{ch}:{x}:{c}" for ch, alts in CH.items() for x, c in alts] + [
-        "time", "push", "fin", "rnext", "fin_root", "fin_child", "DISCc", "R_nr", "R_nmax", "R_parent"]
+        "time", "ndisc", "push", "fin", "rnext", "fin_root", "fin_child", "DISCc", "R_nr", "R_nmax", "R_parent"]
     spec["layers"][1]["graph_update"]["widths"][3] = len(P4)
 
     def graph_front(prefix):
@@ -328,6 +357,7 @@ def compile_dfs(dtype="float32"):
     for ch, alts in CH.items():
         net.unit(W4, ch, {f"{ch}:{x}:{c}": 1.0 for x, c in alts})
     net.unit(W4, "time", {"time": 1.0}, b4, tick)
+    net.unit(W4, "ndisc", {"ndisc": 1.0}, b4, 1.0)
     net.unit(W4, "DISC", {"push": 1.0, "rnext": 1.0})
     net.unit(W4, "SCAN", {"DISCc": 1.0})
     net.unit(W4, "POP", {"fin_child": 1.0})
@@ -355,7 +385,7 @@ def compile_dfs(dtype="float32"):
     net.dense(W3, GG3, G)
     net.bias(b3, G)
     opens = {"top": ["e_top"], "u": ["e_u"], "v": ["e_v"], "s": ["e_s"], "scan": ["DISC_c", "fin_child_c"],
-             "time": ["e_time"], "DISC": ["e_phase"], "SCAN": ["e_phase"], "POP": ["e_phase"],
+             "time": ["e_time"], "ndisc": ["DISC_c"], "DISC": ["e_phase"], "SCAN": ["e_phase"], "POP": ["e_phase"],
              "ROOT": ["e_phase"], "next_root": ["one"], "nmax": ["one"], "parent": ["one"]}
     for ch in G:
         conds = opens.get(ch, [])
