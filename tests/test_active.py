@@ -251,3 +251,89 @@ def test_readout_arg_group_ties_and_nan_keys():
     r = np.array([[nan, 10, nan, 20], [3, 11, nan, 21], [3, 12, nan, 22], [1, 13, nan, 23]], dtype=np.float32)
     # the first node with the largest key wins; with every key NaN, node 0
     np.testing.assert_array_equal(reduce_readout_channels(r, codes), [3, 11, nan, 20])
+
+
+def _readout_model(seed):
+    """A random one-layer model with a graph state fed by every kind of readout group. Only
+    the readout's payload channels read the node input ``pos``; everything else sees the graph
+    structure alone, so structurally alike nodes have equal states and tie on every key while
+    their payloads differ."""
+    spec = mpnn_spec(6, groups=(("max", None),), gated=True, message_depth=1, node_inputs=("pos",),
+                     edge_inputs=(), pointer=False)
+    spec["graph_hidden"] = 4
+    spec["graph_pointers"] = [0]
+    spec["graph_broadcast"] = [1]
+    spec["layers"][0]["readout"] = {
+        "widths": [6], "activations": ["relu"],
+        "groups": [{"kind": "argmax", "size": 2}, {"kind": "min", "size": 1}, {"kind": "argmin", "size": 2},
+                   {"kind": "max", "size": 1}]}
+    spec["layers"][0]["graph_update"] = {"widths": [4], "activations": ["identity"]}
+    weights = dict(random_model(spec, seed=seed).weights)
+    pos = spec["hidden"]  # z = [h, pos, address, broadcast]
+    weights["init.weight"] = np.zeros_like(weights["init.weight"])
+    for name in ("layers.0.message.src", "layers.0.message.dst", "layers.0.update.node", "layers.0.gate.node"):
+        weights[name] = weights[name].copy()
+        weights[name][pos] = 0
+    readout = weights["layers.0.readout.node"].copy()
+    readout[pos, [0, 2, 3, 5]] = 0  # keys and min/max channels: structure only
+    readout[pos, [1, 4]] = 1.0  # payloads: the node's position
+    weights["layers.0.readout.node"] = readout
+    return engine.Model(spec, weights)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(2, 400), m=st.integers(0, 1200), seed=st.integers(0, 10**6))
+def test_incremental_readout_trees_equal_full_reductions(n, m, seed):
+    """The native loop's readout trees, updated leaf by leaf in active steps, give the graph
+    state that full reductions (dense steps) give, bit for bit."""
+    if "native" not in engine.backends.available_backends():
+        pytest.skip("native backend not built")
+    rng = np.random.default_rng(seed)
+    g = Graph.from_edges(rng.integers(0, n, m), rng.integers(0, n, m), n)
+    model = _readout_model(seed % 89)
+    runs = [engine.execute(model, g, steps=6, backend=b, mode=mode)
+            for b, mode in (("native", "dense"), ("native", "active"), ("native", "auto"))]
+    for r in runs[1:]:
+        np.testing.assert_array_equal(r.final_graph, runs[0].final_graph)
+        np.testing.assert_array_equal(r.final_state, runs[0].final_state)
+
+
+def _bfs_with_readouts():
+    """Compiled BFS plus a graph state that reads the reach flags through every kind of
+    readout group: keys tie at most nodes, and the reached set grows in edge order from the last
+    node (lower ids keep taking over the argmax), so the native loop updates the trees' leaves
+    in no particular order."""
+    bfs = engine.compile("bfs")
+    spec = dict(bfs.spec)
+    spec["layers"] = [dict(spec["layers"][0])]
+    spec["graph_hidden"] = 6
+    spec["layers"][0]["readout"] = {
+        "widths": [6], "activations": ["identity"],
+        "groups": [{"kind": "argmax", "size": 2}, {"kind": "argmin", "size": 2}, {"kind": "min", "size": 1},
+                   {"kind": "max", "size": 1}]}
+    spec["layers"][0]["graph_update"] = {"widths": [6], "activations": ["identity"]}
+    weights = dict(bfs.weights)
+    names = list(bfs.spec["description"]["channels"]) + list(bfs.spec["node_inputs"])
+    readout = np.zeros((len(names), 6), dtype=np.float32)
+    for col, name in enumerate(["r", "id", "r", "id", "p", "p"]):
+        readout[names.index(name), col] = 1.0  # g' = (argmax r, its id, argmin r, its id, min p, max p)
+    weights.update({"layers.0.readout.node": readout, "layers.0.readout.bias": np.zeros(6, np.float32),
+                    "layers.0.graph_update.graph": np.zeros((6, 6), np.float32),
+                    "layers.0.graph_update.readout": np.eye(6, dtype=np.float32),
+                    "layers.0.graph_update.bias": np.zeros(6, np.float32),
+                    "graph_init.bias": np.zeros(6, np.float32)})
+    return engine.Model(spec, weights)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(2, 300), m=st.integers(0, 900), seed=st.integers(0, 10**6))
+def test_readout_trees_with_ties_in_any_leaf_order(n, m, seed):
+    rng = np.random.default_rng(seed)
+    g = Graph.from_edges(rng.integers(0, n, m), rng.integers(0, n, m), n)
+    model = _bfs_with_readouts()
+    for steps in (1, 2, 3, 5, 8):
+        runs = [engine.execute(model, g, n - 1, steps=steps, backend=b, mode=mode)
+                for b, mode in (("reference", "dense"), (None, "dense"), (None, "active"))]
+        for r in runs[1:]:
+            np.testing.assert_array_equal(r.final_graph, runs[0].final_graph)
+

@@ -201,24 +201,125 @@ inline int64_t tree_arg(const T* rows, int64_t r, int64_t c, int64_t lo, int64_t
   return best;
 }
 
-// Per readout channel, the end of its group: c + 1 for min/max, the end of the payload that
-// follows an argmin/argmax key. Throws std::invalid_argument on a malformed code list.
-inline std::vector<int64_t> readout_group_stops(const std::vector<uint8_t>& kinds) {
+// A readout group: one min/max channel, or an argmin/argmax key and its payload.
+struct ReadoutGroup {
+  int64_t start = 0, stop = 0;
+  ReadoutReduce kind = ReadoutReduce::Min;
+  bool is_max() const { return kind == ReadoutReduce::Max || kind == ReadoutReduce::ArgMax; }
+  bool is_arg() const { return kind == ReadoutReduce::ArgMin || kind == ReadoutReduce::ArgMax; }
+};
+
+// The groups of a readout's per-channel codes. Throws std::invalid_argument on a malformed
+// code list.
+inline std::vector<ReadoutGroup> readout_groups(const std::vector<uint8_t>& kinds) {
   const int64_t r = static_cast<int64_t>(kinds.size());
-  std::vector<int64_t> stops(kinds.size(), 0);
+  std::vector<ReadoutGroup> groups;
   for (int64_t c = 0; c < r;) {
     const int code = kinds[static_cast<size_t>(c)];
     if (code > static_cast<int>(ReadoutReduce::Payload))
       throw std::invalid_argument("unknown readout reduce code");
     if (code == static_cast<int>(ReadoutReduce::Payload))
       throw std::invalid_argument("a readout payload channel must follow an argmin/argmax key");
-    int64_t stop = c + 1;
-    if (code == static_cast<int>(ReadoutReduce::ArgMin) || code == static_cast<int>(ReadoutReduce::ArgMax))
-      while (stop < r && kinds[static_cast<size_t>(stop)] == static_cast<uint8_t>(ReadoutReduce::Payload)) ++stop;
-    for (int64_t x = c; x < stop; ++x) stops[static_cast<size_t>(x)] = stop;
-    c = stop;
+    ReadoutGroup g;
+    g.start = c;
+    g.kind = static_cast<ReadoutReduce>(code);
+    g.stop = c + 1;
+    if (g.is_arg())
+      while (g.stop < r && kinds[static_cast<size_t>(g.stop)] == static_cast<uint8_t>(ReadoutReduce::Payload)) ++g.stop;
+    groups.push_back(g);
+    c = g.stop;
   }
-  return stops;
+  return groups;
+}
+
+// Entry j of a tree level reduced from rows [16 j, 16 j + 16) of the level below (r columns),
+// for one group; returns whether the entry changed (bitwise).
+template <typename T>
+bool reduce_group(const T* below, int64_t rows_below, int64_t j, T* above, int64_t r, const ReadoutGroup& g) {
+  const int64_t lo = j * kTreeFanout, hi = std::min(rows_below, lo + kTreeFanout);
+  const int64_t c = g.start, w = g.stop - g.start;
+  T* dst = above + j * r + c;
+  if (!g.is_arg()) {
+    T acc = below[lo * r + c];
+    for (int64_t x = lo + 1; x < hi; ++x) acc = tree_pick(acc, below[x * r + c], g.is_max());
+    const bool changed = std::memcmp(&acc, dst, sizeof(T)) != 0;
+    *dst = acc;
+    return changed;
+  }
+  const T* src = below + tree_arg(below, r, c, lo, hi, g.is_max()) * r + c;
+  const bool changed = std::memcmp(src, dst, static_cast<size_t>(w) * sizeof(T)) != 0;
+  std::copy(src, src + w, dst);
+  return changed;
+}
+
+// Every level of the tree from the leaves (`cache`, n x r).
+template <typename T>
+void tree_rebuild(const T* cache, int64_t n, T* tree, int64_t r, const std::vector<ReadoutGroup>& groups) {
+  const T* below = cache;
+  int64_t rows_below = n;
+  T* level = tree;
+  do {
+    const int64_t rows_here = (rows_below + kTreeFanout - 1) / kTreeFanout;
+    for (int64_t j = 0; j < rows_here; ++j)
+      for (const auto& g : groups) reduce_group(below, rows_below, j, level, r, g);
+    below = level;
+    level += rows_here * r;
+    rows_below = rows_here;
+  } while (rows_below > 1);
+}
+
+// Brings the tree up to date after leaf v changed from `old_leaf` (r values; used as
+// scratch) to cache[v]. Per group and level, the parent entry becomes the changed child when
+// the child's new key beats the entry outright; it stays when neither the child's old nor its
+// new key could be the block's best (both strictly worse, or, for a min/max channel, the
+// new value is the entry's bits); otherwise the block is reduced again. A group stops at
+// the first level where its entry is unchanged; these shortcuts give the entries a full
+// reduction gives, without reading the blocks on the way. `saved` holds r values.
+template <typename T>
+void tree_update_leaf(const T* cache, int64_t n, T* tree, int64_t r, const std::vector<ReadoutGroup>& groups,
+                      int64_t v, T* old_leaf, T* saved, std::vector<uint8_t>& live) {
+  live.assign(groups.size(), 1);
+  size_t num_live = groups.size();
+  const T* below = cache;
+  const T* child = cache + v * r;
+  T* child_old = old_leaf;
+  int64_t rows_below = n, j = v;
+  T* level = tree;
+  do {
+    j /= kTreeFanout;
+    const int64_t rows_here = (rows_below + kTreeFanout - 1) / kTreeFanout;
+    T* entry = level + j * r;
+    std::copy(entry, entry + r, saved);
+    for (size_t k = 0; k < groups.size(); ++k) {
+      if (!live[k]) continue;
+      const ReadoutGroup& g = groups[k];
+      const int64_t c = g.start;
+      const T x = child[c], o = child_old[c], e = entry[c];
+      const bool numbers = x == x && o == o && e == e;
+      const bool mx = g.is_max();
+      bool changed;
+      if (numbers && (mx ? x > e : x < e)) {
+        std::copy(child + c, child + g.stop, entry + c);
+        changed = true;
+      } else if (numbers && (mx ? (e > x && e > o) : (e < x && e < o))) {
+        changed = false;
+      } else if (numbers && !g.is_arg() && std::memcmp(&x, &e, sizeof(T)) == 0) {
+        changed = false;
+      } else {
+        changed = reduce_group(below, rows_below, j, level, r, g);
+      }
+      if (!changed) {
+        live[k] = 0;
+        --num_live;
+      }
+    }
+    if (num_live == 0) break;  // the levels above are unchanged
+    std::copy(saved, saved + r, child_old);
+    child = entry;
+    below = level;
+    level += rows_here * r;
+    rows_below = rows_here;
+  } while (rows_below > 1);
 }
 
 template <typename T>
@@ -250,7 +351,9 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
   std::vector<LayerPlan<T>> plans;
   std::vector<detail::NodePlan<T>> readout_plans, update_plans, gate_plans;
   std::vector<RowWorkspace<T>> workspaces;  // the calling thread's, for small applications
-  std::vector<std::vector<int64_t>> readout_stops;  // per layer and readout channel: its group's end
+  std::vector<std::vector<detail::ReadoutGroup>> readout_groups;  // per layer
+  std::vector<T> leaf_old, leaf_saved;  // a changed leaf's previous readout values, a tree entry's
+  std::vector<uint8_t> group_live;      // per readout group: still changing on the way up
   int64_t scratch = 1;
   for (auto& ly : a.layers) {
     EdgePassArgs<T>& E = ly.layer.edges;
@@ -289,7 +392,7 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
         for (int64_t j = 0; j < fz; ++j)
           if (!(*zero)[static_cast<size_t>(j)]) ly.node_reads[static_cast<size_t>(j)] = 1;
     const int64_t r = static_cast<int64_t>(ly.readout_kinds.size());
-    readout_stops.push_back(detail::readout_group_stops(ly.readout_kinds));
+    readout_groups.push_back(detail::readout_groups(ly.readout_kinds));
     readout_plans.emplace_back(ly.has_readout ? detail::NodePlan<T>(ly.readout, a.hx, 0) : plans.back().update);
     update_plans.emplace_back(ly.has_graph_update ? detail::NodePlan<T>(ly.graph_update, dg, r) : plans.back().update);
     gate_plans.emplace_back(ly.has_graph_gate ? detail::NodePlan<T>(ly.graph_gate, dg, r) : plans.back().update);
@@ -426,58 +529,10 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
         const auto& rp = readout_plans[static_cast<size_t>(i)];
         T* cache = ly.readout_cache;
         T* tree = ly.readout_tree;
-        const auto& kinds = ly.readout_kinds;
-        const auto& stops = readout_stops[static_cast<size_t>(i)];
-        // row j of the level below (`below`, `rows_below` rows) reduced into `above`
-        auto reduce_block = [&](const T* below, int64_t rows_below, int64_t j, T* above) -> bool {
-          const int64_t lo = j * detail::kTreeFanout, hi = std::min(rows_below, lo + detail::kTreeFanout);
-          bool changed_any = false;
-          for (int64_t c = 0; c < r;) {
-            const auto kind = static_cast<ReadoutReduce>(kinds[static_cast<size_t>(c)]);
-            const int64_t stop = stops[static_cast<size_t>(c)];
-            if (kind == ReadoutReduce::Min || kind == ReadoutReduce::Max) {
-              const bool take_max = kind == ReadoutReduce::Max;
-              T acc = below[lo * r + c];
-              for (int64_t x = lo + 1; x < hi; ++x) acc = detail::tree_pick(acc, below[x * r + c], take_max);
-              const T old = above[j * r + c];
-              if (std::memcmp(&acc, &old, sizeof(T)) != 0) changed_any = true;  // bitwise
-              above[j * r + c] = acc;
-            } else {  // the group's channels from the leftmost row with the best key
-              const int64_t best = detail::tree_arg(below, r, c, lo, hi, kind == ReadoutReduce::ArgMax);
-              const T* src = below + best * r;
-              T* dst = above + j * r;
-              if (std::memcmp(src + c, dst + c, static_cast<size_t>(stop - c) * sizeof(T)) != 0) changed_any = true;
-              std::copy(src + c, src + stop, dst + c);
-            }
-            c = stop;
-          }
-          return changed_any;
-        };
-        auto leaf_update = [&](int64_t v) {
-          const T* below = cache;
-          int64_t rows_below = n, j = v;
-          T* level = tree;
-          do {
-            j /= detail::kTreeFanout;
-            const int64_t rows_here = (rows_below + detail::kTreeFanout - 1) / detail::kTreeFanout;
-            if (!reduce_block(below, rows_below, j, level)) break;  // the levels above are unchanged
-            below = level;
-            level += rows_here * r;
-            rows_below = rows_here;
-          } while (rows_below > 1);
-        };
+        const auto& groups = readout_groups[static_cast<size_t>(i)];
         if (everything || dense) {
           for (int64_t v = 0; v < n; ++v) detail::node_readout(ly, rp, out + v * fz, a.hx, cache + v * r, xa.data(), xb.data());
-          const T* below = cache;
-          int64_t rows_below = n;
-          T* level = tree;
-          do {
-            const int64_t rows_here = (rows_below + detail::kTreeFanout - 1) / detail::kTreeFanout;
-            for (int64_t j = 0; j < rows_here; ++j) reduce_block(below, rows_below, j, level);
-            below = level;
-            level += rows_here * r;
-            rows_below = rows_here;
-          } while (rows_below > 1);
+          detail::tree_rebuild(cache, n, tree, r, groups);
         } else {
           // the leaves' blocks of the changed rows, fetched together (scattered on large graphs)
           const int64_t block_bytes = detail::kTreeFanout * r * static_cast<int64_t>(sizeof(T));
@@ -485,9 +540,12 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
             const char* blk = reinterpret_cast<const char*>(cache + (v - v % detail::kTreeFanout) * r);
             for (int64_t off = 0; off < block_bytes; off += 64) __builtin_prefetch(blk + off, 1);
           }
+          leaf_old.resize(static_cast<size_t>(r));
+          leaf_saved.resize(static_cast<size_t>(r));
           for (int64_t v : changed) {
+            std::copy(cache + v * r, cache + v * r + r, leaf_old.begin());
             detail::node_readout(ly, rp, out + v * fz, a.hx, cache + v * r, xa.data(), xb.data());
-            leaf_update(v);
+            detail::tree_update_leaf(cache, n, tree, r, groups, v, leaf_old.data(), leaf_saved.data(), group_live);
           }
         }
         const T* root = tree + root_row * r;
