@@ -337,3 +337,41 @@ def test_readout_trees_with_ties_in_any_leaf_order(n, m, seed):
         for r in runs[1:]:
             np.testing.assert_array_equal(r.final_graph, runs[0].final_graph)
 
+
+
+@pytest.mark.parametrize("variant", ["as compiled", "gate reads inputs", "gate not exactly 1", "update reads it"])
+def test_native_loop_skips_only_changes_the_next_layer_ignores(variant):
+    """A row that changed only in channels the next layer neither reads nor keeps (its gate
+    there is exactly 1 whatever the inputs) is not recomputed by that layer. Compiled DFS's
+    commit layer clears the scratch channel ``key`` that way; variants where the commit layer
+    depends on ``key`` after all must recompute those rows, and every variant equals its
+    dense run and the Python loop bit for bit."""
+    if "native" not in engine.backends.available_backends():
+        pytest.skip("native backend not built")
+    base = engine.compile("dfs")
+    key = base.spec["description"]["channels"]["node"].index("key")
+    weights = {k: v.copy() for k, v in base.weights.items()}
+    if variant == "gate reads inputs":  # the gate's popr unit also fires at white nodes, shutting key
+        weights["layers.1.gate.node"][0, 3] = 2.0  # z column 0 is h's ``white``
+        weights["layers.1.gate.1.weight"][3, key] = -2048.0
+    elif variant == "gate not exactly 1":
+        weights["layers.1.gate.1.bias"][key] = 3.0  # sigmoid(3) < 1: the old key leaks through
+    elif variant == "update reads it":  # psel's hidden unit (always written) now grows with key
+        weights["layers.1.update.node"][key, 7] = 2.0**21
+    model = engine.Model(base.spec, weights)
+    updates = {}
+    for seed in range(3):
+        g = generators.erdos_renyi(80, 4, directed=True, seed=seed)
+        runs = [engine.execute(model, g, backend="native", steps=120, mode=m) for m in ("dense", "active", "auto")]
+        python = engine.execute(model, g, backend="native", steps=120, mode="dense", hidden=True)
+        for r in runs:
+            np.testing.assert_array_equal(r.final_state, python.hidden[-1])
+            np.testing.assert_array_equal(r.final_graph, python.final_graph)
+        updates[seed] = runs[1].node_updates
+    if variant == "as compiled":  # the skipped rows: fewer updates than when the gate leaks
+        leaky = {k: v.copy() for k, v in base.weights.items()}
+        leaky["layers.1.gate.1.bias"][key] = 3.0
+        for seed in range(3):
+            g = generators.erdos_renyi(80, 4, directed=True, seed=seed)
+            r = engine.execute(engine.Model(base.spec, leaky), g, backend="native", steps=120, mode="active")
+            assert updates[seed] < r.node_updates

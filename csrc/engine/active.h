@@ -5,7 +5,10 @@
 // the node. So when an application of layer i sees the set D of rows whose inputs changed
 // since its previous application (their state, or address and broadcast features that the
 // layer reads), only D and the out-neighbours of the rows of D whose change its messages read
-// can change; every other row keeps the output it had then. run_steps recomputes exactly
+// can change; every other row keeps the output it had then. A state channel counts for D
+// only if the layer's output depends on it in value: a channel it never reads and gates with
+// a constant 1 reaches its output as 0 * h alone, so there only a change of sign or
+// finiteness counts. run_steps recomputes exactly
 // those rows (an active application), or every row when that is cheaper (a dense
 // application), keeps the per-node parts of each first message layer and each layer's
 // readout values up to date at changed rows only, and maintains the readout reductions with
@@ -113,6 +116,32 @@ void set_address(const LoopArgs<T>& a, T* buf, T* buf_g, const T* g) {
     for (size_t b = 0; b < a.broadcast.size(); ++b) buf[v * a.fz + a.bcast_col + b] = g[a.broadcast[b]];
   }
   std::copy(g, g + a.dg, buf_g);
+}
+
+// Per state channel c < d: whether layer `ly`'s output depends on h_c in value: it reads the
+// column (messages, update or gate), or passes h_c through a gate that is not exactly 1 (a
+// gate column whose last weights are all zero is the constant sigmoid(act(bias))).
+template <typename T>
+std::vector<uint8_t> state_reads(const LoopLayer<T>& ly, int64_t d, int64_t k_out) {
+  std::vector<uint8_t> reads(ly.node_reads.begin(), ly.node_reads.begin() + d);
+  if (!ly.layer.gated) return reads;
+  const NodeMLP<T>& g = ly.layer.gate;
+  const int64_t fz = static_cast<int64_t>(ly.node_reads.size());
+  for (int64_t c = 0; c < d; ++c) {
+    bool constant = g.ln_gamma == nullptr;
+    T pre;
+    if (g.tail.empty()) {
+      for (int64_t j = 0; j < fz && constant; ++j) constant = g.Wz[j * g.w0 + c] == T(0);
+      for (int64_t j = 0; j < k_out && constant; ++j) constant = g.Wa[j * g.w0 + c] == T(0);
+      pre = activate(g.b0 ? g.b0[c] : T(0), g.act0);
+    } else {
+      const DenseLayer<T>& last = g.tail.back();
+      for (int64_t j = 0; j < last.in && constant; ++j) constant = last.weight[j * last.out + c] == T(0);
+      pre = activate(last.bias ? last.bias[c] : T(0), last.act);
+    }
+    if (!(constant && sigmoid(pre) == T(1))) reads[static_cast<size_t>(c)] = 1;
+  }
+  return reads;
 }
 
 // Rows whose address/broadcast features differ between graph states g_old and g_new and
@@ -344,8 +373,11 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
   LoopResult res;
   res.applications = applications;
   std::vector<uint8_t> flags(static_cast<size_t>(n), 0), msg_flags(static_cast<size_t>(n), 0),
-      mark(static_cast<size_t>(n), 0);
-  std::vector<int64_t> rows, delta, adelta, adelta_msg, msg_changed;
+      next_flags(static_cast<size_t>(n), 0), mark(static_cast<size_t>(n), 0);
+  // `changed` holds the rows the next layer must treat as changed; `written` the rows whose
+  // output changed (for the readout)
+  std::vector<int64_t> rows, delta, adelta, adelta_msg, msg_changed, written;
+  std::vector<std::vector<uint8_t>> next_reads(static_cast<size_t>(L));
   std::vector<T> g_start(static_cast<size_t>(dg)), state_start;
   // plans, built once
   std::vector<LayerPlan<T>> plans;
@@ -403,9 +435,19 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
   std::vector<T> xa(static_cast<size_t>(scratch)), xb(static_cast<size_t>(scratch)), red, gnew, ggate;
   // changes carried in from the previous call: treat them all as read by the messages
   msg_changed = changed;
-  // each layer's output is read by the next layer (cyclically): its messages' state columns
-  for (int64_t i = 0; i < L; ++i)
-    a.layers[static_cast<size_t>(i)].layer.msg_watch = a.layers[static_cast<size_t>((i + 1) % L)].src_reads.data();
+  // each layer's output is read by the next layer (cyclically): its messages' state columns,
+  // and (several layers) the state columns its output depends on in value
+  for (int64_t i = 0; i < L; ++i) {
+    LoopLayer<T>& ly = a.layers[static_cast<size_t>(i)];
+    const LoopLayer<T>& next = a.layers[static_cast<size_t>((i + 1) % L)];
+    ly.layer.msg_watch = next.src_reads.data();
+    if (L > 1) {
+      next_reads[static_cast<size_t>(i)] =
+          detail::state_reads(next, d, plans[static_cast<size_t>((i + 1) % L)].edges.k_out);
+      ly.layer.next_reads = next_reads[static_cast<size_t>(i)].data();
+      ly.layer.next_changed = next_flags.data();
+    }
+  }
 
   const int64_t root_row = detail::readout_tree_rows(n) - 1;  // of every readout tree
   for (int64_t step = 0; step < a.max_steps; ++step) {
@@ -506,21 +548,21 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
       watched = layer_rows(Ly, plans[static_cast<size_t>(i)], &workspaces[static_cast<size_t>(i)]);
       changed.clear();
       msg_changed.clear();
+      written.clear();
+      auto record = [&](int64_t v, bool all) {
+        if (all || flags[v]) written.push_back(v);
+        if (all || msg_flags[v]) msg_changed.push_back(v);
+        if (all || (L > 1 ? next_flags[v] : flags[v])) changed.push_back(v);
+      };
       if (dense) {
         // A first application of a layer has no previous output to compare with, except for
         // a single layer, whose output is compared with its input: then only the rows that
         // changed are changes for the next step.
         const bool all = everything && L > 1;
-        for (int64_t v = 0; v < n; ++v) {
-          if (all || flags[v]) changed.push_back(v);
-          if (all || msg_flags[v]) msg_changed.push_back(v);
-        }
+        for (int64_t v = 0; v < n; ++v) record(v, all);
         res.node_updates += n;
       } else {
-        for (int64_t v : rows) {
-          if (flags[v]) changed.push_back(v);
-          if (msg_flags[v]) msg_changed.push_back(v);
-        }
+        for (int64_t v : rows) record(v, false);
         res.node_updates += static_cast<int64_t>(rows.size());
       }
       // 5. readouts and the graph update
@@ -536,13 +578,13 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
         } else {
           // the leaves' blocks of the changed rows, fetched together (scattered on large graphs)
           const int64_t block_bytes = detail::kTreeFanout * r * static_cast<int64_t>(sizeof(T));
-          for (int64_t v : changed) {
+          for (int64_t v : written) {
             const char* blk = reinterpret_cast<const char*>(cache + (v - v % detail::kTreeFanout) * r);
             for (int64_t off = 0; off < block_bytes; off += 64) __builtin_prefetch(blk + off, 1);
           }
           leaf_old.resize(static_cast<size_t>(r));
           leaf_saved.resize(static_cast<size_t>(r));
-          for (int64_t v : changed) {
+          for (int64_t v : written) {
             std::copy(cache + v * r, cache + v * r + r, leaf_old.begin());
             detail::node_readout(ly, rp, out + v * fz, a.hx, cache + v * r, xa.data(), xb.data());
             detail::tree_update_leaf(cache, n, tree, r, groups, v, leaf_old.data(), leaf_saved.data(), group_live);

@@ -139,6 +139,13 @@ struct LayerArgs {
   // msg_changed[v] is set to 1 when one of them changed at row v (else 0).
   const uint8_t* msg_watch = nullptr;
   uint8_t* msg_changed = nullptr;
+  // Optional: next_reads[c] (d) marks the state channels the next layer's output depends on
+  // in value; a change elsewhere reaches it only through a gate that is exactly 1 there,
+  // as 0 * h, which depends on h's sign and finiteness alone. next_changed[v] is set to 1
+  // when row v changed in a next_reads channel, or changed sign or finiteness in another
+  // (else 0): rows without it leave the next layer's output as it was.
+  const uint8_t* next_reads = nullptr;
+  uint8_t* next_changed = nullptr;
   const uint8_t* watch = nullptr;
   uint8_t* changed = nullptr;
 };
@@ -186,6 +193,12 @@ namespace detail {
 // 1 / (1 + exp(-x)), returning the saturated values without calling exp where they are
 // already exact (float: x > 20 gives 1, x < -89 gives 0; double: 40 and -710), which
 // avoids libm's slow overflow/underflow paths. The result is the same bits either way.
+// Whether 0 * a and 0 * b are the same bits: both finite with the same sign.
+template <typename T>
+inline bool same_zero_product(T a, T b) {
+  return std::isfinite(a) && std::isfinite(b) && std::signbit(a) == std::signbit(b);
+}
+
 template <typename T>
 inline T sigmoid(T x) {
   constexpr bool is_float = sizeof(T) == 4;
@@ -1118,21 +1131,25 @@ inline bool layer_row(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace
     if (L.gated) gv = node_mlp(L.gate, P.gate, z, L.fz, agg, plan.k_out, w.ga, w.gb);
   }
   T* out = L.out + v * L.fz;
-  bool watched = false, any = false, msg = false;
+  bool watched = false, any = false, msg = false, next = false;
   for (int64_t c = 0; c < L.d; ++c) {
     T val = nv[c];
     if (L.gated) {
       const T g = sigmoid(gv[c]);
       val = g * nv[c] + (T(1) - g) * z[c];
     }
-    const bool differs = !(val == (L.compare_out ? out[c] : z[c]));
+    const T before = L.compare_out ? out[c] : z[c];
+    const bool differs = !(val == before);
     any = any || differs;
     watched = watched || (differs && L.watch && L.watch[c]);
     msg = msg || (differs && L.msg_watch && L.msg_watch[c]);
+    if (differs && L.next_reads)
+      next = next || L.next_reads[c] || !same_zero_product(before, val);
     out[c] = val;
   }
   if (L.changed) L.changed[v] = any ? 1 : 0;
   if (L.msg_changed) L.msg_changed[v] = msg ? 1 : 0;
+  if (L.next_changed) L.next_changed[v] = next ? 1 : 0;
   return watched;
 }
 
