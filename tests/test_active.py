@@ -168,6 +168,17 @@ def test_native_loop_random_models_modes_agree(n, m, seed, layers, kind):
     np.testing.assert_array_equal(runs[0].final_state, python.hidden[-1])
 
 
+def _native_loop_runs(model, g, steps):
+    """The native loop's dense, active and auto runs, each checked against the Python loop
+    (``hidden=True`` keeps the executor's own loop) bit for bit."""
+    runs = [engine.execute(model, g, backend="native", steps=steps, mode=m) for m in ("dense", "active", "auto")]
+    python = engine.execute(model, g, backend="native", steps=steps, mode="dense", hidden=True)
+    for r in runs:
+        np.testing.assert_array_equal(r.final_state, python.hidden[-1])
+        np.testing.assert_array_equal(r.final_graph, python.final_graph)
+    return runs
+
+
 @pytest.mark.parametrize("part", ["message.src", "message.dst", "update.node", "gate.node"])
 @pytest.mark.parametrize("columns", ["addresses", "broadcast", "scan broadcast"])
 def test_native_loop_address_changes_on_perturbed_dfs(part, columns):
@@ -195,12 +206,7 @@ def test_native_loop_address_changes_on_perturbed_dfs(part, columns):
             cols = rng.integers(0, W.shape[1], size=rows.size)
             W[rows, cols] = rng.choice([-0.5, 0.25, 1.0], size=rows.size).astype(W.dtype)
         model = engine.Model(spec, weights)
-        g = generators.erdos_renyi(60, 3, directed=True, seed=seed)
-        runs = [engine.execute(model, g, backend="native", steps=40, mode=m) for m in ("dense", "active", "auto")]
-        python = engine.execute(model, g, backend="native", steps=40, mode="dense", hidden=True)
-        for r in runs:
-            np.testing.assert_array_equal(r.final_state, python.hidden[-1])
-            np.testing.assert_array_equal(r.final_graph, python.final_graph)
+        runs = _native_loop_runs(model, generators.erdos_renyi(60, 3, directed=True, seed=seed), steps=40)
         assert runs[1].node_updates < runs[0].node_updates
 
 
@@ -361,12 +367,7 @@ def test_native_loop_skips_only_changes_the_next_layer_ignores(variant):
     model = engine.Model(base.spec, weights)
     updates = {}
     for seed in range(3):
-        g = generators.erdos_renyi(80, 4, directed=True, seed=seed)
-        runs = [engine.execute(model, g, backend="native", steps=120, mode=m) for m in ("dense", "active", "auto")]
-        python = engine.execute(model, g, backend="native", steps=120, mode="dense", hidden=True)
-        for r in runs:
-            np.testing.assert_array_equal(r.final_state, python.hidden[-1])
-            np.testing.assert_array_equal(r.final_graph, python.final_graph)
+        runs = _native_loop_runs(model, generators.erdos_renyi(80, 4, directed=True, seed=seed), steps=120)
         updates[seed] = runs[1].node_updates
     if variant == "as compiled":  # the skipped rows: fewer updates than when the gate leaks
         leaky = {k: v.copy() for k, v in base.weights.items()}
