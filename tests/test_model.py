@@ -100,6 +100,14 @@ def test_spec_errors_name_what_is_allowed(edit, match):
         Model(spec, model.weights)
 
 
+def test_readout_kinds_are_checked():
+    model = engine.compile("dfs")
+    spec = json.loads(json.dumps(model.spec))
+    spec["layers"][0]["readout"]["groups"][0]["kind"] = "sum"
+    with pytest.raises(ModelError, match=r"reduce with one of \['min', 'max', 'argmin', 'argmax'\], got 'sum'"):
+        Model(spec, model.weights)
+
+
 def test_compiled_models_document_their_channels():
     for algo in ("bfs", "bellman_ford"):
         desc = engine.compile(algo).spec["description"]
