@@ -8,12 +8,11 @@
 // can change; every other row keeps the output it had then. A state channel counts for D
 // only if the layer's output depends on it in value: a channel it never reads and gates with
 // a constant 1 reaches its output as 0 * h alone, so there only a change of sign or
-// finiteness counts. run_steps recomputes exactly
-// those rows (an active application), or every row when that is cheaper (a dense
-// application), keeps the per-node parts of each first message layer and each layer's
-// readout values up to date at changed rows only, and maintains the readout reductions with
-// 16-ary trees, so that a step costs about what it changes. Results do not depend on which
-// kind of application ran, nor on the thread count.
+// finiteness counts. run_steps recomputes exactly those rows (an active application), or
+// every row when that is cheaper (a dense application), keeps the per-node parts of each
+// first message layer and each layer's readout values up to date at changed rows only, and
+// maintains the readout reductions with 16-ary trees, so that a step costs about what it
+// changes. Results do not depend on which kind of application ran, nor on the thread count.
 #pragma once
 
 #include <algorithm>
