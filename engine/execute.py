@@ -17,7 +17,6 @@ import numpy as np
 from ._memory import require
 from .backends import get_backend
 from .backends.base import activate as _activate_code
-from .backends.base import node_mlp as _by_parts_mlp
 from .backends.base import sigmoid as _sigmoid
 from .errors import EngineError, ModelError
 from .model import registry as R
@@ -82,6 +81,18 @@ def _mm(A: np.ndarray, W: np.ndarray, out=None) -> np.ndarray:
         return y
     out[...] = y
     return out
+
+
+def _small_mlp(mlp, z: np.ndarray, agg: np.ndarray) -> np.ndarray:
+    """A readout or graph MLP ``(Wz, Wa, b0, act0, tail)`` on the rows of ``z`` and ``agg``, its
+    products summed as :func:`_mm` sums them (the native loop's order, so both get the same
+    bits): ``act0((z @ Wz + agg @ Wa) + b0)``, then each tail layer."""
+    Wz, Wa, b0, act0, tail = mlp[:5]
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = _activate_code((_mm(z, Wz) + _mm(agg, Wa)) + b0, act0)
+        for W, b, act in tail:
+            y = _activate_code(_mm(y, W) + b, act)
+    return y
 
 
 def reduce_readout_channels(r: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -254,11 +265,9 @@ class _Runner:
     def readout_values(self, blocks: dict, z_out: np.ndarray, rows=slice(None)) -> np.ndarray:
         """The readout MLP on ``[h', x]`` of the given rows of buffer ``z_out``."""
         W, b, act, tail, _ = blocks["readout"]
-        with np.errstate(over="ignore"):
-            r = _activate_code(z_out[rows, :self.fb_col] @ W + b, act)
-            for Wt, bt, a in tail:
-                r = _activate_code(r @ Wt + bt, a)
-        return r.astype(self.dtype, copy=False)
+        z = z_out[rows, :self.fb_col]
+        return _small_mlp((W, np.zeros((0, W.shape[1]), W.dtype), b, act, tail), z,
+                          np.zeros((z.shape[0], 0), z.dtype)).astype(self.dtype, copy=False)
 
     def reduce_readouts(self, blocks: dict, r: np.ndarray) -> np.ndarray:
         """Readouts reduced over all nodes (see :func:`reduce_readout_channels`)."""
@@ -272,10 +281,11 @@ class _Runner:
         """The graph update from reduced readouts ``red``."""
         if blocks["graph_update"] is None:
             return g
-        new = _by_parts_mlp(blocks["graph_update"], g, red)
+        g2, red2 = g[None, :], np.asarray(red)[None, :]
+        new = _small_mlp(blocks["graph_update"], g2, red2)[0]
         if blocks["graph_gate"] is None:
             return new.astype(self.dtype)
-        gate = _sigmoid(_by_parts_mlp(blocks["graph_gate"], g, red))
+        gate = _sigmoid(_small_mlp(blocks["graph_gate"], g2, red2)[0])
         return (gate * new + (1 - gate) * g).astype(self.dtype)
 
     # ------------------------------------------------------------ evaluation
