@@ -83,13 +83,16 @@ def _mm(A: np.ndarray, W: np.ndarray, out=None) -> np.ndarray:
     return out
 
 
-def _small_mlp(mlp, z: np.ndarray, agg: np.ndarray) -> np.ndarray:
+def _small_mlp(mlp, z: np.ndarray, agg=None) -> np.ndarray:
     """A readout or graph MLP ``(Wz, Wa, b0, act0, tail)`` on the rows of ``z`` and ``agg``, its
     products summed as :func:`_mm` sums them (the native loop's order, so both get the same
-    bits): ``act0((z @ Wz + agg @ Wa) + b0)``, then each tail layer."""
+    bits): ``act0((z @ Wz + agg @ Wa) + b0)``, then each tail layer. Without ``agg`` (a
+    readout) its term is left out: ``_mm``'s sums start from +0 and never are -0, so adding
+    the zero term would not change a bit."""
     Wz, Wa, b0, act0, tail = mlp[:5]
     with np.errstate(over="ignore", invalid="ignore"):
-        y = _activate_code((_mm(z, Wz) + _mm(agg, Wa)) + b0, act0)
+        pre = _mm(z, Wz) if agg is None else _mm(z, Wz) + _mm(agg, Wa)
+        y = _activate_code(pre + b0, act0)
         for W, b, act in tail:
             y = _activate_code(_mm(y, W) + b, act)
     return y
@@ -265,9 +268,7 @@ class _Runner:
     def readout_values(self, blocks: dict, z_out: np.ndarray, rows=slice(None)) -> np.ndarray:
         """The readout MLP on ``[h', x]`` of the given rows of buffer ``z_out``."""
         W, b, act, tail, _ = blocks["readout"]
-        z = z_out[rows, :self.fb_col]
-        return _small_mlp((W, np.zeros((0, W.shape[1]), W.dtype), b, act, tail), z,
-                          np.zeros((z.shape[0], 0), z.dtype)).astype(self.dtype, copy=False)
+        return _small_mlp((W, None, b, act, tail), z_out[rows, :self.fb_col]).astype(self.dtype, copy=False)
 
     def reduce_readouts(self, blocks: dict, r: np.ndarray) -> np.ndarray:
         """Readouts reduced over all nodes (see :func:`reduce_readout_channels`)."""

@@ -805,6 +805,13 @@ struct NodePlan {
   }
 };
 
+// One packed layer's bias and activation on its accumulator: h = act(t + b).
+template <typename T, int Lanes>
+__attribute__((always_inline)) inline void packed_finish(const PackedLayer<T>& l, const T* t, T* h) {
+  const T* b = l.bias.data();
+  for (int o = 0; o < Lanes; ++o) h[o] = activate(t[o] + b[o], l.act);
+}
+
 // node_mlp on the packed form: the same sums in the same order, in fixed-size registers.
 template <typename T, int Lanes>
 __attribute__((always_inline)) inline void node_mlp_packed(const NodePlan<T>& p, const T* z, const T* agg,
@@ -820,8 +827,7 @@ __attribute__((always_inline)) inline void node_mlp_packed(const NodePlan<T>& p,
     T t[Lanes];
     for (int o = 0; o < Lanes; ++o) t[o] = T(0);
     packed_accumulate<T, Lanes>(l, hz, t);
-    const T* b = l.bias.data();
-    for (int o = 0; o < Lanes; ++o) hz[o] = activate(t[o] + b[o], l.act);
+    packed_finish<T, Lanes>(l, t, hz);
   }
   for (int o = 0; o < Lanes; ++o) x[o] = hz[o];
 }
@@ -865,13 +871,6 @@ __attribute__((always_inline)) inline void packed_accumulate_pair(const PackedLa
     }
     for (int o = 0; o < 16; ++o) { acc1[b + o] = a1[o]; acc2[b + o] = a2[o]; }
   }
-}
-
-// One packed layer's bias and activation on its accumulator: h = act(t + b).
-template <typename T, int Lanes>
-__attribute__((always_inline)) inline void packed_finish(const PackedLayer<T>& l, const T* t, T* h) {
-  const T* b = l.bias.data();
-  for (int o = 0; o < Lanes; ++o) h[o] = activate(t[o] + b[o], l.act);
 }
 
 // node_mlp_packed for two MLPs of the same lanes on the same inputs (a layer's update and
