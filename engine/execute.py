@@ -46,6 +46,9 @@ class ExecutionResult:
         ``dense``, ``active`` or ``auto`` (as run).
     node_updates : int
         Node states computed over all steps (``n * steps`` when dense).
+    aggregates_reused : int
+        Of those, the ones whose aggregate the native loop updated from the changed messages
+        instead of reducing the node's in-edges again (incremental max/min aggregation).
     seconds : float
         Wall time of the step loop.
     """
@@ -59,6 +62,7 @@ class ExecutionResult:
     hidden: np.ndarray | None = None
     mode: str = "dense"
     node_updates: int = 0
+    aggregates_reused: int = 0
     seconds: float = 0.0
     final_state: np.ndarray | None = field(default=None, repr=False)
     final_graph: np.ndarray | None = field(default=None, repr=False)
@@ -556,6 +560,7 @@ class _NativeLoop:
         self.applications = 0
         self.changed = None
         self.node_updates = 0
+        self.aggregates_reused = 0
         out_indptr, out_targets, _ = graph.out_csr()
         has_edges = run.E is not None and run.E.shape[1] > 0
         layers = []
@@ -571,6 +576,7 @@ class _NativeLoop:
                 update=tuple(b["update"]), gate=None if b["gate"] is None else tuple(b["gate"]),
                 readout=None, graph_update=None, graph_gate=None,
                 last_g=np.full(run.dg, np.nan, dtype=dtype))
+            ld["agg_store"] = self._aggregate_store(n, b, has_edges, dtype)
             if b["readout"] is not None:
                 W, bias, act, tail, codes = b["readout"]
                 r = len(codes)
@@ -589,6 +595,19 @@ class _NativeLoop:
             broadcast=list(run.broadcast), g=self.g, policy=self.POLICY[mode],
             dense_nodes=_ActiveStepper.DENSE_NODES, dense_edges=_ActiveStepper.DENSE_FRACTION)
 
+    # incremental aggregation keeps every row's aggregate (n x width); a wider one is not kept
+    INCREMENTAL_MAX_WIDTH = 16
+
+    def _aggregate_store(self, n: int, blocks: dict, has_edges: bool, dtype):
+        """The loop's store of a layer's aggregates, or None where they cannot be kept
+        incrementally (a group other than max/min, edge features) or are too wide."""
+        kinds = {R.REDUCE_KINDS[int(code)] for code, _, _ in blocks["groups"]}
+        width = int(blocks["groups"][-1][2]) if len(blocks["groups"]) else 0
+        if has_edges or not kinds <= {"max", "min"} or not 0 < width <= self.INCREMENTAL_MAX_WIDTH:
+            return None
+        require(n * width * np.dtype(dtype).itemsize, "the native loop's aggregate store")
+        return np.zeros((n, width), dtype=dtype)
+
     def current(self):
         return self.ring[(self.applications - 1) % len(self.ring)]
 
@@ -599,8 +618,10 @@ class _NativeLoop:
                   watch=watch if watch is not None else np.zeros(d, np.uint8),
                   graph_watch=[] if graph_watch is None else [int(c) for c in graph_watch],
                   applications=self.applications)
-        ran, converged, updates, self.applications, self.changed = self.run.backend.run_steps(self.run.graph, **kw)
+        ran, converged, updates, self.applications, self.changed, reused = self.run.backend.run_steps(
+            self.run.graph, **kw)
         self.node_updates += updates
+        self.aggregates_reused += reused
         z = self.current()
         # the loop wrote address columns; let the runner know which, before it decodes
         self.run.adopt_addresses(z, self.buf_g[(self.applications - 1) % len(self.ring)])
@@ -755,4 +776,5 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
                            threads=be.threads(), hidden=np.stack(states) if hidden else None, mode=mode,
                            node_updates=(native_loop.node_updates if native_loop else
                                          stepper.active_rows if stepper else n * t * len(run.layers)),
+                           aggregates_reused=native_loop.aggregates_reused if native_loop else 0,
                            seconds=time.perf_counter() - t0, final_state=z[:, :d].copy(), final_graph=final_graph)

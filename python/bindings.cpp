@@ -384,6 +384,9 @@ py::tuple run_steps_typed(const py::dict& kw) {
       }
     }
     ly.last_g = mutable_array<T>(kwarg(ld, "last_g"), "last_g", {A.dg}, keep);
+    if (ld.contains("agg_store") && !ld["agg_store"].is_none()) {
+      ly.agg_store = mutable_array<T>(ld["agg_store"], "agg_store", {n, k}, keep);
+    }
     A.layers.push_back(std::move(ly));
   }
   if (A.ring.size() != std::max<size_t>(A.layers.size(), 2)) throw py::value_error("ring must hold max(layers, 2) buffers");
@@ -422,7 +425,7 @@ py::tuple run_steps_typed(const py::dict& kw) {
   }
   Array<int64_t> changed_out(static_cast<py::ssize_t>(changed.size()));
   std::copy(changed.begin(), changed.end(), changed_out.mutable_data());
-  return py::make_tuple(r.steps, r.converged, r.node_updates, r.applications, changed_out);
+  return py::make_tuple(r.steps, r.converged, r.node_updates, r.applications, changed_out, r.aggregates_reused);
 }
 
 py::tuple run_steps(const py::dict& kw) {
@@ -485,7 +488,7 @@ PYBIND11_MODULE(_native, m) {
         "into the first d columns of out (shaped like z) and returns how many rows changed a watched channel.");
   m.def("run_steps", &run_steps, py::arg("kwargs"),
         "Run up to max_steps processor steps in C++ (dense, active or auto); returns "
-        "(steps, converged, node_updates, applications, changed).");
+        "(steps, converged, node_updates, applications, changed, aggregates_reused).");
   m.def("project", &project, py::arg("A"), py::arg("W"), py::arg("out"),
         "out = A @ W (inputs ascending, all-zero rows of W skipped), rows in parallel.");
   m.def("readout_tree_rows", &engine::detail::readout_tree_rows, py::arg("n"),

@@ -12,7 +12,12 @@
 // every row when that is cheaper (a dense application), keeps the per-node parts of each
 // first message layer and each layer's readout values up to date at changed rows only, and
 // maintains the readout reductions with 16-ary trees, so that a step costs about what it
-// changes. Results do not depend on which kind of application ran, nor on the thread count.
+// changes. A layer whose groups are all max/min over messages without edge features can also
+// keep every row's aggregate (agg_store): the sources whose messages changed push the old and
+// new message to their out-neighbours (detail::push_message), a row whose aggregate is
+// unchanged by that is skipped, and the others take it from the store instead of visiting
+// their in-edges. Results do not depend on which kind of application ran, nor on the thread
+// count.
 #pragma once
 
 #include <algorithm>
@@ -50,6 +55,9 @@ struct LoopLayer {
   bool has_graph_gate = false;
   NodeMLP<T> graph_gate;
   T* last_g = nullptr;       // dg: the graph state this layer saw at its previous application
+  // Optional (n x k_out): every row's aggregate, for incremental aggregation (see
+  // detail::push_message); only for max/min groups over messages without edge features.
+  T* agg_store = nullptr;
   // Which input columns this layer's messages read (nonzero rows of W_src): a change there
   // reaches the out-neighbours; a change elsewhere only the row itself. Set by run_steps.
   std::vector<uint8_t> src_reads;
@@ -87,6 +95,7 @@ struct LoopResult {
   bool converged = false;
   int64_t node_updates = 0;
   int64_t applications = 0;  // layer applications done in total (k), for the ring position
+  int64_t aggregates_reused = 0;  // active row updates whose aggregate came from agg_store
 };
 
 namespace detail {
@@ -350,6 +359,44 @@ void tree_update_leaf(const T* cache, int64_t n, T* tree, int64_t r, const std::
   } while (rows_below > 1);
 }
 
+// Incremental max/min aggregation. When one message of a row changes from o to x, the
+// row's maximum a becomes max(a, x) if o was not the maximum (o < a: a is still attained by
+// another message) or the message did not decrease (x >= o: x >= a then); min alike. That
+// value is exact, and so are its bits as long as none of a, o, x is NaN or -0: the reduction
+// keeps the first extremal message in edge order, and equal values differ in their bits only
+// as zeros of both signs. Applied per changed message, each intermediate `a` is the
+// aggregate of a real set of messages, so several changes compose. `is_max` per channel.
+// Returns 1 if the aggregate changed, 0 if not, and -1 where the shortcut does not apply (the
+// row must reduce its in-edges again; `agg` may then be partly updated).
+template <typename T>
+inline int push_message(T* agg, const T* o, const T* x, const uint8_t* is_max, int64_t k) {
+  int changed = 0;
+  for (int64_t c = 0; c < k; ++c) {
+    const T a = agg[c], oc = o[c], xc = x[c];
+    if (!(a == a && oc == oc && xc == xc)) return -1;
+    if ((a == T(0) && std::signbit(a)) || (oc == T(0) && std::signbit(oc)) || (xc == T(0) && std::signbit(xc)))
+      return -1;
+    if (is_max[c]) {
+      if (!(oc < a || xc >= oc)) return -1;
+      if (xc > a) { agg[c] = xc; changed = 1; }
+    } else {
+      if (!(oc > a || xc <= oc)) return -1;
+      if (xc < a) { agg[c] = xc; changed = 1; }
+    }
+  }
+  return changed;
+}
+
+// Whether a layer's aggregates can be kept incrementally: max/min groups only, and messages
+// that read no edge features (the out-edge lists carry no edge ids).
+template <typename T>
+inline bool incremental_aggregation_applies(const EdgePassArgs<T>& E) {
+  if (E.fe > 0) return false;
+  for (const auto& g : E.groups)
+    if (g.kind != Reduce::Max && g.kind != Reduce::Min) return false;
+  return true;
+}
+
 template <typename T>
 void node_readout(const LoopLayer<T>& L, const NodePlan<T>& plan, const T* row, int64_t hx, T* out, T* xa,
                   T* xb) {
@@ -385,9 +432,25 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
   std::vector<std::vector<detail::ReadoutGroup>> readout_groups;  // per layer
   std::vector<T> leaf_old, leaf_saved;  // a changed leaf's previous readout values, a tree entry's
   std::vector<uint8_t> group_live;      // per readout group: still changing on the way up
+  // incremental aggregation: per node, a PushState; whether a selected row reads its
+  // aggregate from the store
+  enum PushState : uint8_t { kUntouched = 0, kSame = 1, kChanged = 2, kReduce = 3 };
+  std::vector<uint8_t> push_state, from_store;
+  std::vector<std::vector<uint8_t>> channel_is_max(static_cast<size_t>(L));
+  std::vector<int64_t> sources, touched;
+  std::vector<T> old_S, old_Q, msg_old, msg_new;
   int64_t scratch = 1;
   for (auto& ly : a.layers) {
     EdgePassArgs<T>& E = ly.layer.edges;
+    if (ly.agg_store && !detail::incremental_aggregation_applies(E))
+      throw std::invalid_argument("agg_store needs max/min message groups and no edge features");
+    if (ly.agg_store && push_state.empty()) {
+      push_state.assign(static_cast<size_t>(n), kUntouched);
+      from_store.assign(static_cast<size_t>(n), 0);
+    }
+    for (const auto& g : E.groups)
+      for (int64_t c = g.start; c < g.stop; ++c)
+        channel_is_max[plans.size()].push_back(g.kind == Reduce::Max ? 1 : 0);  // this layer's
     E.S = ly.S;
     E.Q = ly.W_dst ? ly.Q : ly.bias;
     E.q_shared = ly.W_dst == nullptr && n != 1;
@@ -489,24 +552,28 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
       bool dense = everything || a.policy == 0 ||
                    (a.policy == 2 && static_cast<double>(delta.size()) > a.dense_nodes * static_cast<double>(n));
       rows.clear();
+      sources.clear();
       if (!dense) {
-        // D itself, and the out-neighbours of the rows of D whose change the messages read
-        int64_t edges = 0;
-        for (int64_t u : delta)
-          if (!mark[u]) { mark[u] = 1; rows.push_back(u); edges += a.in_indptr[u + 1] - a.in_indptr[u]; }
-        for (int64_t u : msg_changed) {
-          for (int64_t e = a.out_indptr[u]; e < a.out_indptr[u + 1]; ++e) {
-            const int64_t v = a.out_targets[e];
-            if (!mark[v]) { mark[v] = 1; rows.push_back(v); edges += a.in_indptr[v + 1] - a.in_indptr[v]; }
-          }
+        int64_t edges = 0;  // the in-edges to reduce, or the messages to push
+        if (ly.agg_store) {
+          // incremental aggregation (below): the sources whose messages changed push them
+          for (const auto* list : {&msg_changed, &adelta_msg})
+            for (int64_t u : *list)
+              if (!mark[u]) { mark[u] = 1; sources.push_back(u); edges += a.out_indptr[u + 1] - a.out_indptr[u]; }
+          for (int64_t u : sources) mark[u] = 0;
+          edges += static_cast<int64_t>(delta.size());
+        } else {
+          // D itself, and the out-neighbours of the rows of D whose change the messages read
+          for (int64_t u : delta)
+            if (!mark[u]) { mark[u] = 1; rows.push_back(u); edges += a.in_indptr[u + 1] - a.in_indptr[u]; }
+          for (const auto* list : {&msg_changed, &adelta_msg})
+            for (int64_t u : *list)
+              for (int64_t e = a.out_indptr[u]; e < a.out_indptr[u + 1]; ++e) {
+                const int64_t v = a.out_targets[e];
+                if (!mark[v]) { mark[v] = 1; rows.push_back(v); edges += a.in_indptr[v + 1] - a.in_indptr[v]; }
+              }
+          for (int64_t v : rows) mark[v] = 0;
         }
-        for (int64_t u : adelta_msg) {
-          for (int64_t e = a.out_indptr[u]; e < a.out_indptr[u + 1]; ++e) {
-            const int64_t v = a.out_targets[e];
-            if (!mark[v]) { mark[v] = 1; rows.push_back(v); edges += a.in_indptr[v + 1] - a.in_indptr[v]; }
-          }
-        }
-        for (int64_t v : rows) mark[v] = 0;
         if (a.policy == 2 && static_cast<double>(edges) > a.dense_edges * static_cast<double>(std::max<int64_t>(a.m, 1))) {
           dense = true;
         } else {
@@ -515,7 +582,20 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
         }
       }
       // 3. per-node parts of the first message layer, for the rows whose input changed
+      // (incremental aggregation: the previous parts of the message sources, and of the
+      // rows whose destination part may change)
       const int64_t k0 = E.k0;
+      const bool incremental = ly.agg_store != nullptr && !dense;
+      if (incremental) {
+        old_S.resize(sources.size() * static_cast<size_t>(k0));
+        for (size_t j = 0; j < sources.size(); ++j)
+          std::copy(ly.S + sources[j] * k0, ly.S + sources[j] * k0 + k0, old_S.begin() + static_cast<int64_t>(j) * k0);
+        if (ly.W_dst && !ly.dst_rows.empty()) {
+          old_Q.resize(delta.size() * static_cast<size_t>(k0));
+          for (size_t j = 0; j < delta.size(); ++j)
+            std::copy(ly.Q + delta[j] * k0, ly.Q + delta[j] * k0 + k0, old_Q.begin() + static_cast<int64_t>(j) * k0);
+        }
+      }
       // S[v] = z_v @ W_src, Q[v] = z_v @ W_dst + bias (all-zero rows of W add exact zeros: skipped)
       auto parts = [&](int64_t v) {
         const T* zv = inp + v * fz;
@@ -538,13 +618,80 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
           for (int64_t v : delta) parts(v);
         }
       }
+      // incremental aggregation: push the changed messages into the stored aggregates; the
+      // rows are then D (its aggregate from the store unless its destination part changed
+      // or a push did not apply) and the other rows whose aggregate changed
+      if (incremental) {
+        const detail::Plan<T>& ep = plans[static_cast<size_t>(i)].edges;
+        const int64_t kw = ep.k_out;
+        const uint8_t* is_max = channel_is_max[static_cast<size_t>(i)].data();
+        // every row's destination part is the bias when W_dst is all zero: one message per source
+        const bool q_uniform = E.q_shared || ly.dst_rows.empty();
+        if (!q_uniform)
+          for (size_t j = 0; j < delta.size(); ++j)
+            if (std::memcmp(old_Q.data() + static_cast<int64_t>(j) * k0, ly.Q + delta[j] * k0,
+                            static_cast<size_t>(k0) * sizeof(T)) != 0)
+              push_state[static_cast<size_t>(delta[j])] = kReduce;
+        touched.clear();
+        msg_old.resize(static_cast<size_t>(kw));
+        msg_new.resize(static_cast<size_t>(kw));
+        detail::Scratch<T>& sc = workspaces[static_cast<size_t>(i)].s;
+        // the message is S[u] + Q[v] after the first activation (message_rest's arithmetic)
+        const bool first_only = E.layers.empty(), relu = E.first_act == Activation::Relu;
+        auto messages = [&](const T* so, const T* sn, const T* q) {
+          if (first_only) {
+            for (int64_t c = 0; c < k0; ++c) {
+              const T xo = so[c] + q[c], xn = sn[c] + q[c];
+              msg_old[static_cast<size_t>(c)] = relu ? detail::activate(xo, Activation::Relu) : xo;
+              msg_new[static_cast<size_t>(c)] = relu ? detail::activate(xn, Activation::Relu) : xn;
+            }
+            return;
+          }
+          const T* mo = detail::message_from_parts(E, ep, sc, so, q);
+          std::copy(mo, mo + kw, msg_old.begin());
+          const T* mn = detail::message_from_parts(E, ep, sc, sn, q);
+          std::copy(mn, mn + kw, msg_new.begin());
+        };
+        for (size_t j = 0; j < sources.size(); ++j) {
+          const int64_t u = sources[j];
+          const T* so = old_S.data() + static_cast<int64_t>(j) * k0;
+          const T* sn = ly.S + u * k0;
+          if (q_uniform) messages(so, sn, E.Q + (E.q_shared ? 0 : u * k0));  // the same to every target
+          auto push = [&](int64_t w) {
+            uint8_t& st = push_state[static_cast<size_t>(w)];
+            if (st == kReduce) return;
+            if (st == kUntouched) touched.push_back(w);
+            if (!q_uniform) messages(so, sn, E.Q + w * k0);
+            const int r = detail::push_message(ly.agg_store + w * kw, msg_old.data(), msg_new.data(), is_max, kw);
+            st = r < 0 ? kReduce : (r > 0 || st == kChanged) ? kChanged : kSame;
+          };
+          if (E.include_self) push(u);
+          for (int64_t e = a.out_indptr[u]; e < a.out_indptr[u + 1]; ++e) push(a.out_targets[e]);
+        }
+        rows.clear();
+        for (int64_t v : delta) { mark[v] = 1; rows.push_back(v); }
+        for (int64_t w : touched)
+          if (!mark[w] && push_state[static_cast<size_t>(w)] >= kChanged) { mark[w] = 1; rows.push_back(w); }
+        for (int64_t v : rows) {
+          mark[v] = 0;
+          const bool reduce = push_state[static_cast<size_t>(v)] == kReduce;
+          from_store[static_cast<size_t>(v)] = reduce ? 0 : 1;
+          res.aggregates_reused += reduce ? 0 : 1;
+        }
+        for (int64_t v : touched) push_state[static_cast<size_t>(v)] = kUntouched;
+        for (int64_t v : delta) push_state[static_cast<size_t>(v)] = kUntouched;
+      }
       // 4. the layer
       Ly.z = inp;
       Ly.out = out;
+      Ly.agg_store = ly.agg_store;
+      Ly.agg_from_store = incremental ? from_store.data() : nullptr;
       Ly.compare_out = !everything && (L > 1 || !dense);
       E.rows = dense ? nullptr : rows.data();
       E.num_rows = dense ? 0 : static_cast<int64_t>(rows.size());
       watched = layer_rows(Ly, plans[static_cast<size_t>(i)], &workspaces[static_cast<size_t>(i)]);
+      if (incremental)
+        for (int64_t v : rows) from_store[static_cast<size_t>(v)] = 0;
       changed.clear();
       msg_changed.clear();
       written.clear();

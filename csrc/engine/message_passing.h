@@ -148,6 +148,11 @@ struct LayerArgs {
   uint8_t* next_changed = nullptr;
   const uint8_t* watch = nullptr;
   uint8_t* changed = nullptr;
+  // Optional: the aggregates (n x k_out). Every row that reduces its messages writes its
+  // aggregate there; a row v with agg_from_store[v] != 0 reads it from there instead of
+  // visiting its in-edges (the caller keeps it equal to what the reduction would give).
+  T* agg_store = nullptr;
+  const uint8_t* agg_from_store = nullptr;
 };
 
 template <typename T>
@@ -351,17 +356,14 @@ struct Scratch {
         tb(kTile * width + kPad), den(k_out + kPad), best(k_out + kPad), tsrc(kTile) {}
 };
 
-// The message of source u into v along edge e (self: the virtual self-edge), into s.xa
+// The message whose first-layer terms S[u] + Q[v] are in s.xa (k0 values), after the edge
+// term (edge e; e < 0: none, the self-edge), the activation and the dense layers, into s.xa
 // or s.xb; returns the buffer holding it. Loops run over channels so they vectorise.
 template <typename T>
-inline const T* message(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t u, int64_t v,
-                        int64_t e, bool self) {
-  T* x = s.xa.data();
+inline const T* message_rest(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t e) {
   const int64_t k = a.k0;
-  const T* __restrict su = a.S + u * k;
-  const T* __restrict q = a.Q + (a.q_shared ? 0 : v * k);
-  for (int64_t c = 0; c < k; ++c) x[c] = su[c] + q[c];
-  if (!self && a.fe > 0) {
+  T* x = s.xa.data();
+  if (e >= 0 && a.fe > 0) {
     // t[c] = sum_j e_j * We[j, c] (j ascending), then x[c] + t[c]
     T* __restrict t = s.xb.data();
     const T* __restrict ef = a.E + e * a.fe;
@@ -381,6 +383,28 @@ inline const T* message(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& 
     std::swap(x, y);
   }
   return x;
+}
+
+// The message from source part su (k0 values, a row of S) into destination part q (a row of
+// Q) along no edge term: the message of an edge without edge features, or of the self-edge.
+template <typename T>
+inline const T* message_from_parts(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, const T* su,
+                                   const T* q) {
+  T* x = s.xa.data();
+  for (int64_t c = 0; c < a.k0; ++c) x[c] = su[c] + q[c];
+  return message_rest(a, p, s, -1);
+}
+
+// The message of source u into v along edge e (self: the virtual self-edge).
+template <typename T>
+inline const T* message(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t u, int64_t v,
+                        int64_t e, bool self) {
+  T* x = s.xa.data();
+  const int64_t k = a.k0;
+  const T* __restrict su = a.S + u * k;
+  const T* __restrict q = a.Q + (a.q_shared ? 0 : v * k);
+  for (int64_t c = 0; c < k; ++c) x[c] = su[c] + q[c];
+  return message_rest(a, p, s, self ? -1 : e);
 }
 
 // Fold message m into the row accumulators (count = messages folded so far, > 0).
@@ -1111,8 +1135,14 @@ inline bool layer_row(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace
   const EdgePassArgs<T>& a = L.edges;
   const Plan<T>& plan = P.edges;
   const int64_t v = a.rows ? a.rows[i] : i;
-  reduce_any(a, plan, w.s, v, a.winners ? a.winners + i * plan.num_arg : nullptr);
-  const T* agg = w.s.agg.data();
+  const T* agg;
+  if (L.agg_from_store && L.agg_from_store[v]) {
+    agg = L.agg_store + v * plan.k_out;
+  } else {
+    reduce_any(a, plan, w.s, v, a.winners ? a.winners + i * plan.num_arg : nullptr);
+    agg = w.s.agg.data();
+    if (L.agg_store) std::copy(agg, agg + plan.k_out, L.agg_store + v * plan.k_out);
+  }
   if (a.out) std::copy(agg, agg + plan.k_out, a.out + i * plan.k_out);
   const T* z = L.z + v * L.fz;
   const T* nv;
@@ -1152,6 +1182,13 @@ inline bool layer_row(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace
   return watched;
 }
 
+// Whether row v of an active application visits its in-edges (not when its aggregate comes
+// from the store).
+template <typename T>
+inline bool row_reads_edges(const LayerArgs<T>& L, bool reads_edges, int64_t v) {
+  return reads_edges && !(L.agg_from_store && L.agg_from_store[v]);
+}
+
 // Prefetch for the selected rows ahead of position i (< end): scattered rows (active steps)
 // miss the cache, so each dependent level is fetched kAhead rows earlier than the next (the
 // in-edge range 4 kAhead rows ahead, the edge list 3 kAhead, the edges' sources and both
@@ -1162,8 +1199,9 @@ constexpr int64_t kAhead = 8;
 template <typename T>
 inline void prefetch_ahead(const LayerArgs<T>& L, bool reads_edges, int64_t i, int64_t end) {
   const EdgePassArgs<T>& a = L.edges;
-  if (i + 4 * kAhead < end) __builtin_prefetch(a.indptr + a.rows[i + 4 * kAhead]);
-  if (reads_edges && i + 3 * kAhead < end) __builtin_prefetch(a.indices + a.indptr[a.rows[i + 3 * kAhead]]);
+  if (reads_edges && i + 4 * kAhead < end) __builtin_prefetch(a.indptr + a.rows[i + 4 * kAhead]);
+  if (i + 3 * kAhead < end && row_reads_edges(L, reads_edges, a.rows[i + 3 * kAhead]))
+    __builtin_prefetch(a.indices + a.indptr[a.rows[i + 3 * kAhead]]);
   if (i + 2 * kAhead >= end) return;
   const int64_t v = a.rows[i + 2 * kAhead];
   const T* z = L.z + v * L.fz;
@@ -1172,7 +1210,8 @@ inline void prefetch_ahead(const LayerArgs<T>& L, bool reads_edges, int64_t i, i
   __builtin_prefetch(z + L.fz - 1);
   __builtin_prefetch(o, 1);
   __builtin_prefetch(o + L.d - 1, 1);
-  if (!reads_edges) return;
+  if (L.agg_store) __builtin_prefetch(L.agg_store + v * message_width(a));
+  if (!row_reads_edges(L, reads_edges, v)) return;
   const int64_t e0 = a.indptr[v], e1 = std::min(a.indptr[v + 1], e0 + 16);
   for (int64_t e = e0; e < e1; ++e) __builtin_prefetch(a.S + static_cast<int64_t>(a.indices[e]) * a.k0);
 }
@@ -1183,20 +1222,25 @@ inline void prefetch_ahead(const LayerArgs<T>& L, bool reads_edges, int64_t i, i
 template <typename T>
 inline void prefetch_all(const LayerArgs<T>& L, bool reads_edges, int64_t end) {
   const EdgePassArgs<T>& a = L.edges;
+  bool any_edges = false;
   for (int64_t i = 0; i < end; ++i) {
     const int64_t v = a.rows[i];
     const T* z = L.z + v * L.fz;
     const T* o = L.out + v * L.fz;
-    if (reads_edges) __builtin_prefetch(a.indptr + v);
+    const bool edges = row_reads_edges(L, reads_edges, v);
+    any_edges = any_edges || edges;
+    if (edges) __builtin_prefetch(a.indptr + v);
     __builtin_prefetch(z);
     __builtin_prefetch(z + L.fz - 1);
     __builtin_prefetch(o, 1);
     __builtin_prefetch(o + L.d - 1, 1);
   }
-  if (!reads_edges) return;
-  for (int64_t i = 0; i < end; ++i) __builtin_prefetch(a.indices + a.indptr[a.rows[i]]);
+  if (!any_edges) return;
+  for (int64_t i = 0; i < end; ++i)
+    if (row_reads_edges(L, reads_edges, a.rows[i])) __builtin_prefetch(a.indices + a.indptr[a.rows[i]]);
   for (int64_t i = 0; i < end; ++i) {
     const int64_t v = a.rows[i];
+    if (!row_reads_edges(L, reads_edges, v)) continue;
     const int64_t e0 = a.indptr[v], e1 = std::min(a.indptr[v + 1], e0 + 16);
     for (int64_t e = e0; e < e1; ++e) __builtin_prefetch(a.S + static_cast<int64_t>(a.indices[e]) * a.k0);
   }
