@@ -556,10 +556,17 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
       if (!dense) {
         int64_t edges = 0;  // the in-edges to reduce, or the messages to push
         if (ly.agg_store) {
-          // incremental aggregation (below): the sources whose messages changed push them
+          // incremental aggregation (below): the sources whose messages changed push them; a
+          // push touches a scattered row as a row's reduction does, so it counts as the mean
+          // in-degree's worth of edges, and a row of D as one edge
+          const int64_t per_push = std::max<int64_t>(1, a.m / std::max<int64_t>(n, 1));
           for (const auto* list : {&msg_changed, &adelta_msg})
             for (int64_t u : *list)
-              if (!mark[u]) { mark[u] = 1; sources.push_back(u); edges += a.out_indptr[u + 1] - a.out_indptr[u]; }
+              if (!mark[u]) {
+                mark[u] = 1;
+                sources.push_back(u);
+                edges += per_push * (a.out_indptr[u + 1] - a.out_indptr[u]);
+              }
           for (int64_t u : sources) mark[u] = 0;
           edges += static_cast<int64_t>(delta.size());
         } else {
