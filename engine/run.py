@@ -124,6 +124,7 @@ def run(args) -> dict:
         "mode": result.mode,
         "steps": result.steps,
         "node_updates": result.node_updates,
+        "aggregates_reused": result.aggregates_reused,
         "converged": result.converged,
         "model": {"name": model.name, "hidden": model.hidden, "parameters": model.num_parameters(),
                   "layers_per_step": len(model.spec["layers"])},
@@ -159,7 +160,10 @@ def format_report(r: dict) -> str:
         + (f", source {r['source']}" if r["source"] is not None else ""),
         f"steps      {r['steps']} ({r['mode']} mode: {r['node_updates']:,} node updates"
         f" = {_percent(r['node_updates'] / max(1, g['nodes'] * r['steps'] * r['model']['layers_per_step']))}"
-        " of dense)"
+        " of dense"
+        + (f"; {_percent(r['aggregates_reused'] / r['node_updates'])} with kept aggregates"
+           if r.get("aggregates_reused") else "")
+        + ")"
         + ("" if r["converged"] else " (stopped at the step limit)"),
         "time       " + "  ".join(f"{k} {v:.3f} s" for k, v in r["seconds"].items()),
         f"throughput {r['node_updates_per_second'] / 1e6:.1f} M node updates/s"
