@@ -74,6 +74,15 @@ class CompiledGrid:
 
         engine.execute(self.model, self.graph, 0, mode=mode)
 
+    def track_kept_aggregates(self, mode):
+        """Share of node updates whose aggregate came from the kept (incremental) aggregates."""
+        import engine
+
+        r = engine.execute(self.model, self.graph, 0, mode=mode)
+        return r.aggregates_reused / max(r.node_updates, 1)
+
+    track_kept_aggregates.unit = "fraction"
+
 
 class CompiledDFS:
     """Compiled DFS: 3n steps of two layers each; active execution makes a step local."""
@@ -105,3 +114,12 @@ class CompiledDFS:
         return r.steps / (time.perf_counter() - t)
 
     track_steps_per_second.unit = "steps/s"
+
+    def track_kept_aggregates(self, nodes):
+        """Share of node updates whose aggregate came from the kept (incremental) aggregates."""
+        import engine
+
+        r = engine.execute(self.model, self.graph)
+        return r.aggregates_reused / max(r.node_updates, 1)
+
+    track_kept_aggregates.unit = "fraction"
