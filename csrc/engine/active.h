@@ -397,6 +397,115 @@ inline bool incremental_aggregation_applies(const EdgePassArgs<T>& E) {
   return true;
 }
 
+// One run's incremental aggregation (see push_message) for the layers that keep their
+// aggregates: which nodes an application's pushes reached, and the previous message parts.
+template <typename T>
+struct IncrementalAggregation {
+  enum PushState : uint8_t { kUntouched = 0, kSame = 1, kChanged = 2, kReduce = 3 };
+  std::vector<uint8_t> state;       // per node, a PushState
+  std::vector<uint8_t> from_store;  // per node: the selected row reads its aggregate from the store
+  std::vector<std::vector<uint8_t>> is_max;  // per layer and message channel
+  std::vector<int64_t> touched;
+  std::vector<T> old_S, old_Q, msg_old, msg_new;
+
+  IncrementalAggregation(const std::vector<LoopLayer<T>>& layers, int64_t n) {
+    bool any = false;
+    for (const auto& ly : layers) {
+      any = any || ly.agg_store != nullptr;
+      is_max.emplace_back();
+      for (const auto& g : ly.layer.edges.groups)
+        for (int64_t c = g.start; c < g.stop; ++c) is_max.back().push_back(g.kind == Reduce::Max ? 1 : 0);
+    }
+    if (any) {
+      state.assign(static_cast<size_t>(n), kUntouched);
+      from_store.assign(static_cast<size_t>(n), 0);
+    }
+  }
+
+  // Before the per-node parts of D are recomputed: the source parts of the sources, and (if
+  // they can change) the destination parts of D.
+  void save_parts(const LoopLayer<T>& ly, const std::vector<int64_t>& sources, const std::vector<int64_t>& delta) {
+    const int64_t k0 = ly.layer.edges.k0;
+    old_S.resize(sources.size() * static_cast<size_t>(k0));
+    for (size_t j = 0; j < sources.size(); ++j)
+      std::copy(ly.S + sources[j] * k0, ly.S + sources[j] * k0 + k0, old_S.begin() + static_cast<int64_t>(j) * k0);
+    if (!ly.W_dst || ly.dst_rows.empty()) return;
+    old_Q.resize(delta.size() * static_cast<size_t>(k0));
+    for (size_t j = 0; j < delta.size(); ++j)
+      std::copy(ly.Q + delta[j] * k0, ly.Q + delta[j] * k0 + k0, old_Q.begin() + static_cast<int64_t>(j) * k0);
+  }
+
+  // After: push each source's old and new messages into its out-neighbours' (and, with the
+  // self-edge, its own) stored aggregates. `rows` becomes D and the other rows whose aggregate
+  // changed; from_store marks those that read it from the store (all but the rows whose
+  // destination part changed or where a push did not apply). Returns how many do. `mark`
+  // (per node, all 0) is left as it was.
+  int64_t push(const LoopArgs<T>& a, const LoopLayer<T>& ly, size_t layer, const Plan<T>& ep, Scratch<T>& sc,
+               const std::vector<int64_t>& sources, const std::vector<int64_t>& delta, std::vector<uint8_t>& mark,
+               std::vector<int64_t>& rows) {
+    const EdgePassArgs<T>& E = ly.layer.edges;
+    const int64_t k0 = E.k0, kw = ep.k_out;
+    // every row's destination part is the bias when W_dst is all zero: one message per source
+    const bool q_uniform = E.q_shared || ly.dst_rows.empty();
+    if (!q_uniform)
+      for (size_t j = 0; j < delta.size(); ++j)
+        if (std::memcmp(old_Q.data() + static_cast<int64_t>(j) * k0, ly.Q + delta[j] * k0,
+                        static_cast<size_t>(k0) * sizeof(T)) != 0)
+          state[static_cast<size_t>(delta[j])] = kReduce;
+    touched.clear();
+    msg_old.resize(static_cast<size_t>(kw));
+    msg_new.resize(static_cast<size_t>(kw));
+    // a message without dense layers is S[u] + Q[v] after the first activation
+    // (message_rest's arithmetic), computed here without the scratch buffers
+    const bool first_only = E.layers.empty(), relu = E.first_act == Activation::Relu;
+    auto messages = [&](const T* so, const T* sn, const T* q) {
+      if (first_only) {
+        for (int64_t c = 0; c < k0; ++c) {
+          const T xo = so[c] + q[c], xn = sn[c] + q[c];
+          msg_old[static_cast<size_t>(c)] = relu ? activate(xo, Activation::Relu) : xo;
+          msg_new[static_cast<size_t>(c)] = relu ? activate(xn, Activation::Relu) : xn;
+        }
+        return;
+      }
+      const T* mo = message_from_parts(E, ep, sc, so, q);
+      std::copy(mo, mo + kw, msg_old.begin());
+      const T* mn = message_from_parts(E, ep, sc, sn, q);
+      std::copy(mn, mn + kw, msg_new.begin());
+    };
+    const uint8_t* mx = is_max[layer].data();
+    for (size_t j = 0; j < sources.size(); ++j) {
+      const int64_t u = sources[j];
+      const T* so = old_S.data() + static_cast<int64_t>(j) * k0;
+      const T* sn = ly.S + u * k0;
+      if (q_uniform) messages(so, sn, E.Q + (E.q_shared ? 0 : u * k0));  // the same to every target
+      auto push_to = [&](int64_t w) {
+        uint8_t& st = state[static_cast<size_t>(w)];
+        if (st == kReduce) return;
+        if (st == kUntouched) touched.push_back(w);
+        if (!q_uniform) messages(so, sn, E.Q + w * k0);
+        const int r = push_message(ly.agg_store + w * kw, msg_old.data(), msg_new.data(), mx, kw);
+        st = r < 0 ? kReduce : (r > 0 || st == kChanged) ? kChanged : kSame;
+      };
+      if (E.include_self) push_to(u);
+      for (int64_t e = a.out_indptr[u]; e < a.out_indptr[u + 1]; ++e) push_to(a.out_targets[e]);
+    }
+    rows.clear();
+    for (int64_t v : delta) { mark[v] = 1; rows.push_back(v); }
+    for (int64_t w : touched)
+      if (!mark[w] && state[static_cast<size_t>(w)] >= kChanged) { mark[w] = 1; rows.push_back(w); }
+    int64_t reused = 0;
+    for (int64_t v : rows) {
+      mark[v] = 0;
+      const bool reduce = state[static_cast<size_t>(v)] == kReduce;
+      from_store[static_cast<size_t>(v)] = reduce ? 0 : 1;
+      reused += reduce ? 0 : 1;
+    }
+    for (int64_t v : touched) state[static_cast<size_t>(v)] = kUntouched;
+    for (int64_t v : delta) state[static_cast<size_t>(v)] = kUntouched;
+    return reused;
+  }
+};
+
 template <typename T>
 void node_readout(const LoopLayer<T>& L, const NodePlan<T>& plan, const T* row, int64_t hx, T* out, T* xa,
                   T* xb) {
@@ -432,25 +541,13 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
   std::vector<std::vector<detail::ReadoutGroup>> readout_groups;  // per layer
   std::vector<T> leaf_old, leaf_saved;  // a changed leaf's previous readout values, a tree entry's
   std::vector<uint8_t> group_live;      // per readout group: still changing on the way up
-  // incremental aggregation: per node, a PushState; whether a selected row reads its
-  // aggregate from the store
-  enum PushState : uint8_t { kUntouched = 0, kSame = 1, kChanged = 2, kReduce = 3 };
-  std::vector<uint8_t> push_state, from_store;
-  std::vector<std::vector<uint8_t>> channel_is_max(static_cast<size_t>(L));
-  std::vector<int64_t> sources, touched;
-  std::vector<T> old_S, old_Q, msg_old, msg_new;
+  detail::IncrementalAggregation<T> incr(a.layers, n);
+  std::vector<int64_t> sources;  // rows whose changed messages an incremental application pushes
   int64_t scratch = 1;
   for (auto& ly : a.layers) {
     EdgePassArgs<T>& E = ly.layer.edges;
     if (ly.agg_store && !detail::incremental_aggregation_applies(E))
       throw std::invalid_argument("agg_store needs max/min message groups and no edge features");
-    if (ly.agg_store && push_state.empty()) {
-      push_state.assign(static_cast<size_t>(n), kUntouched);
-      from_store.assign(static_cast<size_t>(n), 0);
-    }
-    for (const auto& g : E.groups)
-      for (int64_t c = g.start; c < g.stop; ++c)
-        channel_is_max[plans.size()].push_back(g.kind == Reduce::Max ? 1 : 0);  // this layer's
     E.S = ly.S;
     E.Q = ly.W_dst ? ly.Q : ly.bias;
     E.q_shared = ly.W_dst == nullptr && n != 1;
@@ -593,16 +690,7 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
       // rows whose destination part may change)
       const int64_t k0 = E.k0;
       const bool incremental = ly.agg_store != nullptr && !dense;
-      if (incremental) {
-        old_S.resize(sources.size() * static_cast<size_t>(k0));
-        for (size_t j = 0; j < sources.size(); ++j)
-          std::copy(ly.S + sources[j] * k0, ly.S + sources[j] * k0 + k0, old_S.begin() + static_cast<int64_t>(j) * k0);
-        if (ly.W_dst && !ly.dst_rows.empty()) {
-          old_Q.resize(delta.size() * static_cast<size_t>(k0));
-          for (size_t j = 0; j < delta.size(); ++j)
-            std::copy(ly.Q + delta[j] * k0, ly.Q + delta[j] * k0 + k0, old_Q.begin() + static_cast<int64_t>(j) * k0);
-        }
-      }
+      if (incremental) incr.save_parts(ly, sources, delta);
       // S[v] = z_v @ W_src, Q[v] = z_v @ W_dst + bias (all-zero rows of W add exact zeros: skipped)
       auto parts = [&](int64_t v) {
         const T* zv = inp + v * fz;
@@ -625,80 +713,21 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
           for (int64_t v : delta) parts(v);
         }
       }
-      // incremental aggregation: push the changed messages into the stored aggregates; the
-      // rows are then D (its aggregate from the store unless its destination part changed
-      // or a push did not apply) and the other rows whose aggregate changed
-      if (incremental) {
-        const detail::Plan<T>& ep = plans[static_cast<size_t>(i)].edges;
-        const int64_t kw = ep.k_out;
-        const uint8_t* is_max = channel_is_max[static_cast<size_t>(i)].data();
-        // every row's destination part is the bias when W_dst is all zero: one message per source
-        const bool q_uniform = E.q_shared || ly.dst_rows.empty();
-        if (!q_uniform)
-          for (size_t j = 0; j < delta.size(); ++j)
-            if (std::memcmp(old_Q.data() + static_cast<int64_t>(j) * k0, ly.Q + delta[j] * k0,
-                            static_cast<size_t>(k0) * sizeof(T)) != 0)
-              push_state[static_cast<size_t>(delta[j])] = kReduce;
-        touched.clear();
-        msg_old.resize(static_cast<size_t>(kw));
-        msg_new.resize(static_cast<size_t>(kw));
-        detail::Scratch<T>& sc = workspaces[static_cast<size_t>(i)].s;
-        // the message is S[u] + Q[v] after the first activation (message_rest's arithmetic)
-        const bool first_only = E.layers.empty(), relu = E.first_act == Activation::Relu;
-        auto messages = [&](const T* so, const T* sn, const T* q) {
-          if (first_only) {
-            for (int64_t c = 0; c < k0; ++c) {
-              const T xo = so[c] + q[c], xn = sn[c] + q[c];
-              msg_old[static_cast<size_t>(c)] = relu ? detail::activate(xo, Activation::Relu) : xo;
-              msg_new[static_cast<size_t>(c)] = relu ? detail::activate(xn, Activation::Relu) : xn;
-            }
-            return;
-          }
-          const T* mo = detail::message_from_parts(E, ep, sc, so, q);
-          std::copy(mo, mo + kw, msg_old.begin());
-          const T* mn = detail::message_from_parts(E, ep, sc, sn, q);
-          std::copy(mn, mn + kw, msg_new.begin());
-        };
-        for (size_t j = 0; j < sources.size(); ++j) {
-          const int64_t u = sources[j];
-          const T* so = old_S.data() + static_cast<int64_t>(j) * k0;
-          const T* sn = ly.S + u * k0;
-          if (q_uniform) messages(so, sn, E.Q + (E.q_shared ? 0 : u * k0));  // the same to every target
-          auto push = [&](int64_t w) {
-            uint8_t& st = push_state[static_cast<size_t>(w)];
-            if (st == kReduce) return;
-            if (st == kUntouched) touched.push_back(w);
-            if (!q_uniform) messages(so, sn, E.Q + w * k0);
-            const int r = detail::push_message(ly.agg_store + w * kw, msg_old.data(), msg_new.data(), is_max, kw);
-            st = r < 0 ? kReduce : (r > 0 || st == kChanged) ? kChanged : kSame;
-          };
-          if (E.include_self) push(u);
-          for (int64_t e = a.out_indptr[u]; e < a.out_indptr[u + 1]; ++e) push(a.out_targets[e]);
-        }
-        rows.clear();
-        for (int64_t v : delta) { mark[v] = 1; rows.push_back(v); }
-        for (int64_t w : touched)
-          if (!mark[w] && push_state[static_cast<size_t>(w)] >= kChanged) { mark[w] = 1; rows.push_back(w); }
-        for (int64_t v : rows) {
-          mark[v] = 0;
-          const bool reduce = push_state[static_cast<size_t>(v)] == kReduce;
-          from_store[static_cast<size_t>(v)] = reduce ? 0 : 1;
-          res.aggregates_reused += reduce ? 0 : 1;
-        }
-        for (int64_t v : touched) push_state[static_cast<size_t>(v)] = kUntouched;
-        for (int64_t v : delta) push_state[static_cast<size_t>(v)] = kUntouched;
-      }
+      // incremental aggregation: push the changed messages into the stored aggregates
+      if (incremental)
+        res.aggregates_reused += incr.push(a, ly, static_cast<size_t>(i), plans[static_cast<size_t>(i)].edges,
+                                           workspaces[static_cast<size_t>(i)].s, sources, delta, mark, rows);
       // 4. the layer
       Ly.z = inp;
       Ly.out = out;
       Ly.agg_store = ly.agg_store;
-      Ly.agg_from_store = incremental ? from_store.data() : nullptr;
+      Ly.agg_from_store = incremental ? incr.from_store.data() : nullptr;
       Ly.compare_out = !everything && (L > 1 || !dense);
       E.rows = dense ? nullptr : rows.data();
       E.num_rows = dense ? 0 : static_cast<int64_t>(rows.size());
       watched = layer_rows(Ly, plans[static_cast<size_t>(i)], &workspaces[static_cast<size_t>(i)]);
       if (incremental)
-        for (int64_t v : rows) from_store[static_cast<size_t>(v)] = 0;
+        for (int64_t v : rows) incr.from_store[static_cast<size_t>(v)] = 0;
       changed.clear();
       msg_changed.clear();
       written.clear();
