@@ -561,7 +561,7 @@ class _NativeLoop:
         self.changed = None
         self.node_updates = 0
         self.aggregates_reused = 0
-        out_indptr, out_targets, _ = graph.out_csr()
+        out_indptr, out_targets, out_edge_ids = graph.out_csr()
         has_edges = run.E is not None and run.E.shape[1] > 0
         layers = []
         for b in run.layers:
@@ -576,7 +576,7 @@ class _NativeLoop:
                 update=tuple(b["update"]), gate=None if b["gate"] is None else tuple(b["gate"]),
                 readout=None, graph_update=None, graph_gate=None,
                 last_g=np.full(run.dg, np.nan, dtype=dtype))
-            ld["agg_store"] = self._aggregate_store(n, b, has_edges, dtype)
+            ld["agg_store"] = self._aggregate_store(n, b, dtype)
             if b["readout"] is not None:
                 W, bias, act, tail, codes = b["readout"]
                 r = len(codes)
@@ -590,6 +590,7 @@ class _NativeLoop:
             layers.append(ld)
         self.kwargs = dict(
             indptr=graph.indptr, indices=graph.indices, out_indptr=out_indptr, out_targets=out_targets,
+            out_edge_ids=out_edge_ids,
             layers=layers, ring=self.ring, buf_g=self.buf_g, d=run.model.hidden, hx=run.fb_col,
             addr_col=run.addr_col, bcast_col=run.bcast_col, pointers=list(run.pointers),
             broadcast=list(run.broadcast), g=self.g, policy=self.POLICY[mode],
@@ -598,12 +599,12 @@ class _NativeLoop:
     # incremental aggregation keeps every row's aggregate (n x width); a wider one is not kept
     INCREMENTAL_MAX_WIDTH = 16
 
-    def _aggregate_store(self, n: int, blocks: dict, has_edges: bool, dtype):
+    def _aggregate_store(self, n: int, blocks: dict, dtype):
         """The loop's store of a layer's aggregates, or None where they cannot be kept
-        incrementally (a group other than max/min, edge features) or are too wide."""
+        incrementally (a group other than max/min) or are too wide."""
         kinds = {R.REDUCE_KINDS[int(code)] for code, _, _ in blocks["groups"]}
         width = int(blocks["groups"][-1][2]) if len(blocks["groups"]) else 0
-        if has_edges or not kinds <= {"max", "min"} or not 0 < width <= self.INCREMENTAL_MAX_WIDTH:
+        if not kinds <= {"max", "min"} or not 0 < width <= self.INCREMENTAL_MAX_WIDTH:
             return None
         require(n * width * np.dtype(dtype).itemsize, "the native loop's aggregate store")
         return np.zeros((n, width), dtype=dtype)

@@ -298,6 +298,11 @@ py::tuple run_steps_typed(const py::dict& kw) {
   keep.push_back(out_targets);
   A.out_indptr = out_indptr.data();
   A.out_targets = out_targets.data();
+  if (kw.contains("out_edge_ids") && !kw["out_edge_ids"].is_none()) {
+    auto ids = require<int64_t>(kw["out_edge_ids"], "out_edge_ids", {m});
+    keep.push_back(ids);
+    A.out_edge_ids = ids.data();
+  }
   A.d = kwarg(kw, "d").cast<int64_t>();
   A.hx = kwarg(kw, "hx").cast<int64_t>();
   A.addr_col = kwarg(kw, "addr_col").cast<int64_t>();
@@ -418,6 +423,9 @@ py::tuple run_steps_typed(const py::dict& kw) {
       if (A.out_indptr[0] != 0 || A.out_indptr[n] != m) throw std::invalid_argument("out_indptr must run from 0 to m");
       for (int64_t e = 0; e < m; ++e)
         if (A.out_targets[e] < 0 || A.out_targets[e] >= n) throw std::invalid_argument("out target out of range");
+      if (A.out_edge_ids)
+        for (int64_t e = 0; e < m; ++e)
+          if (A.out_edge_ids[e] < 0 || A.out_edge_ids[e] >= m) throw std::invalid_argument("out edge id out of range");
     }
     r = engine::run_steps<T>(A, changed, all_changed, applications);
   } catch (const std::invalid_argument& exc) {

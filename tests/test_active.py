@@ -403,47 +403,59 @@ def _native_modes_agree(model, g, steps):
 COARSE_GROUPS = {"max": (("max", None),), "min": (("min", None),), "max+min": (("max", 3), ("min", None))}
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(n=st.integers(1, 40), m=st.integers(0, 160), seed=st.integers(0, 10**6), layers=st.integers(1, 2),
        groups=st.sampled_from(sorted(COARSE_GROUPS)), message_depth=st.integers(1, 2),
-       dst=st.sampled_from(["all", "inputs", "none"]))
-def test_incremental_aggregation_equals_reduction(n, m, seed, layers, groups, message_depth, dst):
+       dst=st.sampled_from(["all", "inputs", "none"]), edge_features=st.booleans())
+def test_incremental_aggregation_equals_reduction(n, m, seed, layers, groups, message_depth, dst, edge_features):
     """Max/min aggregates kept incrementally (pushed from the changed messages into a store)
     equal a reduction over the in-edges bit for bit, on graphs with self-loops and repeated
-    edges, with destination parts that change, stay or are shared."""
+    edges, with destination parts that change, stay or are shared, with and without edge
+    features (coarse weights: ties)."""
     if "native" not in engine.backends.available_backends():
         pytest.skip("native backend not built")
     rng = np.random.default_rng(seed)
-    g = Graph.from_edges(rng.integers(0, n, m), rng.integers(0, n, m), n)
-    _native_modes_agree(_coarse_model(seed % 89, layers, COARSE_GROUPS[groups], message_depth, dst), g, steps=6)
+    weights = rng.integers(0, 4, m) / 2 if edge_features else None
+    g = Graph.from_edges(rng.integers(0, n, m), rng.integers(0, n, m), n, weights)
+    model = _coarse_model(seed % 89, layers, COARSE_GROUPS[groups], message_depth, dst,
+                          ("weight",) if edge_features else ())
+    _native_modes_agree(model, g, steps=6)
 
 
 def _bfs_variant(change):
     """Compiled BFS, or a variant: ``dst``: its min message also reads the destination's id
-    (a fixed destination part per node); ``sum``: its max group relabelled ``sum``."""
+    (a fixed destination part per node); ``edge``: it also reads an edge weight; ``sum``:
+    its max group relabelled ``sum``."""
     base = engine.compile("bfs")
     spec, weights = base.spec, {k: v.copy() for k, v in base.weights.items()}
     if change == "dst":
         weights["layers.0.message.dst"][base.hidden, 1] = 0.5  # z column `hidden` is the input id
+    elif change == "edge":
+        spec = dict(spec, edge_inputs=["weight"])
+        weights["layers.0.message.edge"] = np.array([[0.0, 0.5]], dtype=np.float32)
+        weights["decoders.pi.edge"] = np.zeros((1, 2), dtype=np.float32)
     elif change == "sum":
         spec = dict(spec, layers=[dict(spec["layers"][0], groups=[{"kind": "sum", "size": 1},
                                                                   {"kind": "min", "size": 1}])])
     return engine.Model(spec, weights)
 
 
-@pytest.mark.parametrize("change", ["none", "dst"])
+@pytest.mark.parametrize("change", ["none", "dst", "edge"])
 def test_incremental_aggregation_is_used_where_it_applies(change):
-    """Active steps take aggregates from the store where every group is max/min and the
-    messages read no edge features (with a shared or a fixed per-node destination part), and
-    agree with every other loop; with a sum group or edge features (Bellman-Ford) every
-    active row reduces its in-edges."""
+    """Active steps take aggregates from the store where every group is max/min (with a
+    shared or a fixed per-node destination part, with or without edge features), and agree
+    with every other loop; with a sum or an argmin group (Bellman-Ford) every active row
+    reduces its in-edges."""
     if "native" not in engine.backends.available_backends():
         pytest.skip("native backend not built")
     for seed in range(3):
         g = generators.erdos_renyi(150, 2, directed=True, seed=seed)
-        assert _native_modes_agree(_bfs_variant(change), g, steps=12).aggregates_reused > 0
+        rng = np.random.default_rng(seed)
+        weighted = Graph.from_edges(g.indices, g.edge_targets(), g.num_nodes,
+                                    rng.integers(1, 4, g.num_edges).astype(np.float32))
+        graph = weighted if change == "edge" else g
+        assert _native_modes_agree(_bfs_variant(change), graph, steps=12).aggregates_reused > 0
         assert _native_modes_agree(_bfs_variant("sum"), g, steps=12).aggregates_reused == 0
-        weighted = Graph.from_edges(g.indices, g.edge_targets(), g.num_nodes, np.ones(g.num_edges))
         assert _native_modes_agree(engine.compile("bellman_ford"), weighted, steps=12).aggregates_reused == 0
 
 

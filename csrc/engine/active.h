@@ -12,12 +12,12 @@
 // every row when that is cheaper (a dense application), keeps the per-node parts of each
 // first message layer and each layer's readout values up to date at changed rows only, and
 // maintains the readout reductions with 16-ary trees, so that a step costs about what it
-// changes. A layer whose groups are all max/min over messages without edge features can also
-// keep every row's aggregate (agg_store): the sources whose messages changed push the old and
-// new message to their out-neighbours (detail::push_message), a row whose aggregate is
-// unchanged by that is skipped, and the others take it from the store instead of visiting
-// their in-edges. Results do not depend on which kind of application ran, nor on the thread
-// count.
+// changes. A layer whose groups are all max/min can also keep every row's aggregate
+// (agg_store; edge features found through out_edge_ids): the sources whose messages changed
+// push the old and new message to their out-neighbours (detail::push_message), a row whose
+// aggregate is unchanged by that is skipped, and the others take it from the store instead
+// of visiting their in-edges. Results do not depend on which kind of application ran, nor on
+// the thread count.
 #pragma once
 
 #include <algorithm>
@@ -56,7 +56,8 @@ struct LoopLayer {
   NodeMLP<T> graph_gate;
   T* last_g = nullptr;       // dg: the graph state this layer saw at its previous application
   // Optional (n x k_out): every row's aggregate, for incremental aggregation (see
-  // detail::push_message); only for max/min groups over messages without edge features.
+  // detail::push_message); only for max/min groups (and, over messages with edge features,
+  // with LoopArgs::out_edge_ids).
   T* agg_store = nullptr;
   // Which input columns this layer's messages read (nonzero rows of W_src): a change there
   // reaches the out-neighbours; a change elsewhere only the row itself. Set by run_steps.
@@ -75,6 +76,9 @@ struct LoopArgs {
   const int64_t* in_indptr = nullptr;  // CSR by destination (in-degrees)
   const int64_t* out_indptr = nullptr;
   const int32_t* out_targets = nullptr;
+  // optional (m): each out-edge's position in the CSR by destination, where its edge features
+  // are (needed by incremental aggregation over messages with edge features)
+  const int64_t* out_edge_ids = nullptr;
   // ring buffers (max(L, 2)), each n x fz with x filled; buf_g[j] (dg): the graph state whose
   // addresses buffer j's address/broadcast columns hold (NaN: none).
   std::vector<T*> ring;
@@ -388,10 +392,10 @@ inline int push_message(T* agg, const T* o, const T* x, const uint8_t* is_max, i
 }
 
 // Whether a layer's aggregates can be kept incrementally: max/min groups only, and messages
-// that read no edge features (the out-edge lists carry no edge ids).
+// that read no edge features unless the out-edges' ids into the edge features are known.
 template <typename T>
-inline bool incremental_aggregation_applies(const EdgePassArgs<T>& E) {
-  if (E.fe > 0) return false;
+inline bool incremental_aggregation_applies(const EdgePassArgs<T>& E, bool edge_ids) {
+  if (E.fe > 0 && !edge_ids) return false;
   for (const auto& g : E.groups)
     if (g.kind != Reduce::Max && g.kind != Reduce::Min) return false;
   return true;
@@ -406,7 +410,7 @@ struct IncrementalAggregation {
   std::vector<uint8_t> from_store;  // per node: the selected row reads its aggregate from the store
   std::vector<std::vector<uint8_t>> is_max;  // per layer and message channel
   std::vector<int64_t> touched;
-  std::vector<T> old_S, old_Q, msg_old, msg_new;
+  std::vector<T> old_S, old_Q, msg_old, msg_new, edge_term;
 
   IncrementalAggregation(const std::vector<LoopLayer<T>>& layers, int64_t n) {
     bool any = false;
@@ -445,8 +449,11 @@ struct IncrementalAggregation {
                std::vector<int64_t>& rows) {
     const EdgePassArgs<T>& E = ly.layer.edges;
     const int64_t k0 = E.k0, kw = ep.k_out;
-    // every row's destination part is the bias when W_dst is all zero: one message per source
+    // every row's destination part is the bias when W_dst is all zero: without edge features,
+    // one message per source
+    const bool edge_terms = E.fe > 0;
     const bool q_uniform = E.q_shared || ly.dst_rows.empty();
+    const bool per_source = q_uniform && !edge_terms;
     if (!q_uniform)
       for (size_t j = 0; j < delta.size(); ++j)
         if (std::memcmp(old_Q.data() + static_cast<int64_t>(j) * k0, ly.Q + delta[j] * k0,
@@ -455,21 +462,33 @@ struct IncrementalAggregation {
     touched.clear();
     msg_old.resize(static_cast<size_t>(kw));
     msg_new.resize(static_cast<size_t>(kw));
-    // a message without dense layers is S[u] + Q[v] after the first activation
-    // (message_rest's arithmetic), computed here without the scratch buffers
+    // a message without dense layers is S[u] + Q[v] (+ the edge term) after the first
+    // activation (message_rest's arithmetic), computed here without the scratch buffers
     const bool first_only = E.layers.empty(), relu = E.first_act == Activation::Relu;
-    auto messages = [&](const T* so, const T* sn, const T* q) {
+    edge_term.resize(static_cast<size_t>(k0));
+    auto messages = [&](const T* so, const T* sn, const T* q, int64_t e) {  // e: edge id, or -1
       if (first_only) {
+        const bool with_edge = e >= 0 && edge_terms;
+        if (with_edge) {
+          const T* ef = E.E + e * E.fe;
+          for (int64_t c = 0; c < k0; ++c) edge_term[static_cast<size_t>(c)] = T(0);
+          for (int64_t j = 0; j < E.fe; ++j)
+            for (int64_t c = 0; c < k0; ++c) edge_term[static_cast<size_t>(c)] += ef[j] * E.We[j * k0 + c];
+        }
         for (int64_t c = 0; c < k0; ++c) {
-          const T xo = so[c] + q[c], xn = sn[c] + q[c];
+          T xo = so[c] + q[c], xn = sn[c] + q[c];
+          if (with_edge) {
+            xo = xo + edge_term[static_cast<size_t>(c)];
+            xn = xn + edge_term[static_cast<size_t>(c)];
+          }
           msg_old[static_cast<size_t>(c)] = relu ? activate(xo, Activation::Relu) : xo;
           msg_new[static_cast<size_t>(c)] = relu ? activate(xn, Activation::Relu) : xn;
         }
         return;
       }
-      const T* mo = message_from_parts(E, ep, sc, so, q);
+      const T* mo = message_from_parts(E, ep, sc, so, q, e);
       std::copy(mo, mo + kw, msg_old.begin());
-      const T* mn = message_from_parts(E, ep, sc, sn, q);
+      const T* mn = message_from_parts(E, ep, sc, sn, q, e);
       std::copy(mn, mn + kw, msg_new.begin());
     };
     const uint8_t* mx = is_max[layer].data();
@@ -477,17 +496,18 @@ struct IncrementalAggregation {
       const int64_t u = sources[j];
       const T* so = old_S.data() + static_cast<int64_t>(j) * k0;
       const T* sn = ly.S + u * k0;
-      if (q_uniform) messages(so, sn, E.Q + (E.q_shared ? 0 : u * k0));  // the same to every target
-      auto push_to = [&](int64_t w) {
+      if (per_source) messages(so, sn, E.Q + (E.q_shared ? 0 : u * k0), -1);  // the same to every target
+      auto push_to = [&](int64_t w, int64_t e) {
         uint8_t& st = state[static_cast<size_t>(w)];
         if (st == kReduce) return;
         if (st == kUntouched) touched.push_back(w);
-        if (!q_uniform) messages(so, sn, E.Q + w * k0);
+        if (!per_source) messages(so, sn, E.Q + (E.q_shared ? 0 : w * k0), e);
         const int r = push_message(ly.agg_store + w * kw, msg_old.data(), msg_new.data(), mx, kw);
         st = r < 0 ? kReduce : (r > 0 || st == kChanged) ? kChanged : kSame;
       };
-      if (E.include_self) push_to(u);
-      for (int64_t e = a.out_indptr[u]; e < a.out_indptr[u + 1]; ++e) push_to(a.out_targets[e]);
+      if (E.include_self) push_to(u, -1);
+      for (int64_t e = a.out_indptr[u]; e < a.out_indptr[u + 1]; ++e)
+        push_to(a.out_targets[e], edge_terms ? a.out_edge_ids[e] : -1);
     }
     rows.clear();
     for (int64_t v : delta) { mark[v] = 1; rows.push_back(v); }
@@ -546,8 +566,8 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
   int64_t scratch = 1;
   for (auto& ly : a.layers) {
     EdgePassArgs<T>& E = ly.layer.edges;
-    if (ly.agg_store && !detail::incremental_aggregation_applies(E))
-      throw std::invalid_argument("agg_store needs max/min message groups and no edge features");
+    if (ly.agg_store && !detail::incremental_aggregation_applies(E, a.out_edge_ids != nullptr))
+      throw std::invalid_argument("agg_store needs max/min message groups, and out_edge_ids with edge features");
     E.S = ly.S;
     E.Q = ly.W_dst ? ly.Q : ly.bias;
     E.q_shared = ly.W_dst == nullptr && n != 1;

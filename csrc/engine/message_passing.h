@@ -386,13 +386,13 @@ inline const T* message_rest(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch
 }
 
 // The message from source part su (k0 values, a row of S) into destination part q (a row of
-// Q) along no edge term: the message of an edge without edge features, or of the self-edge.
+// Q) along edge e (e < 0: the self-edge, no edge term).
 template <typename T>
 inline const T* message_from_parts(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, const T* su,
-                                   const T* q) {
+                                   const T* q, int64_t e) {
   T* x = s.xa.data();
   for (int64_t c = 0; c < a.k0; ++c) x[c] = su[c] + q[c];
-  return message_rest(a, p, s, -1);
+  return message_rest(a, p, s, e);
 }
 
 // The message of source u into v along edge e (self: the virtual self-edge).
