@@ -576,7 +576,7 @@ class _NativeLoop:
                 update=tuple(b["update"]), gate=None if b["gate"] is None else tuple(b["gate"]),
                 readout=None, graph_update=None, graph_gate=None,
                 last_g=np.full(run.dg, np.nan, dtype=dtype))
-            ld["agg_store"] = self._aggregate_store(n, b, dtype)
+            ld["agg_store"], ld["winner_store"] = self._aggregate_store(n, b, dtype)
             if b["readout"] is not None:
                 W, bias, act, tail, codes = b["readout"]
                 r = len(codes)
@@ -600,14 +600,16 @@ class _NativeLoop:
     INCREMENTAL_MAX_WIDTH = 16
 
     def _aggregate_store(self, n: int, blocks: dict, dtype):
-        """The loop's store of a layer's aggregates, or None where they cannot be kept
-        incrementally (a group other than max/min) or are too wide."""
-        kinds = {R.REDUCE_KINDS[int(code)] for code, _, _ in blocks["groups"]}
+        """The loop's store of a layer's aggregates and arg-group winners, or ``(None, None)``
+        where they cannot be kept incrementally (a sum, mean or softmax group) or are too wide."""
+        kinds = [R.REDUCE_KINDS[int(code)] for code, _, _ in blocks["groups"]]
         width = int(blocks["groups"][-1][2]) if len(blocks["groups"]) else 0
-        if not kinds <= {"max", "min"} or not 0 < width <= self.INCREMENTAL_MAX_WIDTH:
-            return None
-        require(n * width * np.dtype(dtype).itemsize, "the native loop's aggregate store")
-        return np.zeros((n, width), dtype=dtype)
+        if not set(kinds) <= {"max", "min", *R.ARG_REDUCE_KINDS} or not 0 < width <= self.INCREMENTAL_MAX_WIDTH:
+            return None, None
+        num_arg = sum(k in R.ARG_REDUCE_KINDS for k in kinds)
+        require(n * (width * np.dtype(dtype).itemsize + 4 * num_arg), "the native loop's aggregate store")
+        winners = np.full((n, num_arg), -1, dtype=np.int32) if num_arg else None
+        return np.zeros((n, width), dtype=dtype), winners
 
     def current(self):
         return self.ring[(self.applications - 1) % len(self.ring)]

@@ -392,6 +392,11 @@ py::tuple run_steps_typed(const py::dict& kw) {
     if (ld.contains("agg_store") && !ld["agg_store"].is_none()) {
       ly.agg_store = mutable_array<T>(ld["agg_store"], "agg_store", {n, k}, keep);
     }
+    if (ld.contains("winner_store") && !ld["winner_store"].is_none()) {
+      int64_t num_arg = 0;
+      for (const auto& grp : L.edges.groups) num_arg += engine::is_arg(grp.kind) ? 1 : 0;
+      ly.winner_store = mutable_array<int32_t>(ld["winner_store"], "winner_store", {n, num_arg}, keep);
+    }
     A.layers.push_back(std::move(ly));
   }
   if (A.ring.size() != std::max<size_t>(A.layers.size(), 2)) throw py::value_error("ring must hold max(layers, 2) buffers");

@@ -148,10 +148,12 @@ struct LayerArgs {
   uint8_t* next_changed = nullptr;
   const uint8_t* watch = nullptr;
   uint8_t* changed = nullptr;
-  // Optional: the aggregates (n x k_out). Every row that reduces its messages writes its
-  // aggregate there; a row v with agg_from_store[v] != 0 reads it from there instead of
-  // visiting its in-edges (the caller keeps it equal to what the reduction would give).
+  // Optional: the aggregates (n x k_out), and the winners of the arg groups (n x their
+  // number). Every row that reduces its messages writes its aggregate (and winners) there; a
+  // row v with agg_from_store[v] != 0 reads it from there instead of visiting its in-edges
+  // (the caller keeps it equal to what the reduction would give).
   T* agg_store = nullptr;
+  int32_t* winner_store = nullptr;
   const uint8_t* agg_from_store = nullptr;
 };
 
@@ -1139,7 +1141,10 @@ inline bool layer_row(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace
   if (L.agg_from_store && L.agg_from_store[v]) {
     agg = L.agg_store + v * plan.k_out;
   } else {
-    reduce_any(a, plan, w.s, v, a.winners ? a.winners + i * plan.num_arg : nullptr);
+    int32_t* winners = a.winners          ? a.winners + i * plan.num_arg
+                       : L.winner_store ? L.winner_store + v * plan.num_arg
+                                        : nullptr;
+    reduce_any(a, plan, w.s, v, winners);
     agg = w.s.agg.data();
     if (L.agg_store) std::copy(agg, agg + plan.k_out, L.agg_store + v * plan.k_out);
   }
