@@ -12,12 +12,12 @@
 // every row when that is cheaper (a dense application), keeps the per-node parts of each
 // first message layer and each layer's readout values up to date at changed rows only, and
 // maintains the readout reductions with 16-ary trees, so that a step costs about what it
-// changes. A layer whose groups are all max/min can also keep every row's aggregate
-// (agg_store; edge features found through out_edge_ids): the sources whose messages changed
-// push the old and new message to their out-neighbours (detail::push_message), a row whose
-// aggregate is unchanged by that is skipped, and the others take it from the store instead
-// of visiting their in-edges. Results do not depend on which kind of application ran, nor on
-// the thread count.
+// changes. A layer whose groups are all max/min/argmax/argmin can also keep every row's
+// aggregate (agg_store; edge features found through out_edge_ids): the sources whose
+// messages changed push the old and new message to their out-neighbours
+// (detail::push_message), a row whose aggregate is unchanged by that is skipped, and the
+// others take it from the store instead of visiting their in-edges. Results do not depend on
+// which kind of application ran, nor on the thread count.
 #pragma once
 
 #include <algorithm>
@@ -440,6 +440,14 @@ inline bool incremental_aggregation_applies(const EdgePassArgs<T>& E, bool edge_
   return true;
 }
 
+// Whether every out-neighbour of a source gets the same message from it: no edge features,
+// and one destination part for all rows (shared, or W_dst all zero).
+template <typename T>
+inline bool one_message_per_source(const LoopLayer<T>& ly) {
+  const EdgePassArgs<T>& E = ly.layer.edges;
+  return E.fe == 0 && (E.q_shared || ly.dst_rows.empty());
+}
+
 // One run's incremental aggregation (see push_message) for the layers that keep their
 // aggregates: which nodes an application's pushes reached, and the previous message parts.
 template <typename T>
@@ -451,11 +459,7 @@ struct IncrementalAggregation {
   std::vector<T> old_S, old_Q, msg_old, msg_new, edge_term;
 
   IncrementalAggregation(const std::vector<LoopLayer<T>>& layers, int64_t n) {
-    bool any = false;
-    for (const auto& ly : layers) {
-      any = any || ly.agg_store != nullptr;
-    }
-    if (any) {
+    if (std::any_of(layers.begin(), layers.end(), [](const LoopLayer<T>& ly) { return ly.agg_store != nullptr; })) {
       state.assign(static_cast<size_t>(n), kUntouched);
       from_store.assign(static_cast<size_t>(n), 0);
     }
@@ -484,11 +488,10 @@ struct IncrementalAggregation {
                std::vector<int64_t>& rows) {
     const EdgePassArgs<T>& E = ly.layer.edges;
     const int64_t k0 = E.k0, kw = ep.k_out;
-    // every row's destination part is the bias when W_dst is all zero: without edge features,
-    // one message per source
+    // every row's destination part is the bias when W_dst is all zero (it cannot change)
     const bool edge_terms = E.fe > 0;
     const bool q_uniform = E.q_shared || ly.dst_rows.empty();
-    const bool per_source = q_uniform && !edge_terms;
+    const bool per_source = one_message_per_source(ly);
     if (!q_uniform)
       for (size_t j = 0; j < delta.size(); ++j)
         if (std::memcmp(old_Q.data() + static_cast<int64_t>(j) * k0, ly.Q + delta[j] * k0,
@@ -656,9 +659,8 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
     // row is reached from about two sources; so auto uses it where the mean in-degree exceeds
     // twice the messages a push evaluates (measured on compiled models: ER graphs with mean
     // in-degree 10 gain; a grid's wide frontiers of per-edge messages lose 1.6x with it).
-    const bool shared_message = E.fe == 0 && (E.q_shared || ly.dst_rows.empty());
     const double mean_in_degree = static_cast<double>(a.m) / static_cast<double>(std::max<int64_t>(n, 1));
-    const bool pays = mean_in_degree > 2.0 * (shared_message ? 1.0 : 2.0);
+    const bool pays = mean_in_degree > 2.0 * (detail::one_message_per_source(ly) ? 1.0 : 2.0);
     use_incremental.push_back(ly.agg_store != nullptr && (a.policy == 1 || (a.policy == 2 && pays)));
     scratch = std::max({scratch, readout_plans.back().width, update_plans.back().width, gate_plans.back().width, r,
                         dg});
