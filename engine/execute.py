@@ -48,7 +48,8 @@ class ExecutionResult:
         Node states computed over all steps (``n * steps`` when dense).
     aggregates_reused : int
         Of those, the ones whose aggregate the native loop updated from the changed messages
-        instead of reducing the node's in-edges again (incremental max/min aggregation).
+        instead of reducing the node's in-edges again (incremental aggregation of max, min,
+        argmax and argmin groups).
     seconds : float
         Wall time of the step loop.
     """
@@ -576,7 +577,8 @@ class _NativeLoop:
                 update=tuple(b["update"]), gate=None if b["gate"] is None else tuple(b["gate"]),
                 readout=None, graph_update=None, graph_gate=None,
                 last_g=np.full(run.dg, np.nan, dtype=dtype))
-            ld["agg_store"], ld["winner_store"] = self._aggregate_store(n, b, dtype)
+            stores = (None, None) if mode == "dense" else self._aggregate_store(n, b, dtype)
+            ld["agg_store"], ld["winner_store"] = stores
             if b["readout"] is not None:
                 W, bias, act, tail, codes = b["readout"]
                 r = len(codes)
