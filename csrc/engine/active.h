@@ -456,7 +456,7 @@ struct IncrementalAggregation {
   std::vector<uint8_t> state;       // per node, a PushState
   std::vector<uint8_t> from_store;  // per node: the selected row reads its aggregate from the store
   std::vector<int64_t> touched;
-  std::vector<T> old_S, old_Q, msg_old, msg_new, edge_term;
+  std::vector<T> old_S, old_Q, msg_old;
 
   IncrementalAggregation(const std::vector<LoopLayer<T>>& layers, int64_t n) {
     if (std::any_of(layers.begin(), layers.end(), [](const LoopLayer<T>& ly) { return ly.agg_store != nullptr; })) {
@@ -499,35 +499,13 @@ struct IncrementalAggregation {
           state[static_cast<size_t>(delta[j])] = kReduce;
     touched.clear();
     msg_old.resize(static_cast<size_t>(kw));
-    msg_new.resize(static_cast<size_t>(kw));
-    // a message without dense layers is S[u] + Q[v] (+ the edge term) after the first
-    // activation (message_rest's arithmetic), computed here without the scratch buffers
-    const bool first_only = E.layers.empty(), relu = E.first_act == Activation::Relu;
-    edge_term.resize(static_cast<size_t>(k0));
+    // the old message into msg_old, the new one in the scratch buffers (msg_new: valid until
+    // the next call)
+    const T* msg_new = nullptr;
     auto messages = [&](const T* so, const T* sn, const T* q, int64_t e) {  // e: edge id, or -1
-      if (first_only) {
-        const bool with_edge = e >= 0 && edge_terms;
-        if (with_edge) {
-          const T* ef = E.E + e * E.fe;
-          for (int64_t c = 0; c < k0; ++c) edge_term[static_cast<size_t>(c)] = T(0);
-          for (int64_t j = 0; j < E.fe; ++j)
-            for (int64_t c = 0; c < k0; ++c) edge_term[static_cast<size_t>(c)] += ef[j] * E.We[j * k0 + c];
-        }
-        for (int64_t c = 0; c < k0; ++c) {
-          T xo = so[c] + q[c], xn = sn[c] + q[c];
-          if (with_edge) {
-            xo = xo + edge_term[static_cast<size_t>(c)];
-            xn = xn + edge_term[static_cast<size_t>(c)];
-          }
-          msg_old[static_cast<size_t>(c)] = relu ? activate(xo, Activation::Relu) : xo;
-          msg_new[static_cast<size_t>(c)] = relu ? activate(xn, Activation::Relu) : xn;
-        }
-        return;
-      }
       const T* mo = message_from_parts(E, ep, sc, so, q, e);
       std::copy(mo, mo + kw, msg_old.begin());
-      const T* mn = message_from_parts(E, ep, sc, sn, q, e);
-      std::copy(mn, mn + kw, msg_new.begin());
+      msg_new = message_from_parts(E, ep, sc, sn, q, e);
     };
     for (size_t j = 0; j < sources.size(); ++j) {
       const int64_t u = sources[j];
@@ -540,7 +518,7 @@ struct IncrementalAggregation {
         if (st == kUntouched) touched.push_back(w);
         if (!per_source) messages(so, sn, E.Q + (E.q_shared ? 0 : w * k0), e);
         const int r = push_message(ly.agg_store + w * kw, ly.winner_store + w * ep.num_arg, msg_old.data(),
-                                   msg_new.data(), u, E.groups);
+                                   msg_new, u, E.groups);
         st = r < 0 ? kReduce : (r > 0 || st == kChanged) ? kChanged : kSame;
       };
       if (E.include_self) push_to(u, -1);

@@ -401,12 +401,7 @@ inline const T* message_from_parts(const EdgePassArgs<T>& a, const Plan<T>& p, S
 template <typename T>
 inline const T* message(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t u, int64_t v,
                         int64_t e, bool self) {
-  T* x = s.xa.data();
-  const int64_t k = a.k0;
-  const T* __restrict su = a.S + u * k;
-  const T* __restrict q = a.Q + (a.q_shared ? 0 : v * k);
-  for (int64_t c = 0; c < k; ++c) x[c] = su[c] + q[c];
-  return message_rest(a, p, s, self ? -1 : e);
+  return message_from_parts(a, p, s, a.S + u * a.k0, a.Q + (a.q_shared ? 0 : v * a.k0), self ? -1 : e);
 }
 
 // Fold message m into the row accumulators (count = messages folded so far, > 0).
@@ -1130,6 +1125,17 @@ struct RowWorkspace {
 
 namespace detail {
 
+// Whether row v of an active application takes its aggregate from the store, and whether it
+// visits its in-edges (reads_edges: the layer's messages depend on the source).
+template <typename T>
+inline bool row_from_store(const LayerArgs<T>& L, int64_t v) {
+  return L.agg_from_store && L.agg_from_store[v];
+}
+template <typename T>
+inline bool row_reads_edges(const LayerArgs<T>& L, bool reads_edges, int64_t v) {
+  return reads_edges && !row_from_store(L, v);
+}
+
 // Row i of layer_rows: reduce, update, gate, write, record changes; returns whether a
 // watched channel changed.
 template <typename T>
@@ -1138,7 +1144,7 @@ inline bool layer_row(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace
   const Plan<T>& plan = P.edges;
   const int64_t v = a.rows ? a.rows[i] : i;
   const T* agg;
-  if (L.agg_from_store && L.agg_from_store[v]) {
+  if (row_from_store(L, v)) {
     agg = L.agg_store + v * plan.k_out;
   } else {
     int32_t* winners = a.winners          ? a.winners + i * plan.num_arg
@@ -1187,13 +1193,6 @@ inline bool layer_row(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace
   return watched;
 }
 
-// Whether row v of an active application visits its in-edges (not when its aggregate comes
-// from the store).
-template <typename T>
-inline bool row_reads_edges(const LayerArgs<T>& L, bool reads_edges, int64_t v) {
-  return reads_edges && !(L.agg_from_store && L.agg_from_store[v]);
-}
-
 // Prefetch for the selected rows ahead of position i (< end): scattered rows (active steps)
 // miss the cache, so each dependent level is fetched kAhead rows earlier than the next (the
 // in-edge range 4 kAhead rows ahead, the edge list 3 kAhead, the edges' sources and both
@@ -1204,7 +1203,8 @@ constexpr int64_t kAhead = 8;
 template <typename T>
 inline void prefetch_ahead(const LayerArgs<T>& L, bool reads_edges, int64_t i, int64_t end) {
   const EdgePassArgs<T>& a = L.edges;
-  if (reads_edges && i + 4 * kAhead < end) __builtin_prefetch(a.indptr + a.rows[i + 4 * kAhead]);
+  if (i + 4 * kAhead < end && !row_from_store(L, a.rows[i + 4 * kAhead]))
+    __builtin_prefetch(a.indptr + a.rows[i + 4 * kAhead]);
   if (i + 3 * kAhead < end && row_reads_edges(L, reads_edges, a.rows[i + 3 * kAhead]))
     __builtin_prefetch(a.indices + a.indptr[a.rows[i + 3 * kAhead]]);
   if (i + 2 * kAhead >= end) return;
