@@ -85,7 +85,7 @@ class CompiledGrid:
 
 
 class CompiledDFS:
-    """Compiled DFS: 3n steps of two layers each; active execution makes a step local."""
+    """Compiled DFS: 3n steps of one layer each; active execution makes a step local."""
 
     params = ([10**4, 10**5],)
     param_names = ["nodes"]

@@ -1,4 +1,6 @@
 """Active execution (only nodes whose inputs changed) equals dense execution exactly."""
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -7,6 +9,7 @@ import engine
 import engine.backends
 from engine import Graph
 from engine.algorithms.samplers import sample
+from engine.compile.constants import SATURATE
 from engine.graph import generators
 from engine.model.factory import mpnn_spec, random_model
 
@@ -79,8 +82,8 @@ def test_multi_layer_random_models_active_equals_dense(n, m, seed, layers):
 
 
 def test_compiled_dfs_active_equals_dense(backend):
-    """DFS: two layers per step and a graph state; a step touches only the addressed nodes
-    and the out-neighbours of the scanned node."""
+    """DFS: one layer per step and a graph state; a step touches only the addressed nodes
+    and the out-neighbours of the node pushed at the step before."""
     model = engine.compile("dfs")
     rng = np.random.RandomState(8)
     graphs = [sample("dfs", n, rng, p=(0.2, 0.5))[1] for n in (4, 7, 12, 20)]
@@ -341,36 +344,58 @@ def test_readout_trees_with_ties_in_any_leaf_order(n, m, seed):
 
 
 
-@pytest.mark.parametrize("variant", ["as compiled", "gate reads inputs", "gate not exactly 1", "update reads it"])
+def _dfs_with_clearing_layer(variant):
+    """Compiled DFS followed by a second layer that clears the scratch channel ``key`` (gate
+    exactly 1, new value 0, no message) and keeps every other channel (gate exactly 0). The
+    second layer neither reads ``key`` nor keeps it, unless ``variant`` makes it: its gate
+    reads an input, its gate is not exactly 1, or its update reads ``key``."""
+    base = engine.compile("dfs")
+    spec = json.loads(json.dumps(base.spec))
+    d, fz = base.hidden, base.hidden + 1 + len(spec["graph_pointers"]) + len(spec["graph_broadcast"])
+    node = spec["description"]["channels"]["node"]
+    key, white = node.index("key"), node.index("white")
+    spec["layers"].append({"include_self": False,
+                           "message": {"widths": [1], "activations": ["identity"]},
+                           "groups": [{"kind": "max", "size": 1}],
+                           "update": {"widths": [d], "activations": ["identity"]},
+                           "gate": {"widths": [d], "activations": ["identity"]}})
+    dtype = base.weights["layers.0.message.src"].dtype
+    weights = dict(base.weights)
+    for part, shape in (("message.src", (fz, 1)), ("message.dst", (fz, 1)), ("message.edge", (0, 1)),
+                        ("message.bias", (1,)), ("update.node", (fz, d)), ("update.agg", (1, d)),
+                        ("update.bias", (d,)), ("gate.node", (fz, d)), ("gate.agg", (1, d))):
+        weights[f"layers.1.{part}"] = np.zeros(shape, dtype)
+    gate_bias = np.full(d, -SATURATE, dtype)
+    gate_bias[key] = SATURATE
+    weights["layers.1.gate.bias"] = gate_bias
+    if variant == "gate reads inputs":  # white nodes keep their key
+        weights["layers.1.gate.node"][white, key] = -2 * SATURATE
+    elif variant == "gate not exactly 1":  # sigmoid(3) < 1: the old key leaks through
+        weights["layers.1.gate.bias"][key] = 3.0
+    elif variant == "update reads it":  # the new key is the old one
+        weights["layers.1.update.node"][key, key] = 1.0
+    return engine.Model(spec, weights)
+
+
+@pytest.mark.parametrize("variant", ["as built", "gate reads inputs", "gate not exactly 1", "update reads it"])
 def test_native_loop_skips_only_changes_the_next_layer_ignores(variant):
     """A row that changed only in channels the next layer neither reads nor keeps (its gate
-    there is exactly 1 whatever the inputs) is not recomputed by that layer. Compiled DFS's
-    commit layer clears the scratch channel ``key`` that way; variants where the commit layer
+    there is exactly 1 whatever the inputs) is not recomputed by that layer: compiled DFS
+    followed by a layer that clears its scratch channel ``key``. Variants where that layer
     depends on ``key`` after all must recompute those rows, and every variant equals its
     dense run and the Python loop bit for bit."""
     if "native" not in engine.backends.available_backends():
         pytest.skip("native backend not built")
-    base = engine.compile("dfs")
-    key = base.spec["description"]["channels"]["node"].index("key")
-    weights = {k: v.copy() for k, v in base.weights.items()}
-    if variant == "gate reads inputs":  # the gate's popr unit also fires at white nodes, shutting key
-        weights["layers.1.gate.node"][0, 3] = 2.0  # z column 0 is h's ``white``
-        weights["layers.1.gate.1.weight"][3, key] = -2048.0
-    elif variant == "gate not exactly 1":
-        weights["layers.1.gate.1.bias"][key] = 3.0  # sigmoid(3) < 1: the old key leaks through
-    elif variant == "update reads it":  # psel's hidden unit (always written) now grows with key
-        weights["layers.1.update.node"][key, 7] = 2.0**21
-    model = engine.Model(base.spec, weights)
+    model = _dfs_with_clearing_layer(variant)
     updates = {}
     for seed in range(3):
         runs = _native_loop_runs(model, generators.erdos_renyi(80, 4, directed=True, seed=seed), steps=120)
         updates[seed] = runs[1].node_updates
-    if variant == "as compiled":  # the skipped rows: fewer updates than when the gate leaks
-        leaky = {k: v.copy() for k, v in base.weights.items()}
-        leaky["layers.1.gate.1.bias"][key] = 3.0
+    if variant == "as built":  # the skipped rows: fewer updates than when the gate leaks
+        leaky = _dfs_with_clearing_layer("gate not exactly 1")
         for seed in range(3):
             g = generators.erdos_renyi(80, 4, directed=True, seed=seed)
-            r = engine.execute(engine.Model(base.spec, leaky), g, backend="native", steps=120, mode="active")
+            r = engine.execute(leaky, g, backend="native", steps=120, mode="active")
             assert updates[seed] < r.node_updates
 
 
