@@ -507,6 +507,17 @@ struct IncrementalAggregation {
       std::copy(mo, mo + kw, msg_old.begin());
       msg_new = message_from_parts(E, ep, sc, sn, q, e);
     };
+    {  // the targets' states and stored aggregates, fetched together (scattered on large graphs)
+      LineTouch touch;
+      for (int64_t u : sources) touch.span(a.out_indptr + u, 2);
+      for (int64_t u : sources) touch.span(a.out_targets + a.out_indptr[u], a.out_indptr[u + 1] - a.out_indptr[u]);
+      for (int64_t u : sources)
+        for (int64_t e = a.out_indptr[u]; e < a.out_indptr[u + 1]; ++e) {
+          const int64_t w = a.out_targets[e];
+          touch.span(state.data() + w, 1);
+          touch.span(ly.agg_store + w * kw, kw);
+        }
+    }
     for (size_t j = 0; j < sources.size(); ++j) {
       const int64_t u = sources[j];
       const T* so = old_S.data() + static_cast<int64_t>(j) * k0;
