@@ -507,7 +507,9 @@ struct IncrementalAggregation {
       std::copy(mo, mo + kw, msg_old.begin());
       msg_new = message_from_parts(E, ep, sc, sn, q, e);
     };
-    {  // the targets' states and stored aggregates, fetched together (scattered on large graphs)
+    if (static_cast<int64_t>(sources.size()) <= kPrefetchAll) {
+      // a few sources (a sequential algorithm's step): their targets' states and stored
+      // aggregates, fetched together (scattered on large graphs)
       LineTouch touch;
       for (int64_t u : sources) touch.span(a.out_indptr + u, 2);
       for (int64_t u : sources) touch.span(a.out_targets + a.out_indptr[u], a.out_indptr[u + 1] - a.out_indptr[u]);
