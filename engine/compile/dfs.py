@@ -27,8 +27,9 @@ Graph channels (``g``), as left by step ``t`` for the event of step ``t + 1``
 channel        meaning                                            pointer / broadcast
 =============  ================================================  =========================
 ``top``        CLRS ``s_last``, top of the stack                  pointer
-``u``, ``v``   CLRS ``u`` and ``v``                               pointers
-``s``          current root                                       pointer
+``u``          CLRS ``u``                                         pointer
+``v``          CLRS ``v``; BIG (no node) after a failed scan,     pointer
+               where CLRS's ``v`` is ``n - 1``
 ``scan``       node whose out-neighbours are scanned next         pointer, broadcast (its id)
 ``cand``       ``scan``'s lowest white out-neighbour, or BIG;     pointer
                in phase ROOT the next root (BIG: none left)
@@ -43,10 +44,13 @@ channel        meaning                                            pointer / broa
 
 Node channels (``h``): ``white``, ``gray``, ``black`` (CLRS ``color`` one-hot), ``d``, ``f``,
 ``pi``, ``sp`` (``s_prev``) as node ids, ``st`` (stamp: ``1 - id`` <= 0 until the node is
-pushed or started as a root, then the stamp >= 1), and the scratch channels ``key`` (the
-largest in-neighbour stamp ``F`` if white, else 0) and ``psel`` (``sp`` at the ``scan``
-node, 0 elsewhere). Initially root 0 is started: ``st = 1 - id`` (stamp 1 at node 0),
-``nst = 1``, phase DISC, ``top = u = v = s = 0``.
+pushed or started as a root, then the stamp >= 1), ``rs`` (the same, set only when the node
+is started as a root: the current root is the node with the largest ``rs``), and the scratch
+channels ``key`` (the largest in-neighbour stamp ``F`` if white, else 0) and ``psel`` (``sp``
+at the ``scan`` node, 0 elsewhere). Initially root 0 is started: ``st = rs = 1 - id`` (stamp
+1 at node 0), ``nst = 1``, phase DISC, ``top = u = v = 0``. The current root and CLRS's ``v``
+after a failed scan are not pointers, so that no node sees the graph state for them alone:
+their nodes would be recomputed at every step.
 
 The layer
 =========
@@ -67,15 +71,14 @@ other; at a node no pointer addresses, every feature below is 0):
 Second layer and gate (writes gated by the conditions): ``white = 0`` on push or disc,
 ``gray = 1 - fin`` on push, disc or fin, ``black = 1`` on fin, ``d = t + 0.01`` on disc,
 ``f = t + 0.01`` on fin, ``pi = spv`` on push, ``sp = spv + idv`` on push or popr (the
-popped node's ``s_prev`` returns to itself), ``st = stv`` on push or rst; ``key = kp`` and
-``psel = ps`` always.
+popped node's ``s_prev`` returns to itself), ``st = stv`` on push or rst, ``rs = stv`` on
+rst; ``key = kp`` and ``psel = ps`` always.
 
 Readouts (relu, on ``[h', id]``): ``argmax`` of ``key`` with payload ``id`` (``R_key``,
 ``R_id``: the lowest-index node with the largest key), ``R_scan = max relu(st + BIG gray -
 BIG)`` (the deepest gray stamp, 0 if the stack is empty), ``R_nr = min (id + BIG - BIG
-white)`` (the lowest white node, or exactly BIG: node 0 is never white again),
-``R_nmax = max id`` (CLRS's ``v`` after a failed scan) and ``R_parent = max psel`` (the
-finished node's ``s_prev``). After a discovery or a finish, the deepest gray node is the node
+white)`` (the lowest white node, or exactly BIG: node 0 is never white again) and
+``R_parent = max psel`` (the finished node's ``s_prev``). After a discovery or a finish, the deepest gray node is the node
 scanned next (the discovered node; the finished node's parent), and its stamp reached its
 out-neighbours' keys one step after it was set, so ``R_key <= R_scan``, with equality
 exactly when that node has a white out-neighbour, and then ``R_id`` is the lowest one.
@@ -89,16 +92,17 @@ root is left to start), ``fin_root = fin + q3 - 1`` (the stack is now empty: a r
 finished), ``fin_child = fin - q3``, ``hc = q1 - q2`` (``R_key == R_scan > 0``), ``rsel =
 R_id - BIG (1 - q1) - BIG q2`` (``R_id`` if hc, else 0). Third and fourth layers, the writes
 (gated; the events exclude each other): ``top = cand | scan | cand`` on push | fin | rnext;
-``u = top | scan | scan | cand`` on DISC | push | fin | rnext; ``v = cand | R_nmax | cand``
-on push | fin | rnext; ``s = cand`` on rnext; ``scan = top | R_parent`` on DISC | fin_child;
+``u = top | scan | scan | cand`` on DISC | push | fin | rnext; ``v = cand | BIG | cand``
+on push | fin | rnext; ``scan = top | R_parent`` on DISC | fin_child;
 ``time += 0.01`` on DISC or fin; ``nst += 1`` on push or rnext; phase ``DISC = push +
 rnext``, ``SCAN = DISC``, ``POP = fin_child``, ``ROOT = fin_root`` on any event; always
 ``has_cand = hc`` and ``cand = rsel | BIG | R_nr`` on hc | (neither) | fin_root. A choice
 ``x | y`` is ``relu(x - BIG (1 - c_x)) + relu(y - BIG (1 - c_y))``.
 
 Decoders: ``color`` categorical ``[white, gray, black]``; ``d``, ``f`` scalar; ``pi_h``,
-``pi``, ``s_prev`` id pointers; ``s``, ``u``, ``v``, ``s_last`` one-node masks from the
-address features; ``time`` a graph scalar. Termination: fixed point of the hint channels
+``pi``, ``s_prev`` id pointers; ``u``, ``s_last`` one-node masks from the address features,
+``v`` from ``BIG a_v + id`` (the node ``v`` addresses, else the largest id, ``n - 1``), ``s``
+from ``rs``; ``time`` a graph scalar. Termination: fixed point of the hint channels
 (after the last root finishes, ``cand`` is BIG and nothing changes), so exactly ``3 n``
 steps.
 """
@@ -109,10 +113,10 @@ import numpy as np
 from ..model.spec import FORMAT, VERSION, Model, expected_shapes
 from .constants import SATURATE
 
-G = ["top", "u", "v", "s", "scan", "cand", "time", "DISC", "SCAN", "POP", "ROOT", "has_cand", "nst"]
-POINTERS = ["top", "u", "v", "s", "scan", "cand"]
+G = ["top", "u", "v", "scan", "cand", "time", "DISC", "SCAN", "POP", "ROOT", "has_cand", "nst"]
+POINTERS = ["top", "u", "v", "scan", "cand"]
 BROADCAST = ["scan", "time", "DISC", "SCAN", "POP", "ROOT", "has_cand", "nst"]
-H = ["white", "gray", "black", "d", "f", "pi", "sp", "st", "key", "psel"]
+H = ["white", "gray", "black", "d", "f", "pi", "sp", "st", "rs", "key", "psel"]
 BIG = {"float32": 2.0**21, "float64": 2.0**40}
 
 
@@ -184,6 +188,7 @@ def compile_dfs(dtype="float32"):
     net.unit("init.weight", "pi", {"id": 1.0})
     net.unit("init.weight", "sp", {"id": 1.0})
     net.unit("init.weight", "st", {"id": -1.0}, "init.bias", 1.0)
+    net.unit("init.weight", "rs", {"id": -1.0}, "init.bias", 1.0)
     net.weights["init.bias"][0][H.index("white")] = 1.0
     net.bias("graph_init.bias", G)
     g0 = net.weights["graph_init.bias"][0]
@@ -226,36 +231,35 @@ def compile_dfs(dtype="float32"):
     net.unit(W1, "pi", {"spv": 1.0})
     net.unit(W1, "sp", {"spv": 1.0, "idv": 1.0})
     net.unit(W1, "st", {"stv": 1.0})
+    net.unit(W1, "rs", {"stv": 1.0})
     net.unit(W1, "key", {"kp": 1.0})
     net.unit(W1, "psel", {"ps": 1.0})
     W1, b1 = f"{gate}.1.weight", f"{gate}.1.bias"
     opens = {"white": ["push", "disc"], "gray": ["push", "disc", "fin"], "black": ["fin"], "d": ["disc"],
-             "f": ["fin"], "pi": ["push"], "sp": ["push", "popr"], "st": ["push", "rst"], "key": None,
+             "f": ["fin"], "pi": ["push"], "sp": ["push", "popr"], "st": ["push", "rst"], "rs": ["rst"], "key": None,
              "psel": None}
     for ch, on in opens.items():
         net.unit(W1, ch, {c: 2 * sat for c in on or []}, b1, sat if on is None else -sat)
 
     # ---------------------------------------------------------------- readouts
-    RO = ["rk", "rid", "rs", "nr", "nmax", "par"]
+    RO = ["rk", "rid", "rg", "nr", "par"]
     net.mlp(f"{L}.readout", {"node": HX}, [RO])
     node, b0 = f"{L}.readout.node", f"{L}.readout.bias"
     net.unit(node, "rk", {"key": 1.0})
     net.unit(node, "rid", {"id": 1.0})
-    net.unit(node, "rs", {"st": 1.0, "gray": big}, b0, -big)
+    net.unit(node, "rg", {"st": 1.0, "gray": big}, b0, -big)
     net.unit(node, "nr", {"id": 1.0, "white": -big}, b0, big)
-    net.unit(node, "nmax", {"id": 1.0})
     net.unit(node, "par", {"psel": 1.0})
-    R = ["R_key", "R_id", "R_scan", "R_nr", "R_nmax", "R_parent"]
+    R = ["R_key", "R_id", "R_scan", "R_nr", "R_parent"]
 
     # ---------------------------------------------------------------- graph update and gate
     C1 = ["push", "fin", "q_nr", "q1", "q2", "q3", "DISCc", "ROOTc"]
     P1 = G + R[1:] + C1  # g and readouts are >= 0: relu passes them on
     C2 = ["push", "fin", "DISCc", "rnext", "fin_root", "fin_child", "hc", "rsel"]
-    P2 = ["top", "scan", "cand", "time", "nst", "R_nr", "R_nmax", "R_parent"] + C2
+    P2 = ["top", "scan", "cand", "time", "nst", "R_nr", "R_parent"] + C2
     CHOICES = {"top": [("cand", "push"), ("scan", "fin"), ("cand", "rnext")],
                "u": [("top", "DISCc"), ("scan", "push"), ("scan", "fin"), ("cand", "rnext")],
-               "v": [("cand", "push"), ("R_nmax", "fin"), ("cand", "rnext")],
-               "s": [("cand", "rnext")],
+               "v": [("cand", "push"), ("BIG", "fin"), ("cand", "rnext")],
                "scan": [("top", "DISCc"), ("R_parent", "fin_child")]}
     P3 = [f"{ch}:{x}:{c}" for ch, alts in CHOICES.items() for x, c in alts] + [
         "cand:rsel", "cand:BIG", "cand:R_nr", "time", "nst", "push", "rnext", "DISCc", "fin_child", "fin_root", "hc"]
@@ -295,7 +299,9 @@ def compile_dfs(dtype="float32"):
     W3, b3 = f"{gu}.2.weight", f"{gu}.2.bias"
     for col in P3:
         parts = col.split(":")
-        if len(parts) == 3:  # relu(x - BIG (1 - c))
+        if len(parts) == 3 and parts[1] == "BIG":  # relu(BIG - BIG (1 - c)) = BIG c
+            net.unit(W3, col, {parts[2]: big})
+        elif len(parts) == 3:  # relu(x - BIG (1 - c))
             _, x, c = parts
             net.unit(W3, col, {x: 1.0, c: big}, b3, -big)
         elif col == "cand:rsel":
@@ -326,7 +332,7 @@ def compile_dfs(dtype="float32"):
     second_layer(f"{gg}.1.weight", f"{gg}.1.bias", E)
     net.unit(f"{gg}.1.weight", "one", {}, f"{gg}.1.bias", 1.0)
     opens = {"top": ["push", "fin", "rnext"], "u": ["DISCc", "push", "fin", "rnext"], "v": ["push", "fin", "rnext"],
-             "s": ["rnext"], "scan": ["DISCc", "fin_child"], "cand": ["one"], "has_cand": ["one"],
+             "scan": ["DISCc", "fin_child"], "cand": ["one"], "has_cand": ["one"],
              "time": ["DISCc", "fin"], "nst": ["push", "rnext"]}
     for ch in ("DISC", "SCAN", "POP", "ROOT"):
         opens[ch] = ["DISCc", "push", "fin", "rnext"]
@@ -341,7 +347,7 @@ def compile_dfs(dtype="float32"):
         "gate": _block([conds, H]),
         "readout": {"widths": [len(RO)], "activations": ["relu"],
                     "groups": [{"kind": "argmax", "size": 2}, {"kind": "max", "size": 1},
-                               {"kind": "min", "size": 1}, {"kind": "max", "size": 1}, {"kind": "max", "size": 1}]},
+                               {"kind": "min", "size": 1}, {"kind": "max", "size": 1}]},
         "graph_update": _block([P1, P2, P3, G]),
         "graph_gate": _block([C1, E, G]),
     }
@@ -366,8 +372,11 @@ def compile_dfs(dtype="float32"):
     linear_decoder("color", "categorical", {0: "white", 1: "gray", 2: "black"}, classes=3)
     linear_decoder("d", "scalar", {0: "d"})
     linear_decoder("f", "scalar", {0: "f"})
-    for p, dname in (("s", "s"), ("u", "u"), ("v", "v"), ("top", "s_last")):
+    for p, dname in (("u", "u"), ("top", "s_last")):
         linear_decoder(dname, "mask_one", {0: f"a_{p}"})
+    linear_decoder("s", "mask_one", {0: "rs"})  # the latest root started
+    linear_decoder("v", "mask_one", {0: "a_v"})  # v at no node: node n - 1 (largest id)
+    net.unit("decoders.v.weight", 0, {"a_v": big, "id": 1.0})
     for dname, ch in (("pi", "pi"), ("s_prev", "sp")):
         # score(u -> v) = -relu(id_u - ch_v) - relu(ch_v - id_u): 0 exactly at u = ch_v
         dec[dname] = {"type": "pointer", "widths": [2, 1], "activations": ["relu", "identity"]}
@@ -386,8 +395,8 @@ def compile_dfs(dtype="float32"):
     spec["hints"] = {"pi_h": "pi", "color": "color", "d": "d", "f": "f", "s_prev": "s_prev", "s": "s", "u": "u",
                      "v": "v", "s_last": "s_last", "time": "time"}
     spec["termination"] = {"rule": "fixed_point",
-                           "channels": [H.index(c) for c in ("white", "gray", "black", "d", "f", "pi", "sp")],
-                           "graph_channels": [G.index(c) for c in ("top", "u", "v", "s", "time", "DISC", "SCAN",
+                           "channels": [H.index(c) for c in ("white", "gray", "black", "d", "f", "pi", "sp", "rs")],
+                           "graph_channels": [G.index(c) for c in ("top", "u", "v", "time", "DISC", "SCAN",
                                                                    "POP", "ROOT")]}
     spec["exact_domain"] = {"max_nodes": int(big)}
     spec["description"] = {"algorithm": "dfs", "channels": {"node": H, "graph": G}, "construction": __doc__}
