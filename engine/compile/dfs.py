@@ -46,8 +46,7 @@ Node channels (``h``): ``white``, ``gray``, ``black`` (CLRS ``color`` one-hot), 
 ``pi``, ``sp`` (``s_prev``) as node ids, ``st`` (stamp: ``1 - id`` <= 0 until the node is
 pushed or started as a root, then the stamp >= 1), ``rs`` (the same, set only when the node
 is started as a root: the current root is the node with the largest ``rs``), and the scratch
-channels ``key`` (the largest in-neighbour stamp ``F`` if white, else 0) and ``psel`` (``sp``
-at the ``scan`` node, 0 elsewhere). Initially root 0 is started: ``st = rs = 1 - id`` (stamp
+channel ``key`` (the largest in-neighbour stamp ``F`` if white, else 0). Initially root 0 is started: ``st = rs = 1 - id`` (stamp
 1 at node 0), ``nst = 1``, phase DISC, ``top = u = v = 0``. The current root and CLRS's ``v``
 after a failed scan are not pointers, so that no node sees the graph state for them alone:
 their nodes would be recomputed at every step.
@@ -66,22 +65,23 @@ other; at a node no pointer addresses, every feature below is 0):
 ``fin = a_scan + SCAN + POP - has_cand - 1``, ``popr = a_top + POP - 1``,
 ``rst = a_cand + ROOT - 1``; values ``spv = scan - BIG (3 - a_cand - has_cand - SCAN - POP)``
 (the scanned node's id when pushed), ``idv = id - BIG (2 - a_top - POP)``, ``t = time``,
-``stv = nst + 1``, ``ps = sp + BIG a_scan - BIG``, ``kp = F + BIG white - BIG a_top - BIG``
+``stv = nst + 1``, ``kp = F + BIG white - BIG a_top - BIG``
 (``F`` if white and not the top; the top is white only at its root's discovery).
 Second layer and gate (writes gated by the conditions): ``white = 0`` on push or disc,
 ``gray = 1 - fin`` on push, disc or fin, ``black = 1`` on fin, ``d = t + 0.01`` on disc,
 ``f = t + 0.01`` on fin, ``pi = spv`` on push, ``sp = spv + idv`` on push or popr (the
 popped node's ``s_prev`` returns to itself), ``st = stv`` on push or rst, ``rs = stv`` on
-rst; ``key = kp`` and ``psel = ps`` always.
+rst; ``key = kp`` always.
 
 Readouts (relu, on ``[h', id]``): ``argmax`` of ``key`` with payload ``id`` (``R_key``,
-``R_id``: the lowest-index node with the largest key), ``R_scan = max relu(st + BIG gray -
-BIG)`` (the deepest gray stamp, 0 if the stack is empty), ``R_nr = min (id + BIG - BIG
-white)`` (the lowest white node, or exactly BIG: node 0 is never white again) and
-``R_parent = max psel`` (the finished node's ``s_prev``). After a discovery or a finish, the deepest gray node is the node
-scanned next (the discovered node; the finished node's parent), and its stamp reached its
-out-neighbours' keys one step after it was set, so ``R_key <= R_scan``, with equality
-exactly when that node has a white out-neighbour, and then ``R_id`` is the lowest one.
+``R_id``: the lowest-index node with the largest key), ``argmax`` of ``relu(st + BIG gray -
+BIG)`` with payload ``id`` (``R_scan``, ``R_gid``: the deepest gray node's stamp and id; 0
+if the stack is empty) and ``R_nr = min (id + BIG - BIG white)`` (the lowest white node, or
+exactly BIG: node 0 is never white again). After a discovery or a finish, the deepest gray
+node is the node scanned next (the discovered node; the finished node's parent, i.e. its
+``s_prev``), and its stamp reached its out-neighbours' keys one step after it was set, so
+``R_key <= R_scan``, with equality exactly when that node has a white out-neighbour, and
+then ``R_id`` is the lowest one.
 
 Graph update (relu, relu, relu, identity). First layer, from ``g`` and the readouts:
 ``push = SCAN + POP + has_cand - 1``, ``fin = SCAN + POP - has_cand`` (the event just
@@ -93,7 +93,7 @@ finished), ``fin_child = fin - q3``, ``hc = q1 - q2`` (``R_key == R_scan > 0``),
 R_id - BIG (1 - q1) - BIG q2`` (``R_id`` if hc, else 0). Third and fourth layers, the writes
 (gated; the events exclude each other): ``top = cand | scan | cand`` on push | fin | rnext;
 ``u = top | scan | scan | cand`` on DISC | push | fin | rnext; ``v = cand | BIG | cand``
-on push | fin | rnext; ``scan = top | R_parent`` on DISC | fin_child;
+on push | fin | rnext; ``scan = top | R_gid`` on DISC | fin_child;
 ``time += 0.01`` on DISC or fin; ``nst += 1`` on push or rnext; phase ``DISC = push +
 rnext``, ``SCAN = DISC``, ``POP = fin_child``, ``ROOT = fin_root`` on any event; always
 ``has_cand = hc`` and ``cand = rsel | BIG | R_nr`` on hc | (neither) | fin_root. A choice
@@ -116,7 +116,7 @@ from .constants import SATURATE
 G = ["top", "u", "v", "scan", "cand", "time", "DISC", "SCAN", "POP", "ROOT", "has_cand", "nst"]
 POINTERS = ["top", "u", "v", "scan", "cand"]
 BROADCAST = ["scan", "time", "DISC", "SCAN", "POP", "ROOT", "has_cand", "nst"]
-H = ["white", "gray", "black", "d", "f", "pi", "sp", "st", "rs", "key", "psel"]
+H = ["white", "gray", "black", "d", "f", "pi", "sp", "st", "rs", "key"]
 BIG = {"float32": 2.0**21, "float64": 2.0**40}
 
 
@@ -202,7 +202,7 @@ def compile_dfs(dtype="float32"):
 
     # ---------------------------------------------------------------- node update and gate
     conds = ["disc", "push", "fin", "popr", "rst"]
-    U1 = conds + ["spv", "idv", "t", "stv", "ps", "kp"]
+    U1 = conds + ["spv", "idv", "t", "stv", "kp"]
     upd, gate = f"{L}.update", f"{L}.gate"
     net.mlp(upd, {"node": Z, "agg": ["F"]}, [U1, H])
     net.mlp(gate, {"node": Z, "agg": ["F"]}, [conds, H])
@@ -220,7 +220,6 @@ def compile_dfs(dtype="float32"):
     net.unit(node, "idv", {"id": 1.0, "a_top": big, "b_POP": big}, b0, -2 * big)
     net.unit(node, "t", {"b_time": 1.0})
     net.unit(node, "stv", {"b_nst": 1.0}, b0, 1.0)
-    net.unit(node, "ps", {"sp": 1.0, "a_scan": big}, b0, -big)
     net.unit(node, "kp", {"white": big, "a_top": -big}, b0, -big)
     net.unit(f"{upd}.agg", "kp", {"F": 1.0})
     W1, b1 = f"{upd}.1.weight", f"{upd}.1.bias"
@@ -233,34 +232,32 @@ def compile_dfs(dtype="float32"):
     net.unit(W1, "st", {"stv": 1.0})
     net.unit(W1, "rs", {"stv": 1.0})
     net.unit(W1, "key", {"kp": 1.0})
-    net.unit(W1, "psel", {"ps": 1.0})
     W1, b1 = f"{gate}.1.weight", f"{gate}.1.bias"
     opens = {"white": ["push", "disc"], "gray": ["push", "disc", "fin"], "black": ["fin"], "d": ["disc"],
-             "f": ["fin"], "pi": ["push"], "sp": ["push", "popr"], "st": ["push", "rst"], "rs": ["rst"], "key": None,
-             "psel": None}
+             "f": ["fin"], "pi": ["push"], "sp": ["push", "popr"], "st": ["push", "rst"], "rs": ["rst"], "key": None}
     for ch, on in opens.items():
         net.unit(W1, ch, {c: 2 * sat for c in on or []}, b1, sat if on is None else -sat)
 
     # ---------------------------------------------------------------- readouts
-    RO = ["rk", "rid", "rg", "nr", "par"]
+    RO = ["rk", "rid", "rg", "gid", "nr"]
     net.mlp(f"{L}.readout", {"node": HX}, [RO])
     node, b0 = f"{L}.readout.node", f"{L}.readout.bias"
     net.unit(node, "rk", {"key": 1.0})
     net.unit(node, "rid", {"id": 1.0})
     net.unit(node, "rg", {"st": 1.0, "gray": big}, b0, -big)
     net.unit(node, "nr", {"id": 1.0, "white": -big}, b0, big)
-    net.unit(node, "par", {"psel": 1.0})
-    R = ["R_key", "R_id", "R_scan", "R_nr", "R_parent"]
+    net.unit(node, "gid", {"id": 1.0})
+    R = ["R_key", "R_id", "R_scan", "R_gid", "R_nr"]
 
     # ---------------------------------------------------------------- graph update and gate
     C1 = ["push", "fin", "q_nr", "q1", "q2", "q3", "DISCc", "ROOTc"]
     P1 = G + R[1:] + C1  # g and readouts are >= 0: relu passes them on
     C2 = ["push", "fin", "DISCc", "rnext", "fin_root", "fin_child", "hc", "rsel"]
-    P2 = ["top", "scan", "cand", "time", "nst", "R_nr", "R_parent"] + C2
+    P2 = ["top", "scan", "cand", "time", "nst", "R_gid", "R_nr"] + C2
     CHOICES = {"top": [("cand", "push"), ("scan", "fin"), ("cand", "rnext")],
                "u": [("top", "DISCc"), ("scan", "push"), ("scan", "fin"), ("cand", "rnext")],
                "v": [("cand", "push"), ("BIG", "fin"), ("cand", "rnext")],
-               "scan": [("top", "DISCc"), ("R_parent", "fin_child")]}
+               "scan": [("top", "DISCc"), ("R_gid", "fin_child")]}
     P3 = [f"{ch}:{x}:{c}" for ch, alts in CHOICES.items() for x, c in alts] + [
         "cand:rsel", "cand:BIG", "cand:R_nr", "time", "nst", "push", "rnext", "DISCc", "fin_child", "fin_root", "hc"]
     gu = f"{L}.graph_update"
@@ -346,8 +343,8 @@ def compile_dfs(dtype="float32"):
         "update": _block([U1, H]),
         "gate": _block([conds, H]),
         "readout": {"widths": [len(RO)], "activations": ["relu"],
-                    "groups": [{"kind": "argmax", "size": 2}, {"kind": "max", "size": 1},
-                               {"kind": "min", "size": 1}, {"kind": "max", "size": 1}]},
+                    "groups": [{"kind": "argmax", "size": 2}, {"kind": "argmax", "size": 2},
+                               {"kind": "min", "size": 1}]},
         "graph_update": _block([P1, P2, P3, G]),
         "graph_gate": _block([C1, E, G]),
     }
