@@ -197,15 +197,15 @@ void validate(const EdgePassArgs<T>& a, bool check_edges) {
 
 namespace detail {
 
-// 1 / (1 + exp(-x)), returning the saturated values without calling exp where they are
-// already exact (float: x > 20 gives 1, x < -89 gives 0; double: 40 and -710), which
-// avoids libm's slow overflow/underflow paths. The result is the same bits either way.
 // Whether 0 * a and 0 * b are the same bits: both finite with the same sign.
 template <typename T>
 inline bool same_zero_product(T a, T b) {
   return std::isfinite(a) && std::isfinite(b) && std::signbit(a) == std::signbit(b);
 }
 
+// 1 / (1 + exp(-x)), returning the saturated values without calling exp where they are
+// already exact (float: x > 20 gives 1, x < -89 gives 0; double: 40 and -710), which
+// avoids libm's slow overflow/underflow paths. The result is the same bits either way.
 template <typename T>
 inline T sigmoid(T x) {
   constexpr bool is_float = sizeof(T) == 4;
