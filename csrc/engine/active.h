@@ -507,7 +507,7 @@ struct IncrementalAggregation {
       std::copy(mo, mo + kw, msg_old.begin());
       msg_new = message_from_parts(E, ep, sc, sn, q, e);
     };
-    if (static_cast<int64_t>(sources.size()) <= kPrefetchAll) {
+    if (static_cast<int64_t>(sources.size()) <= kTouchWhole) {
       // a few sources (a sequential algorithm's step): their targets' states and stored
       // aggregates, fetched together (scattered on large graphs)
       LineTouch touch;

@@ -1280,7 +1280,7 @@ inline void touch_rows(const LayerArgs<T>& L, bool reads_edges, int64_t end) {
 }
 
 // Sets of at most this many rows are loaded whole (touch_rows) before they are computed.
-constexpr int64_t kPrefetchAll = 64;
+constexpr int64_t kTouchWhole = 64;
 
 // Rows [begin, end) of layer_rows; returns how many changed a watched channel.
 template <typename T>
@@ -1288,7 +1288,7 @@ inline int64_t layer_row_range(const LayerArgs<T>& L, const LayerPlan<T>& P, Row
                                int64_t end) {
   int64_t num_changed = 0;
   const bool reads_edges = !P.edges.source_free;
-  const bool whole = L.edges.rows && begin == 0 && end <= kPrefetchAll;
+  const bool whole = L.edges.rows && begin == 0 && end <= kTouchWhole;
   if (whole) touch_rows(L, reads_edges, end);
   for (int64_t i = begin; i < end; ++i) {
     if (L.edges.rows && !whole) prefetch_ahead(L, reads_edges, i, end);

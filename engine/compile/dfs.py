@@ -251,7 +251,8 @@ def compile_dfs(dtype="float32"):
 
     # ---------------------------------------------------------------- graph update and gate
     C1 = ["push", "fin", "q_nr", "q1", "q2", "q3", "DISCc", "ROOTc"]
-    P1 = G + R[1:] + C1  # g and readouts are >= 0: relu passes them on
+    # what the later layers read of g and the readouts (all >= 0: relu passes them on)
+    P1 = ["top", "scan", "cand", "time", "nst", "R_id", "R_gid", "R_nr"] + C1
     C2 = ["push", "fin", "DISCc", "rnext", "fin_root", "fin_child", "hc", "rsel"]
     P2 = ["top", "scan", "cand", "time", "nst", "R_gid", "R_nr"] + C2
     CHOICES = {"top": [("cand", "push"), ("scan", "fin"), ("cand", "rnext")],
