@@ -6,6 +6,7 @@ backends, with a warning. ``ENGINE_STRICT_BUILD=1`` turns a failed build into a 
 install (CI sets it). ``ENGINE_NATIVE_ARCH`` (e.g. ``native``) opts into ``-march``;
 the default build is portable. Never ``-ffast-math``: results must be exact.
 """
+import glob
 import os
 import sys
 
@@ -74,6 +75,8 @@ if Pybind11Extension is not None:
             "engine._native",
             ["python/bindings.cpp"],
             include_dirs=["csrc"],
+            # the kernels live in headers: a change there must rebuild the extension
+            depends=sorted(glob.glob(os.path.join("csrc", "engine", "*.h"))),
             cxx_std=17,
         )
     )
