@@ -463,6 +463,49 @@ void project(const py::object& A, const py::object& W, const py::object& out) {
   project_typed<float>(A, W, out);
 }
 
+template <typename T>
+Array<T> readout_tree_roots_typed(const py::object& cache_o, const py::object& codes_o, const py::object& leaves_o,
+                                  const py::object& values_o) {
+  auto cache_in = require<T>(cache_o, "cache", {-1, -1});
+  const int64_t n = cache_in.shape(0), r = cache_in.shape(1);
+  if (n < 1) throw py::value_error("cache needs at least one row");
+  auto codes = require<uint8_t>(codes_o, "codes", {r});
+  auto leaves = require<int64_t>(leaves_o, "leaves", {-1});
+  const int64_t k = leaves.shape(0);
+  auto values = require<T>(values_o, "values", {k, r});
+  for (int64_t j = 0; j < k; ++j)
+    if (leaves.at(j) < 0 || leaves.at(j) >= n) throw py::value_error("leaves must be node indices in [0, n)");
+  std::vector<engine::detail::ReadoutGroup> groups;
+  try {
+    groups = engine::detail::readout_groups(std::vector<uint8_t>(codes.data(), codes.data() + r));
+  } catch (const std::invalid_argument& exc) {
+    throw py::value_error(exc.what());
+  }
+  std::vector<T> cache(cache_in.data(), cache_in.data() + n * r);
+  const int64_t tree_rows = engine::detail::readout_tree_rows(n);
+  std::vector<T> tree(static_cast<size_t>(tree_rows * r)), old_leaf(static_cast<size_t>(r)), saved(static_cast<size_t>(r));
+  std::vector<uint8_t> live;
+  Array<T> roots({k + 1, r});
+  T* out = roots.mutable_data();
+  const T* root = tree.data() + (tree_rows - 1) * r;
+  engine::detail::tree_rebuild(cache.data(), n, tree.data(), r, groups);
+  std::copy(root, root + r, out);
+  for (int64_t j = 0; j < k; ++j) {
+    const int64_t v = leaves.at(j);
+    std::copy(cache.begin() + v * r, cache.begin() + (v + 1) * r, old_leaf.begin());
+    std::copy(values.data() + j * r, values.data() + (j + 1) * r, cache.begin() + v * r);
+    engine::detail::tree_update_leaf(cache.data(), n, tree.data(), r, groups, v, old_leaf.data(), saved.data(), live);
+    std::copy(root, root + r, out + (j + 1) * r);
+  }
+  return roots;
+}
+
+py::object readout_tree_roots(const py::object& cache, const py::object& codes, const py::object& leaves,
+                              const py::object& values) {
+  if (is_double(cache)) return readout_tree_roots_typed<double>(cache, codes, leaves, values);
+  return readout_tree_roots_typed<float>(cache, codes, leaves, values);
+}
+
 py::tuple transpose(const py::object& indptr_o, const py::object& indices_o) {
   auto indptr = require<int64_t>(indptr_o, "indptr", {-1});
   const int64_t n = indptr.shape(0) - 1;
@@ -506,6 +549,11 @@ PYBIND11_MODULE(_native, m) {
         "out = A @ W (inputs ascending, all-zero rows of W skipped), rows in parallel.");
   m.def("readout_tree_rows", &engine::detail::readout_tree_rows, py::arg("n"),
         "Rows of run_steps' 16-ary readout tree over n nodes (its readout_tree argument is that x r).");
+  m.def("readout_tree_roots", &readout_tree_roots, py::arg("cache"), py::arg("codes"), py::arg("leaves"),
+        py::arg("values"),
+        "The readout reductions run_steps keeps (its 16-ary tree): built over cache (n x r, per-channel "
+        "readout codes), then after cache[leaves[j]] = values[j] for each j in turn, updated leaf by leaf; "
+        "returns the (k + 1) x r roots.");
   m.def("transpose", &transpose, py::arg("indptr"), py::arg("indices"),
         "CSR by destination -> CSR by source (counting sort): (out_indptr, targets, edge_ids).");
   m.def("set_num_threads", &engine::set_threads, py::arg("n"));

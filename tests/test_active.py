@@ -251,6 +251,40 @@ def test_readout_reductions_follow_their_definition(n, seed):
     np.testing.assert_array_equal(got, _readout_by_loop(r, kinds))
 
 
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 700), k=st.integers(0, 60), seed=st.integers(0, 10**6),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_native_readout_tree_follows_the_definition(n, k, seed, dtype):
+    """run_steps' readout trees, built and then updated leaf by leaf, hold the reductions by
+    their definition after every update, with NaN keys, infinities, signed zeros and ties."""
+    if "native" not in engine.backends.available_backends():
+        pytest.skip("native backend not built")
+    from engine import _native
+    from engine.model.registry import READOUT_CHANNELS
+
+    rng = np.random.default_rng(seed)
+    kinds = [("argmax", 2), ("min", 1), ("argmin", 3), ("max", 1), ("argmax", 1)]
+    codes = []
+    for kind, size in kinds:
+        codes += [READOUT_CHANNELS.index(kind)] + [READOUT_CHANNELS.index("payload")] * (size - 1)
+    r = len(codes)
+    # a few of these values (say only NaN and -inf) in runs of equal ones: ties, whole blocks alike
+    pool = np.array([np.nan, -np.inf, np.inf, -0.0, 0.0, 1.0, 2.0, -3.0], dtype=dtype)
+    pool = rng.choice(pool, size=rng.integers(1, 4), replace=False)
+    run = int(rng.integers(1, 20))
+    cache = np.repeat(rng.choice(pool, size=(n // run + 1, r)), run, axis=0)[:n].copy()
+    payload = np.array([READOUT_CHANNELS[c] == "payload" for c in codes])
+    cache[:, payload] = np.arange(n, dtype=dtype)[:, None] + rng.integers(0, 3, size=(n, payload.sum()))
+    leaves = rng.integers(0, n, size=k).astype(np.int64)
+    values = rng.choice(pool, size=(k, r))
+    values[:, payload] = rng.integers(0, n, size=(k, payload.sum()))
+    roots = _native.readout_tree_roots(cache, np.array(codes, np.uint8), leaves, values)
+    np.testing.assert_array_equal(roots[0], _readout_by_loop(cache, kinds))
+    for j in range(k):
+        cache[leaves[j]] = values[j]
+        np.testing.assert_array_equal(roots[j + 1], _readout_by_loop(cache, kinds), err_msg=f"after update {j}")
+
+
 def test_readout_arg_group_ties_and_nan_keys():
     from engine.execute import reduce_readout_channels
     from engine.model.registry import READOUT_CHANNELS

@@ -227,21 +227,42 @@ inline T tree_pick(T x, T y, bool is_max) {
   return is_max ? (y > x ? y : x) : (y < x ? y : x);
 }
 
-// The row in [lo, hi) of `rows` (r columns) whose column c is the best key: the largest
-// (is_max) or smallest, NaN never winning, the leftmost on ties and if all are NaN.
+// Whether w values have the same bits (a fixed-size memcmp per value, which compiles inline).
+template <typename T>
+inline bool same_bits(const T* x, const T* y, int64_t w) {
+  for (int64_t j = 0; j < w; ++j)
+    if (std::memcmp(x + j, y + j, sizeof(T)) != 0) return false;
+  return true;
+}
+
+// The row in [lo, hi) of `rows` (r columns; hi - lo <= kTreeFanout) whose column c is the
+// best key: the largest (IsMax) or smallest, NaN never winning, the leftmost on ties and if
+// all are NaN. Two passes free of data-dependent branches: the best key among the non-NaN
+// ones (starting from an infinity that every number ties or beats, which a NaN never
+// replaces; two interleaved chains), then the first row whose key equals it.
+template <bool IsMax, typename T>
+inline int64_t tree_arg_block(const T* rows, int64_t r, int64_t c, int64_t lo, int64_t hi) {
+  static_assert(kTreeFanout <= 32, "the rows holding the best key are a 32-bit mask");
+  const T* key = rows + lo * r + c;
+  const int64_t len = hi - lo;
+  const T worst = IsMax ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
+  T even = worst, odd = worst;
+  int64_t x = 0;
+  for (; x + 1 < len; x += 2) {
+    const T k0 = key[x * r], k1 = key[(x + 1) * r];
+    even = (IsMax ? k0 > even : k0 < even) ? k0 : even;
+    odd = (IsMax ? k1 > odd : k1 < odd) ? k1 : odd;
+  }
+  if (x < len) even = (IsMax ? key[x * r] > even : key[x * r] < even) ? key[x * r] : even;
+  const T best = (IsMax ? odd > even : odd < even) ? odd : even;
+  uint32_t hits = 0;
+  for (x = 0; x < len; ++x) hits |= static_cast<uint32_t>(key[x * r] == best) << x;
+  return lo + (hits != 0 ? __builtin_ctz(hits) : 0);
+}
+
 template <typename T>
 inline int64_t tree_arg(const T* rows, int64_t r, int64_t c, int64_t lo, int64_t hi, bool is_max) {
-  int64_t best = lo;
-  T key = rows[lo * r + c];
-  for (int64_t x = lo + 1; x < hi; ++x) {
-    const T k = rows[x * r + c];
-    const bool better = (is_max ? k > key : k < key) || (key != key && k == k);
-    if (better) {
-      best = x;
-      key = k;
-    }
-  }
-  return best;
+  return is_max ? tree_arg_block<true>(rows, r, c, lo, hi) : tree_arg_block<false>(rows, r, c, lo, hi);
 }
 
 // A readout group: one min/max channel, or an argmin/argmax key and its payload.
@@ -285,13 +306,13 @@ bool reduce_group(const T* below, int64_t rows_below, int64_t j, T* above, int64
   if (!g.is_arg()) {
     T acc = below[lo * r + c];
     for (int64_t x = lo + 1; x < hi; ++x) acc = tree_pick(acc, below[x * r + c], g.is_max());
-    const bool changed = std::memcmp(&acc, dst, sizeof(T)) != 0;
+    const bool changed = !same_bits(&acc, dst, 1);
     *dst = acc;
     return changed;
   }
   const T* src = below + tree_arg(below, r, c, lo, hi, g.is_max()) * r + c;
-  const bool changed = std::memcmp(src, dst, static_cast<size_t>(w) * sizeof(T)) != 0;
-  std::copy(src, src + w, dst);
+  const bool changed = !same_bits(src, dst, w);
+  for (int64_t j = 0; j < w; ++j) dst[j] = src[j];
   return changed;
 }
 
@@ -316,13 +337,20 @@ void tree_rebuild(const T* cache, int64_t n, T* tree, int64_t r, const std::vect
 // the child's new key beats the entry outright; it stays when neither the child's old nor its
 // new key could be the block's best (both strictly worse, or, for a min/max channel, the
 // new value is the entry's bits); otherwise the block is reduced again. A group stops at
-// the first level where its entry is unchanged; these shortcuts give the entries a full
-// reduction gives, without reading the blocks on the way. `saved` holds r values.
+// the first level where its entry is unchanged, and a group whose leaf values kept their bits
+// changes nothing; these shortcuts give the entries a full reduction gives, without reading
+// the blocks on the way. `saved` holds r values.
 template <typename T>
 void tree_update_leaf(const T* cache, int64_t n, T* tree, int64_t r, const std::vector<ReadoutGroup>& groups,
                       int64_t v, T* old_leaf, T* saved, std::vector<uint8_t>& live) {
-  live.assign(groups.size(), 1);
-  size_t num_live = groups.size();
+  live.resize(groups.size());
+  size_t num_live = 0;
+  for (size_t k = 0; k < groups.size(); ++k) {
+    const ReadoutGroup& g = groups[k];
+    live[k] = same_bits(cache + v * r + g.start, old_leaf + g.start, g.stop - g.start) ? 0 : 1;
+    num_live += live[k];
+  }
+  if (num_live == 0) return;
   const T* below = cache;
   const T* child = cache + v * r;
   T* child_old = old_leaf;
@@ -346,7 +374,7 @@ void tree_update_leaf(const T* cache, int64_t n, T* tree, int64_t r, const std::
         changed = true;
       } else if (numbers && (mx ? (e > x && e > o) : (e < x && e < o))) {
         changed = false;
-      } else if (numbers && !g.is_arg() && std::memcmp(&x, &e, sizeof(T)) == 0) {
+      } else if (numbers && !g.is_arg() && same_bits(&x, &e, 1)) {
         changed = false;
       } else {
         changed = reduce_group(below, rows_below, j, level, r, g);
