@@ -553,10 +553,10 @@ class _NativeLoop:
         self.run = run
         graph = run.graph
         n, dtype = graph.num_nodes, run.dtype
+        # one buffer per layer (a single layer updates its buffer in place; see LoopArgs::ring)
         L = len(run.layers)
-        R = max(L, 2)
-        self.ring = [spare] + [run.new_buffer() for _ in range(R - 2)] + [z]
-        self.buf_g = [np.full(run.dg, np.nan, dtype=dtype) for _ in range(R)]
+        self.ring = ([spare] + [run.new_buffer() for _ in range(L - 2)] if L > 1 else []) + [z]
+        self.buf_g = [np.full(run.dg, np.nan, dtype=dtype) for _ in range(L)]
         self.g = (g if g is not None else np.zeros(0)).astype(dtype).copy()
         self.applications = 0
         self.changed = None
@@ -734,7 +734,9 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
         graph_watch = np.array(term.get("graph_channels", []), dtype=np.int64)
     g = run.initial_graph()
     t0 = time.perf_counter()
-    z, spare = run.new_buffer(), run.new_buffer()
+    z = run.new_buffer()
+    # the native loop runs a single layer in place; every other loop needs a second buffer
+    spare = run.new_buffer() if not (use_native_loop and len(run.layers) == 1) else None
     z[:, :d] = run.mm(run.x, model.weights["init.weight"]) + model.weights["init.bias"]
     native_loop = _NativeLoop(run, mode, z, spare, g) if use_native_loop else None
     states = [z[:, :d].copy()] if hidden else None

@@ -318,7 +318,10 @@ py::tuple run_steps_typed(const py::dict& kw) {
   for (int64_t c : A.graph_watch) if (c < 0 || c >= A.dg) throw py::value_error("watched graph channel out of range");
   const py::list ring = kwarg(kw, "ring").cast<py::list>();
   const py::list buf_g = kwarg(kw, "buf_g").cast<py::list>();
-  if (ring.size() < 2 || ring.size() != buf_g.size()) throw py::value_error("need at least two ring buffers, each with a buf_g");
+  const size_t num_layers = kwarg(kw, "layers").cast<py::list>().size();
+  if (ring.size() != num_layers || buf_g.size() != num_layers)
+    throw py::value_error("need one ring buffer and one buf_g per layer (" + std::to_string(num_layers) + "), got " +
+                          std::to_string(ring.size()) + " and " + std::to_string(buf_g.size()));
   int64_t fz = -1;
   for (size_t j = 0; j < ring.size(); ++j) {
     auto b = require<T>(ring[j], "ring buffer", {n, -1});
@@ -399,7 +402,6 @@ py::tuple run_steps_typed(const py::dict& kw) {
     }
     A.layers.push_back(std::move(ly));
   }
-  if (A.ring.size() != std::max<size_t>(A.layers.size(), 2)) throw py::value_error("ring must hold max(layers, 2) buffers");
   A.policy = kwarg(kw, "policy").cast<int>();
   if (A.policy < 0 || A.policy > 2) throw py::value_error("policy must be 0 (dense), 1 (active) or 2 (auto)");
   A.dense_nodes = kwarg(kw, "dense_nodes").cast<double>();

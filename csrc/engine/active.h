@@ -81,8 +81,12 @@ struct LoopArgs {
   // optional (m): each out-edge's position in the CSR by destination, where its edge features
   // are (needed by incremental aggregation over messages with edge features)
   const int64_t* out_edge_ids = nullptr;
-  // ring buffers (max(L, 2)), each n x fz with x filled; buf_g[j] (dg): the graph state whose
-  // addresses buffer j's address/broadcast columns hold (NaN: none).
+  // ring buffers, one per layer, each n x fz with x filled: application k reads buffer
+  // (k - 1) mod L and writes buffer k mod L, so each layer's buffer holds its previous output,
+  // which its next application compares with. A single layer updates its one buffer in place:
+  // a row reads only its own input (its messages read the per-node parts S and Q, computed
+  // before any row is written). buf_g[j] (dg): the graph state whose addresses buffer j's
+  // address/broadcast columns hold (NaN: none).
   std::vector<T*> ring;
   std::vector<T*> buf_g;
   std::vector<int64_t> pointers, broadcast;  // graph channels
@@ -596,12 +600,13 @@ void node_readout(const LoopLayer<T>& L, const NodePlan<T>& plan, const T* row, 
 // Runs up to a.max_steps steps. `changed` carries the rows changed by the last layer
 // application across calls; all_changed = true before the first step. `applications` is the
 // number of layer applications done before this call (it places the ring). On entry the
-// current state is in ring[(applications - 1) mod R] (ring[R - 1] before the first step).
+// current state is in ring[(applications - 1) mod L] (ring[L - 1] before the first step).
 template <typename T>
 LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_changed, int64_t applications) {
   const int64_t n = a.n, d = a.d, fz = a.fz, dg = a.dg;
   const int64_t L = static_cast<int64_t>(a.layers.size());
   const int64_t R = static_cast<int64_t>(a.ring.size());
+  if (R != L) throw std::invalid_argument("run_steps needs one ring buffer per layer");
   LoopResult res;
   res.applications = applications;
   std::vector<uint8_t> flags(static_cast<size_t>(n), 0), msg_flags(static_cast<size_t>(n), 0),
@@ -771,12 +776,8 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
               }
           for (int64_t v : rows) mark[v] = 0;
         }
-        if (a.policy == 2 && static_cast<double>(edges) > a.dense_edges * static_cast<double>(std::max<int64_t>(a.m, 1))) {
+        if (a.policy == 2 && static_cast<double>(edges) > a.dense_edges * static_cast<double>(std::max<int64_t>(a.m, 1)))
           dense = true;
-        } else {
-          if (L == 1)  // out must equal inp outside the rows written
-            for (int64_t v : changed) std::copy(inp + v * fz, inp + v * fz + d, out + v * fz);
-        }
       }
       // 3. per-node parts of the first message layer, for the rows whose input changed
       // (incremental aggregation: the previous parts of the message sources, and of the
