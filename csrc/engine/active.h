@@ -842,6 +842,21 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
         for (int64_t v : rows) record(v, false);
         res.node_updates += static_cast<int64_t>(rows.size());
       }
+      // The next application's push reads the out-edges of the rows whose messages changed:
+      // when they are few (scattered on large graphs), fetch their out-edge ranges now and
+      // their target lists after the readouts, while this application's work goes on.
+      const size_t next_layer = static_cast<size_t>((i + 1) % L);
+      const bool early_fetch = use_incremental[next_layer] && !dense &&
+                               static_cast<int64_t>(msg_changed.size()) <= detail::kTouchWhole;
+      bool targets_pending = early_fetch;
+      auto fetch_targets = [&]() {
+        if (!targets_pending) return;
+        targets_pending = false;
+        for (int64_t u : msg_changed)
+          detail::prefetch_span(a.out_targets + a.out_indptr[u], a.out_indptr[u + 1] - a.out_indptr[u]);
+      };
+      if (early_fetch)
+        for (int64_t u : msg_changed) __builtin_prefetch(a.out_indptr + u);
       // 5. readouts and the graph update
       if (ly.has_readout) {
         const int64_t r = static_cast<int64_t>(ly.readout_kinds.size());
@@ -867,6 +882,7 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
             detail::tree_update_leaf(cache, n, tree, r, groups, v, leaf_old.data(), leaf_saved.data(), group_live);
           }
         }
+        fetch_targets();  // before the graph update, which computes without memory traffic
         const T* root = tree + root_row * r;
         red.assign(root, root + r);
         if (ly.has_graph_update) {
@@ -894,6 +910,19 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
             std::copy(gnew.begin(), gnew.end(), a.g);
           }
         }
+      }
+      fetch_targets();
+      if (early_fetch) {
+        // and the targets' stored aggregates, state rows and readout leaves
+        const LoopLayer<T>& nl = a.layers[next_layer];
+        const int64_t kw = plans[next_layer].edges.k_out, r = static_cast<int64_t>(nl.readout_kinds.size());
+        for (int64_t u : msg_changed)
+          for (int64_t e = a.out_indptr[u]; e < a.out_indptr[u + 1]; ++e) {
+            const int64_t w = a.out_targets[e];
+            __builtin_prefetch(nl.agg_store + w * kw);
+            detail::prefetch_span(out + w * fz, fz);
+            if (nl.has_readout) __builtin_prefetch(nl.readout_cache + w * r);
+          }
       }
       all_changed = false;
       ++res.applications;

@@ -1246,6 +1246,16 @@ class LineTouch {
   unsigned acc_ = 0;
 };
 
+// Prefetches every cache line of count values from p.
+template <typename T>
+inline void prefetch_span(const T* p, int64_t count) {
+  if (count <= 0) return;
+  const char* c = reinterpret_cast<const char*>(p);
+  const char* end = reinterpret_cast<const char*>(p + count);
+  __builtin_prefetch(c);
+  for (c += 64 - (reinterpret_cast<uintptr_t>(c) & 63); c < end; c += 64) __builtin_prefetch(c);
+}
+
 // Brings a small set of selected rows into cache before they are computed, level by level
 // over the whole set, so that the cache misses of one level overlap instead of following
 // each other (active steps of a sequential algorithm touch a few dozen scattered rows).
