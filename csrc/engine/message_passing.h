@@ -782,21 +782,31 @@ struct PackedLayer {
 template <typename T, int Lanes>
 __attribute__((always_inline)) inline void packed_accumulate(const PackedLayer<T>& l, const T* __restrict x,
                                                              T* __restrict acc) {
-  // one block of 16 outputs at a time, its accumulators in registers
-  static_assert(Lanes % 16 == 0, "lanes come in blocks of 16");
+  // blocks of 16 outputs, their accumulators in registers; with 32 lanes both blocks in one
+  // pass, so that their chains of additions overlap
+  static_assert(Lanes == 16 || Lanes == 32, "16 or 32 lanes");
   const int64_t nr = static_cast<int64_t>(l.rows.size());
   const int64_t* __restrict rows = l.rows.data();
-  for (int b = 0; b < Lanes; b += 16) {
-    const T* __restrict w = l.weight.data() + b;
-    T blk[16];
-    for (int o = 0; o < 16; ++o) blk[o] = acc[b + o];
+  const T* __restrict w = l.weight.data();
+  T lo[16], hi[16];
+  for (int o = 0; o < 16; ++o) lo[o] = acc[o];
+  if (Lanes == 16) {
     for (int64_t j = 0; j < nr; ++j) {
       const T xi = x[rows[j]];
       const T* __restrict wj = w + j * Lanes;
-      for (int o = 0; o < 16; ++o) blk[o] += xi * wj[o];
+      for (int o = 0; o < 16; ++o) lo[o] += xi * wj[o];
     }
-    for (int o = 0; o < 16; ++o) acc[b + o] = blk[o];
+  } else {
+    for (int o = 0; o < 16; ++o) hi[o] = acc[16 + o];
+    for (int64_t j = 0; j < nr; ++j) {
+      const T xi = x[rows[j]];
+      const T* __restrict wj = w + j * Lanes;
+      for (int o = 0; o < 16; ++o) lo[o] += xi * wj[o];
+      for (int o = 0; o < 16; ++o) hi[o] += xi * wj[16 + o];
+    }
+    for (int o = 0; o < 16; ++o) acc[16 + o] = hi[o];
   }
+  for (int o = 0; o < 16; ++o) acc[o] = lo[o];
 }
 
 template <typename T>
