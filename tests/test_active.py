@@ -433,6 +433,29 @@ def test_native_loop_skips_only_changes_the_next_layer_ignores(variant):
             assert updates[seed] < r.node_updates
 
 
+def test_single_layer_skips_rows_that_changed_only_where_it_ignores():
+    """One layer is its own next layer: compiled DFS writes its scratch channel ``key``
+    without reading it (its gate there is the constant 1), so a row whose key alone changed
+    is not recomputed at the next step. When the gate there reads an input (``disc``, which
+    leaves it at sigmoid(>= SATURATE) = 1, so the run is the same), the loop cannot know it
+    is 1 and must recompute those rows. Both equal their dense runs and the Python loop bit
+    for bit."""
+    if "native" not in engine.backends.available_backends():
+        pytest.skip("native backend not built")
+    built = engine.compile("dfs")
+    key = built.spec["description"]["channels"]["node"].index("key")
+    weights = dict(built.weights)
+    weights["layers.0.gate.1.weight"] = weights["layers.0.gate.1.weight"].copy()
+    weights["layers.0.gate.1.weight"][0, key] = 1.0  # the first gate unit is disc (>= 0)
+    reads_key = engine.Model(built.spec, weights)
+    for seed in range(3):
+        g = generators.erdos_renyi(80, 4, directed=True, seed=seed)
+        skipping = _native_loop_runs(built, g, steps=None)[1]
+        recomputing = _native_loop_runs(reads_key, g, steps=None)[1]
+        np.testing.assert_array_equal(skipping.final_state, recomputing.final_state)
+        assert skipping.node_updates < recomputing.node_updates
+
+
 def _coarse_model(seed, layers, groups, message_depth, dst="all", edge_inputs=()):
     """A random gated model whose weights are multiples of 1/2, so that messages tie, repeat,
     rise and fall (a message that falls from its row's extreme cannot be pushed). ``dst``: what

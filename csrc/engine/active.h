@@ -692,18 +692,18 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
   std::vector<T> xa(static_cast<size_t>(scratch)), xb(static_cast<size_t>(scratch)), red, gnew, ggate;
   // changes carried in from the previous call: treat them all as read by the messages
   msg_changed = changed;
-  // each layer's output is read by the next layer (cyclically): its messages' state columns,
-  // and (several layers) the state columns its output depends on in value
+  // each layer's output is read by the next layer (cyclically; a single layer by itself): its
+  // messages' state columns, and the state columns its output depends on in value. A row
+  // that changed elsewhere only is not recomputed, and keeps its output (a single layer's
+  // buffer is updated in place, so that output is the row's state).
   for (int64_t i = 0; i < L; ++i) {
     LoopLayer<T>& ly = a.layers[static_cast<size_t>(i)];
     const LoopLayer<T>& next = a.layers[static_cast<size_t>((i + 1) % L)];
     ly.layer.msg_watch = next.src_reads.data();
-    if (L > 1) {
-      next_reads[static_cast<size_t>(i)] =
-          detail::state_reads(next, d, plans[static_cast<size_t>((i + 1) % L)].edges.k_out);
-      ly.layer.next_reads = next_reads[static_cast<size_t>(i)].data();
-      ly.layer.next_changed = next_flags.data();
-    }
+    next_reads[static_cast<size_t>(i)] =
+        detail::state_reads(next, d, plans[static_cast<size_t>((i + 1) % L)].edges.k_out);
+    ly.layer.next_reads = next_reads[static_cast<size_t>(i)].data();
+    ly.layer.next_changed = next_flags.data();
   }
 
   const int64_t root_row = detail::readout_tree_rows(n) - 1;  // of every readout tree
@@ -829,7 +829,7 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
       auto record = [&](int64_t v, bool all) {
         if (all || flags[v]) written.push_back(v);
         if (all || msg_flags[v]) msg_changed.push_back(v);
-        if (all || (L > 1 ? next_flags[v] : flags[v])) changed.push_back(v);
+        if (all || next_flags[v]) changed.push_back(v);
       };
       if (dense) {
         // A first application of a layer has no previous output to compare with, except for
