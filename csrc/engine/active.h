@@ -800,7 +800,7 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
       } else {
         // a parallel region costs more than a few rows, even one that an if clause keeps serial
         const int64_t nd = static_cast<int64_t>(delta.size());
-        if (nd > 4096) {
+        if (nd > kSerialRows) {
 #pragma omp parallel for schedule(static)
           for (int64_t j = 0; j < nd; ++j) parts(delta[static_cast<size_t>(j)]);
         } else {
