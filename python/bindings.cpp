@@ -237,8 +237,8 @@ int64_t layer_pass_typed(const py::object& indptr, const py::object& indices, co
   return num_changed;
 }
 
-bool is_double(const py::object& S) {
-  if (!py::isinstance<py::array>(S)) throw py::value_error("S must be a numpy array");
+bool is_double(const py::object& S, const char* name = "S") {
+  if (!py::isinstance<py::array>(S)) throw py::value_error(std::string(name) + " must be a numpy array");
   auto dt = py::reinterpret_borrow<py::array>(S).dtype();
   if (dt.is(py::dtype::of<float>())) return false;
   if (dt.is(py::dtype::of<double>())) return true;
@@ -504,7 +504,7 @@ Array<T> readout_tree_roots_typed(const py::object& cache_o, const py::object& c
 
 py::object readout_tree_roots(const py::object& cache, const py::object& codes, const py::object& leaves,
                               const py::object& values) {
-  if (is_double(cache)) return readout_tree_roots_typed<double>(cache, codes, leaves, values);
+  if (is_double(cache, "cache")) return readout_tree_roots_typed<double>(cache, codes, leaves, values);
   return readout_tree_roots_typed<float>(cache, codes, leaves, values);
 }
 
