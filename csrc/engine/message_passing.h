@@ -1223,8 +1223,10 @@ inline void prefetch_ahead(const LayerArgs<T>& L, bool reads_edges, int64_t i, i
   const T* o = L.out + v * L.fz;
   __builtin_prefetch(z);
   __builtin_prefetch(z + L.fz - 1);
-  __builtin_prefetch(o, 1);
-  __builtin_prefetch(o + L.d - 1, 1);
+  if (o != z) {  // a layer updated in place reads and writes the same row
+    __builtin_prefetch(o, 1);
+    __builtin_prefetch(o + L.d - 1, 1);
+  }
   if (L.agg_store) __builtin_prefetch(L.agg_store + v * message_width(a));
   if (!row_reads_edges(L, reads_edges, v)) return;
   const int64_t e0 = a.indptr[v], e1 = std::min(a.indptr[v + 1], e0 + 16);
@@ -1282,7 +1284,7 @@ inline void touch_rows(const LayerArgs<T>& L, bool reads_edges, int64_t end) {
     if (edges) touch.span(a.indptr + v, 2);
     else if (L.agg_store) touch.span(L.agg_store + v * kw, kw);
     touch.span(L.z + v * L.fz, L.fz);
-    touch.span(L.out + v * L.fz, L.d);
+    if (L.out != L.z) touch.span(L.out + v * L.fz, L.d);  // in place: the row just touched
   }
   if (!any_edges) return;
   for (int64_t i = 0; i < end; ++i) {
