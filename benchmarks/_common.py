@@ -37,12 +37,13 @@ def backends():
 
 
 def pass_inputs(graph, width, kind, dtype=np.float32, seed=0):
-    """Random per-node parts and a one-group reduction of ``width`` channels."""
-    from engine.model.registry import REDUCE_KINDS
+    """Random per-node parts and a one-group reduction of ``width`` channels (EdgeInputs)."""
+    from engine.backends.base import EdgeInputs
+    from engine.model.registry import aggregation
 
     rng = np.random.default_rng(seed)
     n = graph.num_nodes
     S = rng.random((n, width), dtype=np.float64).astype(dtype)
     Q = np.zeros((1, width), dtype=dtype)
-    groups = np.array([[REDUCE_KINDS.index(kind), 0, width]], dtype=np.int64)
-    return dict(S=S, Q=Q, E=None, We=None, first_act=0, layers=[], groups=groups, include_self=True)
+    groups = np.array([[aggregation(kind).code, 0, width]], dtype=np.int64)
+    return EdgeInputs(S=S, Q=Q, E=None, We=None, act0=0, tail=(), groups=groups, include_self=True)

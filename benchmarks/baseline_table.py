@@ -37,7 +37,7 @@ def run_info(run_dir: str) -> dict:
 
 
 def score(model, algo: str, size: int, graphs: int) -> float:
-    from engine.analysis.evaluate import evaluate_one, test_graph
+    from engine.analysis.generalization import evaluate_one, test_graph
 
     hits = total = 0
     for seed in range(graphs):

@@ -15,19 +15,19 @@ class EdgePass:
         self.graph = er_graph(SIZES[0])
         self.backend = load_backend(backend)
         self.args = pass_inputs(self.graph, width, aggregation)
-        self.backend.edge_pass(self.graph, **self.args)  # JIT / first touch
+        self.backend.edge_pass(self.graph, self.args)  # JIT / first touch
 
     def time_edge_pass(self, backend, aggregation, width):
-        self.backend.edge_pass(self.graph, **self.args)
+        self.backend.edge_pass(self.graph, self.args)
 
     def track_edges_per_second(self, backend, aggregation, width):
         import time
 
         t = time.perf_counter()
-        self.backend.edge_pass(self.graph, **self.args)
+        self.backend.edge_pass(self.graph, self.args)
         return self.graph.num_edges / (time.perf_counter() - t)
 
     track_edges_per_second.unit = "edges/s"
 
     def peakmem_edge_pass(self, backend, aggregation, width):
-        self.backend.edge_pass(self.graph, **self.args)
+        self.backend.edge_pass(self.graph, self.args)

@@ -53,6 +53,7 @@ def main(argv=None) -> int:
 
     import engine
     from engine.backends import available_backends, load_backend
+    from engine.backends.base import EdgeInputs
     from engine.graph import generators
     from engine.model.registry import REDUCE_KINDS
 
@@ -123,13 +124,13 @@ def main(argv=None) -> int:
         rng = np.random.default_rng(width)
         X = rng.random((n, width), dtype=np.float32)
         groups_for[width] = np.array([[REDUCE_KINDS.index("max"), 0, width]], dtype=np.int64)
-        args_pass = dict(S=X, Q=np.zeros((1, width), np.float32), E=None, We=None, first_act=0, layers=[],
-                         groups=groups_for[width], include_self=False)
+        args_pass = EdgeInputs(S=X, Q=np.zeros((1, width), np.float32), E=None, We=None, act0=0, tail=(),
+                               groups=groups_for[width], include_self=False)
         times = {}
         for be in ("native", "numba"):
             if be in available_backends():
                 backend = load_backend(be)
-                times[be] = median_time(lambda: backend.edge_pass(g, **args_pass), args.repeat)
+                times[be] = median_time(lambda: backend.edge_pass(g, args_pass), args.repeat)
         if torch is not None:
             torch.set_num_threads(os.cpu_count())
             tx = torch.from_numpy(X)

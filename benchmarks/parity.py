@@ -29,7 +29,7 @@ def parity(model, graph, steps: int) -> dict:
     batch = GraphBatch(graph, 0, model.spec)
     out_ptr = model.spec.get("outputs", {}).get("pi")
     with torch.no_grad():
-        states, zs, Es = module.rollout(batch, steps, hard=True)
+        states, zs, Es, _ = module.rollout(batch, steps, hard=True)
         want_ptr = module.decode(out_ptr, batch, zs[-1], Es[-1]).numpy() if out_ptr else None
     states = torch.stack(states).numpy()
     result = {}

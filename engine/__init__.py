@@ -4,8 +4,8 @@
 or the trainer needs them.
 """
 from .algorithms import ALGORITHMS, reference
-from .compile import compile
-from .execute import ExecutionResult, execute
+from .compiler import compile
+from .runtime import ExecutionResult, execute
 from .errors import (BackendUnavailableError, EngineError, GraphError, MemoryBudgetError, ModelError,
                      NegativeCycleError)
 from .graph import Graph, generate

@@ -11,20 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .analysis.evaluate import evaluate, plot_svg, write_rows
+from .analysis.generalization import evaluate, plot_svg, write_rows
 from .backends import BACKENDS
 from .errors import EngineError
 from .graph import FAMILIES
-from .run import parse_count
-
-
-def parse_seeds(text: str) -> list:
-    """``"0,1,2"`` or ranges ``"0-63"`` (inclusive), comma-separated."""
-    seeds = []
-    for part in text.split(","):
-        lo, sep, hi = part.partition("-")
-        seeds += list(range(int(lo), int(hi) + 1)) if sep else [int(part)]
-    return seeds
+from ._cli import parse_count, parse_seeds
 
 
 def main(argv=None) -> int:

@@ -16,31 +16,21 @@ import time
 
 from . import __version__
 from ._memory import peak_rss_bytes, require
-from .algorithms import ALGORITHMS, reference
+from ._cli import parse_count
+from .algorithms import ALGORITHMS, compilable, reference
 from .backends import BACKENDS
-from .compile import COMPILERS, compile as compile_model
+from .compiler import compile as compile_model
 from .errors import EngineError
-from .execute import MODES, execute
+from .runtime import MODES, execute
 from .graph import FAMILIES, generate, load
 
 BYTES_PER_EDGE_BUILD = 40  # generator peak: int64 keys, sort buffers, CSR arrays, weights
 
 
-def parse_count(text: str) -> int:
-    """Parse ``1e6``, ``1_000_000`` or ``1000000`` as a positive integer."""
-    try:
-        value = float(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of nodes like 1e6, got {text!r}") from None
-    if not value.is_integer() or value < 1:
-        raise argparse.ArgumentTypeError(f"the number of nodes must be a positive integer, got {text!r}")
-    return int(value)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine.run", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--algo", required=True, choices=sorted(COMPILERS), help="algorithm to compile and run")
+    p.add_argument("--algo", required=True, choices=compilable(), help="algorithm to compile and run")
     p.add_argument("--nodes", type=parse_count, default=None, help="number of nodes, e.g. 1e6")
     p.add_argument("--graph", default="er", choices=sorted(FAMILIES), help="generator family (default er)")
     p.add_argument("--degree", type=float, default=10.0, help="mean degree for er/ws/ba (default 10)")
@@ -96,7 +86,7 @@ def run(args) -> dict:
         if args.nodes is None:
             raise EngineError("give --nodes (e.g. --nodes 1e6) or --graph-file")
         require(int(args.nodes * max(args.degree, 4) * BYTES_PER_EDGE_BUILD), f"a {args.nodes}-node graph")
-        graph = generate(args.graph, args.nodes, degree=args.degree, directed=args.directed or info.directed_default,
+        graph = generate(args.graph, args.nodes, degree=args.degree, directed=args.directed or info.directed,
                          weighted=info.weighted, seed=args.seed, dtype=args.dtype)
         family = args.graph
     times["generate"] = time.perf_counter() - t
@@ -133,7 +123,7 @@ def run(args) -> dict:
         t = time.perf_counter()
         ref = reference(args.algo, graph, args.source if info.has_source else None, trace=False, dtype=args.dtype)
         times["verify"] = time.perf_counter() - t
-        mismatches = int((result.outputs["pi"] != ref.outputs["pi"]).sum())
+        mismatches = int(sum((result.outputs[name] != want).sum() for name, want in ref.outputs.items()))
         report["verify"] = {"exact": mismatches == 0 and ref.steps == result.steps,
                             "mismatching_nodes": mismatches, "reference_steps": ref.steps}
     report["seconds"] = {k: round(v, 4) for k, v in times.items()}

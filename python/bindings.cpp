@@ -13,11 +13,15 @@
 #include "engine/active.h"
 #include "engine/csr.h"
 #include "engine/message_passing.h"
+#include "engine/reduce.h"
 #include "engine/registry.h"
 
 namespace py = pybind11;
 
 namespace {
+
+// The most OpenMP threads the bindings ask for (engine.backends caps lower, with a warning).
+constexpr int64_t kMaxThreads = 1024;
 
 template <typename T>
 using Array = py::array_t<T, py::array::c_style>;
@@ -43,22 +47,35 @@ Array<T> require(const py::object& obj, const char* name, std::vector<int64_t> s
 // Owns references to the arrays whose data pointers the kernel arguments hold.
 using Keep = std::vector<py::object>;
 
+// Attribute `name` of a plan object (engine.model.plan, engine.backends.base.EdgeInputs,
+// engine.runtime.native_loop); a ValueError names what is missing.
+py::object attr(const py::handle& obj, const char* name) {
+  if (!py::hasattr(obj, name))
+    throw py::value_error(std::string("expected an object with attribute '") + name + "', got " +
+                          py::str(py::type::of(obj)).cast<std::string>());
+  return obj.attr(name);
+}
+
+engine::Activation activation(const py::object& code) {
+  const int act = code.cast<int>();
+  if (act < 0 || act >= static_cast<int>(engine::kActivationNames.size()))
+    throw py::value_error("unknown activation code " + std::to_string(act));
+  return static_cast<engine::Activation>(act);
+}
+
+// A sequence of engine.model.plan.Dense (weight, bias, act) starting at `width` inputs.
 template <typename T>
-std::vector<engine::DenseLayer<T>> parse_layers(const py::list& layers, int64_t width, const char* what, Keep& keep) {
+std::vector<engine::DenseLayer<T>> parse_layers(const py::handle& layers, int64_t width, const char* what, Keep& keep) {
   std::vector<engine::DenseLayer<T>> out;
-  for (const auto& item : layers) {
-    auto t = item.cast<py::tuple>();
-    if (t.size() != 3) throw py::value_error(std::string(what) + ": each layer is (W, b, activation)");
-    auto W = require<T>(t[0], what, {width, -1});
-    auto b = require<T>(t[1], what, {W.shape(1)});
-    const int act = t[2].cast<int>();
-    if (act < 0 || act >= static_cast<int>(engine::kActivationNames.size())) throw py::value_error("unknown activation code");
+  for (const auto& item : layers.cast<py::sequence>()) {
+    auto W = require<T>(attr(item, "weight"), what, {width, -1});
+    auto b = require<T>(attr(item, "bias"), what, {W.shape(1)});
     engine::DenseLayer<T> l;
     l.weight = W.data();
     l.bias = b.data();
     l.in = width;
     l.out = W.shape(1);
-    l.act = static_cast<engine::Activation>(act);
+    l.act = activation(attr(item, "act"));
     out.push_back(l);
     width = l.out;
     keep.push_back(W);
@@ -67,19 +84,38 @@ std::vector<engine::DenseLayer<T>> parse_layers(const py::list& layers, int64_t 
   return out;
 }
 
+// The group table (G x 3: code, start, stop); an unknown code is refused (reduce.h).
+std::vector<engine::Group> parse_groups(const py::object& groups_o, Keep& keep) {
+  auto groups = require<int64_t>(groups_o, "groups", {-1, 3});
+  keep.push_back(groups);
+  std::vector<engine::Group> out;
+  for (py::ssize_t g = 0; g < groups.shape(0); ++g) {
+    engine::Group grp;
+    try {
+      grp.kind = engine::reduce_from_code(groups.at(g, 0));
+    } catch (const std::invalid_argument& exc) {
+      throw py::value_error(exc.what());
+    }
+    grp.start = groups.at(g, 1);
+    grp.stop = groups.at(g, 2);
+    out.push_back(grp);
+  }
+  return out;
+}
+
+// The graph's CSR by destination and the edge pass's inputs (engine.backends.base.EdgeInputs,
+// or any object with its attributes: S, Q, E, We, act0, tail, groups, include_self).
 template <typename T>
-engine::EdgePassArgs<T> parse_edges(const py::object& indptr_o, const py::object& indices_o, const py::object& S_o,
-                                    const py::object& Q_o, const py::object& E_o, const py::object& We_o,
-                                    int first_act, const py::list& layers, const py::object& groups_o,
-                                    bool include_self, const py::object& rows_o, Keep& keep) {
+engine::EdgePassArgs<T> parse_edges(const py::object& indptr_o, const py::object& indices_o, const py::handle& edges,
+                                    const py::object& rows_o, Keep& keep) {
   auto indptr = require<int64_t>(indptr_o, "indptr", {-1});
   const int64_t n = indptr.shape(0) - 1;
   if (n < 0) throw py::value_error("indptr must have at least one entry");
   auto indices = require<int32_t>(indices_o, "indices", {-1});
   const int64_t m = indices.shape(0);
-  auto S = require<T>(S_o, "S", {n, -1});
+  auto S = require<T>(attr(edges, "S"), "S", {n, -1});
   const int64_t k0 = S.shape(1);
-  auto Q = require<T>(Q_o, "Q", {-1, k0});
+  auto Q = require<T>(attr(edges, "Q"), "Q", {-1, k0});
   if (Q.shape(0) != n && Q.shape(0) != 1) throw py::value_error("Q must have n rows or one shared row");
   for (py::object o : {py::object(indptr), py::object(indices), py::object(S), py::object(Q)}) keep.push_back(o);
   engine::EdgePassArgs<T> a;
@@ -91,32 +127,22 @@ engine::EdgePassArgs<T> parse_edges(const py::object& indptr_o, const py::object
   a.Q = Q.data();
   a.q_shared = Q.shape(0) == 1 && n != 1;
   a.k0 = k0;
+  const py::object E_o = attr(edges, "E");
   if (!E_o.is_none()) {
     auto E = require<T>(E_o, "E", {m, -1});
-    a.fe = E.shape(1);
-    auto We = require<T>(We_o, "We", {a.fe, k0});
-    a.E = E.data();
-    a.We = We.data();
-    keep.push_back(E);
-    keep.push_back(We);
+    if (E.shape(1) > 0) {  // no columns: no edge term
+      a.fe = E.shape(1);
+      auto We = require<T>(attr(edges, "We"), "We", {a.fe, k0});
+      a.E = E.data();
+      a.We = We.data();
+      keep.push_back(E);
+      keep.push_back(We);
+    }
   }
-  if (first_act < 0 || first_act >= static_cast<int>(engine::kActivationNames.size()))
-    throw py::value_error("unknown activation code");
-  a.first_act = static_cast<engine::Activation>(first_act);
-  a.layers = parse_layers<T>(layers, k0, "message layer", keep);
-  auto groups = require<int64_t>(groups_o, "groups", {-1, 3});
-  keep.push_back(groups);
-  for (py::ssize_t g = 0; g < groups.shape(0); ++g) {
-    const int64_t kind = groups.at(g, 0);
-    if (kind < 0 || kind >= static_cast<int64_t>(engine::kReduceNames.size()))
-      throw py::value_error("unknown reduce code " + std::to_string(kind));
-    engine::Group grp;
-    grp.kind = static_cast<engine::Reduce>(kind);
-    grp.start = groups.at(g, 1);
-    grp.stop = groups.at(g, 2);
-    a.groups.push_back(grp);
-  }
-  a.include_self = include_self;
+  a.first_act = activation(attr(edges, "act0"));
+  a.layers = parse_layers<T>(attr(edges, "tail"), k0, "message layer", keep);
+  a.groups = parse_groups(attr(edges, "groups"), keep);
+  a.include_self = attr(edges, "include_self").cast<bool>();
   if (!rows_o.is_none()) {
     auto rows = require<int64_t>(rows_o, "rows", {-1});
     a.rows = rows.data();
@@ -134,12 +160,10 @@ int64_t count_args(const engine::EdgePassArgs<T>& a) {
 }
 
 template <typename T>
-py::tuple edge_pass_typed(const py::object& indptr, const py::object& indices, const py::object& S,
-                          const py::object& Q, const py::object& E, const py::object& We, int first_act,
-                          const py::list& layers, const py::object& groups, bool include_self,
+py::tuple edge_pass_typed(const py::object& indptr, const py::object& indices, const py::object& edges,
                           const py::object& rows, bool check_edges) {
   Keep keep;
-  auto a = parse_edges<T>(indptr, indices, S, Q, E, We, first_act, layers, groups, include_self, rows, keep);
+  auto a = parse_edges<T>(indptr, indices, edges, rows, keep);
   const int64_t out_rows = a.rows ? a.num_rows : a.num_nodes;
   Array<T> out({out_rows, engine::message_width(a)});
   Array<int32_t> winners({out_rows, count_args(a)});
@@ -154,32 +178,32 @@ py::tuple edge_pass_typed(const py::object& indptr, const py::object& indices, c
   return py::make_tuple(out, winners);
 }
 
+// An engine.model.plan.NodeMLP (Wz, Wa, b0, act0, tail, ln_gamma, ln_beta) reading fz
+// columns of z and k aggregate channels (Wa may be None when k == 0).
 template <typename T>
-engine::NodeMLP<T> parse_node_mlp(const py::tuple& t, int64_t fz, int64_t k, Keep& keep) {
-  if (t.size() != 5 && t.size() != 6)
-    throw py::value_error("a node MLP is (Wz, Wa, b0, activation, tail layers[, (ln gamma, ln beta)])");
-  auto Wz = require<T>(t[0], "update Wz", {fz, -1});
+engine::NodeMLP<T> parse_node_mlp(const py::handle& mlp, int64_t fz, int64_t k, const char* what, Keep& keep) {
+  auto Wz = require<T>(attr(mlp, "Wz"), what, {fz, -1});
   const int64_t w0 = Wz.shape(1);
-  auto Wa = require<T>(t[1], "update Wa", {k, w0});
-  auto b0 = require<T>(t[2], "update bias", {w0});
+  auto b0 = require<T>(attr(mlp, "b0"), what, {w0});
   keep.push_back(Wz);
-  keep.push_back(Wa);
   keep.push_back(b0);
   engine::NodeMLP<T> m;
   m.Wz = Wz.data();
-  m.Wa = Wa.data();
   m.b0 = b0.data();
   m.w0 = w0;
-  const int act = t[3].cast<int>();
-  if (act < 0 || act >= static_cast<int>(engine::kActivationNames.size())) throw py::value_error("unknown activation code");
-  m.act0 = static_cast<engine::Activation>(act);
-  m.tail = parse_layers<T>(t[4].cast<py::list>(), w0, "update layer", keep);
-  if (t.size() == 6 && !t[5].is_none()) {
+  const py::object Wa_o = attr(mlp, "Wa");
+  if (!Wa_o.is_none() || k > 0) {
+    auto Wa = require<T>(Wa_o, what, {k, w0});
+    keep.push_back(Wa);
+    m.Wa = Wa.data();
+  }
+  m.act0 = activation(attr(mlp, "act0"));
+  m.tail = parse_layers<T>(attr(mlp, "tail"), w0, what, keep);
+  const py::object gamma_o = attr(mlp, "ln_gamma");
+  if (!gamma_o.is_none()) {
     const int64_t w = m.tail.empty() ? w0 : m.tail.back().out;
-    const auto norm = t[5].cast<py::tuple>();
-    if (norm.size() != 2) throw py::value_error("a layer norm is (gamma, beta)");
-    auto gamma = require<T>(norm[0], "layer norm gamma", {w});
-    auto beta = require<T>(norm[1], "layer norm beta", {w});
+    auto gamma = require<T>(gamma_o, "layer norm gamma", {w});
+    auto beta = require<T>(attr(mlp, "ln_beta"), "layer norm beta", {w});
     keep.push_back(gamma);
     keep.push_back(beta);
     m.ln_gamma = gamma.data();
@@ -189,15 +213,13 @@ engine::NodeMLP<T> parse_node_mlp(const py::tuple& t, int64_t fz, int64_t k, Kee
 }
 
 template <typename T>
-int64_t layer_pass_typed(const py::object& indptr, const py::object& indices, const py::object& S,
-                         const py::object& Q, const py::object& E, const py::object& We, int first_act,
-                         const py::list& layers, const py::object& groups, bool include_self, const py::object& rows,
-                         const py::object& z_o, int64_t d, const py::tuple& update, const py::object& gate,
-                         const py::object& out_o, const py::object& watch_o, const py::object& changed_o,
-                         bool compare_out, bool check_edges) {
+int64_t layer_pass_typed(const py::object& indptr, const py::object& indices, const py::object& edges,
+                         const py::object& rows, const py::object& z_o, int64_t d, const py::object& update,
+                         const py::object& gate, const py::object& out_o, const py::object& watch_o,
+                         const py::object& changed_o, bool compare_out, bool check_edges) {
   Keep keep;
   engine::LayerArgs<T> L;
-  L.edges = parse_edges<T>(indptr, indices, S, Q, E, We, first_act, layers, groups, include_self, rows, keep);
+  L.edges = parse_edges<T>(indptr, indices, edges, rows, keep);
   const int64_t n = L.edges.num_nodes;
   auto z = require<T>(z_o, "z", {n, -1});
   L.fz = z.shape(1);
@@ -212,10 +234,10 @@ int64_t layer_pass_typed(const py::object& indptr, const py::object& indices, co
   L.out = out.mutable_data();
   L.compare_out = compare_out;
   const int64_t k = engine::message_width(L.edges);
-  L.update = parse_node_mlp<T>(update, L.fz, k, keep);
+  L.update = parse_node_mlp<T>(update, L.fz, k, "update", keep);
   if (!gate.is_none()) {
     L.gated = true;
-    L.gate = parse_node_mlp<T>(gate.cast<py::tuple>(), L.fz, k, keep);
+    L.gate = parse_node_mlp<T>(gate, L.fz, k, "gate", keep);
   }
   if (!watch_o.is_none()) {
     auto watch = require<uint8_t>(watch_o, "watch", {d});
@@ -224,6 +246,7 @@ int64_t layer_pass_typed(const py::object& indptr, const py::object& indices, co
   }
   if (!changed_o.is_none()) {
     auto changed = require<uint8_t>(changed_o, "changed", {n});
+    if (!changed.writeable()) throw py::value_error("changed must be writeable");
     L.changed = changed.mutable_data();
     keep.push_back(changed);
   }
@@ -245,31 +268,21 @@ bool is_double(const py::object& S, const char* name = "S") {
   throw py::value_error("features must be float32 or float64, got " + py::str(dt).cast<std::string>());
 }
 
-py::tuple edge_pass(const py::object& indptr, const py::object& indices, const py::object& S, const py::object& Q,
-                    const py::object& E, const py::object& We, int first_act, const py::list& layers,
-                    const py::object& groups, bool include_self, const py::object& rows, bool check_edges) {
-  if (is_double(S))
-    return edge_pass_typed<double>(indptr, indices, S, Q, E, We, first_act, layers, groups, include_self, rows,
-                                   check_edges);
-  return edge_pass_typed<float>(indptr, indices, S, Q, E, We, first_act, layers, groups, include_self, rows,
-                                check_edges);
+py::tuple edge_pass(const py::object& indptr, const py::object& indices, const py::object& edges,
+                    const py::object& rows, bool check_edges) {
+  if (is_double(attr(edges, "S"))) return edge_pass_typed<double>(indptr, indices, edges, rows, check_edges);
+  return edge_pass_typed<float>(indptr, indices, edges, rows, check_edges);
 }
 
-int64_t layer_pass(const py::object& indptr, const py::object& indices, const py::object& S, const py::object& Q,
-                   const py::object& E, const py::object& We, int first_act, const py::list& layers,
-                   const py::object& groups, bool include_self, const py::object& rows, const py::object& z, int64_t d,
-                   const py::tuple& update, const py::object& gate, const py::object& out, const py::object& watch,
-                   const py::object& changed, bool compare_out, bool check_edges) {
-  if (is_double(S))
-    return layer_pass_typed<double>(indptr, indices, S, Q, E, We, first_act, layers, groups, include_self, rows, z,
-                                    d, update, gate, out, watch, changed, compare_out, check_edges);
-  return layer_pass_typed<float>(indptr, indices, S, Q, E, We, first_act, layers, groups, include_self, rows, z, d,
-                                 update, gate, out, watch, changed, compare_out, check_edges);
-}
-
-py::object kwarg(const py::dict& kw, const char* key) {
-  if (!kw.contains(key)) throw py::value_error(std::string("run_steps: missing argument ") + key);
-  return kw[key];
+int64_t layer_pass(const py::object& indptr, const py::object& indices, const py::object& edges,
+                   const py::object& rows, const py::object& z, int64_t d, const py::object& update,
+                   const py::object& gate, const py::object& out, const py::object& watch, const py::object& changed,
+                   bool compare_out, bool check_edges) {
+  if (is_double(attr(edges, "S")))
+    return layer_pass_typed<double>(indptr, indices, edges, rows, z, d, update, gate, out, watch, changed,
+                                    compare_out, check_edges);
+  return layer_pass_typed<float>(indptr, indices, edges, rows, z, d, update, gate, out, watch, changed, compare_out,
+                                 check_edges);
 }
 
 template <typename T>
@@ -280,47 +293,123 @@ T* mutable_array(const py::object& o, const char* name, std::vector<int64_t> sha
   return a.mutable_data();
 }
 
+int64_t int_attr(const py::handle& obj, const char* name) { return attr(obj, name).cast<int64_t>(); }
+
+// One engine.runtime.native_loop.NativeLayer: its plan (engine.model.plan.LayerPlan) and the
+// buffers the loop keeps for it.
 template <typename T>
-py::tuple run_steps_typed(const py::dict& kw) {
+engine::LoopLayer<T> parse_loop_layer(const py::handle& obj, const py::object& indptr, const py::object& indices,
+                                      int64_t n, int64_t fz, const engine::LoopArgs<T>& A, Keep& keep) {
+  const py::object plan = attr(obj, "plan");
+  const py::object message = attr(plan, "message");
+  engine::LoopLayer<T> ly;
+  engine::LayerArgs<T>& L = ly.layer;
+  L.edges = parse_edges<T>(indptr, indices, obj, py::none(), keep);  // a NativeLayer has EdgeInputs' attributes
+  const int64_t k0 = L.edges.k0;
+  L.fz = fz;
+  L.d = A.d;
+  const int64_t k = engine::message_width(L.edges);
+  L.update = parse_node_mlp<T>(attr(plan, "update"), fz, k, "update", keep);
+  if (!attr(plan, "gate").is_none()) {
+    L.gated = true;
+    L.gate = parse_node_mlp<T>(attr(plan, "gate"), fz, k, "gate", keep);
+  }
+  auto W_src = require<T>(attr(message, "src"), "message src", {fz, k0});
+  auto bias = require<T>(attr(message, "bias"), "message bias", {k0});
+  keep.push_back(W_src);
+  keep.push_back(bias);
+  ly.W_src = W_src.data();
+  ly.bias = bias.data();
+  ly.S = mutable_array<T>(attr(obj, "S"), "S", {n, k0}, keep);
+  if (!attr(obj, "W_dst").is_none()) {
+    auto W_dst = require<T>(attr(obj, "W_dst"), "W_dst", {fz, k0});
+    keep.push_back(W_dst);
+    ly.W_dst = W_dst.data();
+    ly.Q = mutable_array<T>(attr(obj, "Q"), "Q", {n, k0}, keep);
+  }
+  const py::object readout = attr(plan, "readout");
+  if (!readout.is_none()) {
+    ly.has_readout = true;
+    ly.readout = parse_node_mlp<T>(attr(readout, "mlp"), A.hx, 0, "readout", keep);
+    auto kinds = require<uint8_t>(attr(readout, "codes"), "readout codes", {-1});
+    ly.readout_kinds.assign(kinds.data(), kinds.data() + kinds.shape(0));
+    const int64_t r = kinds.shape(0);
+    const int64_t width = ly.readout.tail.empty() ? ly.readout.w0 : ly.readout.tail.back().out;
+    if (width != r) throw py::value_error("readout width does not match its reduce kinds");
+    ly.readout_cache = mutable_array<T>(attr(obj, "readout_cache"), "readout_cache", {n, r}, keep);
+    ly.readout_tree = mutable_array<T>(attr(obj, "readout_tree"), "readout_tree",
+                                       {engine::detail::readout_tree_rows(n), r}, keep);
+    for (const char* key : {"graph_update", "graph_gate"}) {
+      const py::object mlp = attr(plan, key);
+      if (mlp.is_none()) continue;
+      engine::NodeMLP<T> parsed = parse_node_mlp<T>(mlp, A.dg, r, key, keep);
+      const int64_t w = parsed.tail.empty() ? parsed.w0 : parsed.tail.back().out;
+      if (w != A.dg) throw py::value_error(std::string(key) + " must end with the graph state width");
+      if (std::string(key) == "graph_update") {
+        ly.has_graph_update = true;
+        ly.graph_update = parsed;
+      } else {
+        ly.has_graph_gate = true;
+        ly.graph_gate = parsed;
+      }
+    }
+  }
+  ly.last_g = mutable_array<T>(attr(obj, "last_g"), "last_g", {A.dg}, keep);
+  if (!attr(obj, "agg_store").is_none()) ly.agg_store = mutable_array<T>(attr(obj, "agg_store"), "agg_store", {n, k}, keep);
+  if (!attr(obj, "winner_store").is_none())
+    ly.winner_store = mutable_array<int32_t>(attr(obj, "winner_store"), "winner_store", {n, count_args(L.edges)}, keep);
+  return ly;
+}
+
+// engine.runtime.native_loop.NativeLoopArgs (the loop's graph, layers, buffers and layout)
+// and this call's arguments.
+template <typename T>
+py::tuple run_steps_typed(const py::object& args, const py::object& watch_o, const std::vector<int64_t>& graph_watch,
+                          const py::object& changed_o, int64_t max_steps, bool until_fixed, int64_t applications,
+                          bool check_edges) {
   Keep keep;
   engine::LoopArgs<T> A;
-  auto indptr = require<int64_t>(kwarg(kw, "indptr"), "indptr", {-1});
+  const py::object indptr_o = attr(args, "indptr"), indices_o = attr(args, "indices");
+  auto indptr = require<int64_t>(indptr_o, "indptr", {-1});
   const int64_t n = indptr.shape(0) - 1;
   if (n < 0) throw py::value_error("indptr must have at least one entry");
-  const int64_t m = indptr.at(n);
+  auto indices = require<int32_t>(indices_o, "indices", {-1});
+  const int64_t m = indices.shape(0);
+  if (indptr.at(0) != 0 || indptr.at(n) != m) throw py::value_error("indptr must run from 0 to len(indices)");
   A.n = n;
   A.m = m;
   A.in_indptr = indptr.data();
   keep.push_back(indptr);
-  auto out_indptr = require<int64_t>(kwarg(kw, "out_indptr"), "out_indptr", {n + 1});
-  auto out_targets = require<int32_t>(kwarg(kw, "out_targets"), "out_targets", {m});
+  auto out_indptr = require<int64_t>(attr(args, "out_indptr"), "out_indptr", {n + 1});
+  auto out_targets = require<int32_t>(attr(args, "out_targets"), "out_targets", {m});
   keep.push_back(out_indptr);
   keep.push_back(out_targets);
   A.out_indptr = out_indptr.data();
   A.out_targets = out_targets.data();
-  if (kw.contains("out_edge_ids") && !kw["out_edge_ids"].is_none()) {
-    auto ids = require<int64_t>(kw["out_edge_ids"], "out_edge_ids", {m});
+  if (!attr(args, "out_edge_ids").is_none()) {
+    auto ids = require<int64_t>(attr(args, "out_edge_ids"), "out_edge_ids", {m});
     keep.push_back(ids);
     A.out_edge_ids = ids.data();
   }
-  A.d = kwarg(kw, "d").cast<int64_t>();
-  A.hx = kwarg(kw, "hx").cast<int64_t>();
-  A.addr_col = kwarg(kw, "addr_col").cast<int64_t>();
-  A.bcast_col = kwarg(kw, "bcast_col").cast<int64_t>();
-  A.pointers = kwarg(kw, "pointers").cast<std::vector<int64_t>>();
-  A.broadcast = kwarg(kw, "broadcast").cast<std::vector<int64_t>>();
-  A.graph_watch = kwarg(kw, "graph_watch").cast<std::vector<int64_t>>();
-  auto g = require<T>(kwarg(kw, "g"), "g", {-1});
+  A.d = int_attr(args, "d");
+  A.hx = int_attr(args, "hx");
+  A.addr_col = int_attr(args, "addr_col");
+  A.bcast_col = int_attr(args, "bcast_col");
+  A.pointers = attr(args, "pointers").cast<std::vector<int64_t>>();
+  A.broadcast = attr(args, "broadcast").cast<std::vector<int64_t>>();
+  A.graph_watch = graph_watch;
+  auto g = require<T>(attr(args, "g"), "g", {-1});
   A.dg = g.shape(0);
   A.g = mutable_array<T>(g, "g", {A.dg}, keep);
   for (int64_t c : A.pointers) if (c < 0 || c >= A.dg) throw py::value_error("pointer channel out of range");
   for (int64_t c : A.broadcast) if (c < 0 || c >= A.dg) throw py::value_error("broadcast channel out of range");
   for (int64_t c : A.graph_watch) if (c < 0 || c >= A.dg) throw py::value_error("watched graph channel out of range");
-  const py::list ring = kwarg(kw, "ring").cast<py::list>();
-  const py::list buf_g = kwarg(kw, "buf_g").cast<py::list>();
-  const size_t num_layers = kwarg(kw, "layers").cast<py::list>().size();
-  if (ring.size() != num_layers || buf_g.size() != num_layers)
-    throw py::value_error("need one ring buffer and one buf_g per layer (" + std::to_string(num_layers) + "), got " +
+  const py::list ring = attr(args, "ring").cast<py::list>();
+  const py::list buf_g = attr(args, "buf_g").cast<py::list>();
+  const py::list layers = attr(args, "layers").cast<py::list>();
+  if (layers.size() == 0) throw py::value_error("a model needs at least one layer");
+  if (ring.size() != layers.size() || buf_g.size() != layers.size())
+    throw py::value_error("need one ring buffer and one buf_g per layer (" + std::to_string(layers.size()) + "), got " +
                           std::to_string(ring.size()) + " and " + std::to_string(buf_g.size()));
   int64_t fz = -1;
   for (size_t j = 0; j < ring.size(); ++j) {
@@ -330,106 +419,38 @@ py::tuple run_steps_typed(const py::dict& kw) {
     A.buf_g.push_back(mutable_array<T>(buf_g[j], "buf_g", {A.dg}, keep));
   }
   A.fz = fz;
-  if (A.d <= 0 || A.hx < A.d || A.addr_col != A.hx || A.bcast_col != A.addr_col + static_cast<int64_t>(A.pointers.size()) ||
+  if (A.d <= 0 || A.hx < A.d || A.addr_col < A.hx || A.bcast_col != A.addr_col + static_cast<int64_t>(A.pointers.size()) ||
       A.bcast_col + static_cast<int64_t>(A.broadcast.size()) != fz)
     throw py::value_error("inconsistent state layout (d, hx, address and broadcast columns)");
-  auto watch = require<uint8_t>(kwarg(kw, "watch"), "watch", {A.d});
+  auto watch = require<uint8_t>(watch_o, "watch", {A.d});
   keep.push_back(watch);
   A.watch = watch.data();
-  const py::list layers = kwarg(kw, "layers").cast<py::list>();
-  if (layers.size() == 0) throw py::value_error("a model needs at least one layer");
-  for (const auto& item : layers) {
-    const py::dict ld = item.cast<py::dict>();
-    engine::LoopLayer<T> ly;
-    engine::LayerArgs<T>& L = ly.layer;
-    L.edges = parse_edges<T>(indptr, kwarg(kw, "indices"), kwarg(ld, "S"), kwarg(ld, "Q"), kwarg(ld, "E"),
-                             kwarg(ld, "We"), kwarg(ld, "first_act").cast<int>(), kwarg(ld, "layers").cast<py::list>(),
-                             kwarg(ld, "groups"), kwarg(ld, "include_self").cast<bool>(), py::none(), keep);
-    const int64_t k0 = L.edges.k0;
-    L.fz = fz;
-    L.d = A.d;
-    const int64_t k = engine::message_width(L.edges);
-    L.update = parse_node_mlp<T>(kwarg(ld, "update").cast<py::tuple>(), fz, k, keep);
-    if (!kwarg(ld, "gate").is_none()) {
-      L.gated = true;
-      L.gate = parse_node_mlp<T>(kwarg(ld, "gate").cast<py::tuple>(), fz, k, keep);
-    }
-    auto W_src = require<T>(kwarg(ld, "W_src"), "W_src", {fz, k0});
-    auto bias = require<T>(kwarg(ld, "bias"), "bias", {k0});
-    keep.push_back(W_src);
-    keep.push_back(bias);
-    ly.W_src = W_src.data();
-    ly.bias = bias.data();
-    ly.S = mutable_array<T>(kwarg(ld, "S"), "S", {n, k0}, keep);
-    if (!kwarg(ld, "W_dst").is_none()) {
-      auto W_dst = require<T>(kwarg(ld, "W_dst"), "W_dst", {fz, k0});
-      keep.push_back(W_dst);
-      ly.W_dst = W_dst.data();
-      ly.Q = mutable_array<T>(kwarg(ld, "Q"), "Q", {n, k0}, keep);
-    }
-    if (!kwarg(ld, "readout").is_none()) {
-      const py::tuple ro = kwarg(ld, "readout").cast<py::tuple>();
-      ly.has_readout = true;
-      ly.readout = parse_node_mlp<T>(py::make_tuple(ro[0], ro[1], ro[2], ro[3], ro[4]), A.hx, 0, keep);
-      auto kinds = require<uint8_t>(ro[5], "readout kinds", {-1});
-      ly.readout_kinds.assign(kinds.data(), kinds.data() + kinds.shape(0));
-      const int64_t r = kinds.shape(0);
-      const int64_t width = ly.readout.tail.empty() ? ly.readout.w0 : ly.readout.tail.back().out;
-      if (width != r) throw py::value_error("readout width does not match its reduce kinds");
-      ly.readout_cache = mutable_array<T>(kwarg(ld, "readout_cache"), "readout_cache", {n, r}, keep);
-      ly.readout_tree = mutable_array<T>(kwarg(ld, "readout_tree"), "readout_tree", {engine::detail::readout_tree_rows(n), r}, keep);
-      if (!kwarg(ld, "graph_update").is_none()) {
-        ly.has_graph_update = true;
-        ly.graph_update = parse_node_mlp<T>(kwarg(ld, "graph_update").cast<py::tuple>(), A.dg, r, keep);
-        const int64_t w = ly.graph_update.tail.empty() ? ly.graph_update.w0 : ly.graph_update.tail.back().out;
-        if (w != A.dg) throw py::value_error("graph update must end with the graph state width");
-      }
-      if (!kwarg(ld, "graph_gate").is_none()) {
-        ly.has_graph_gate = true;
-        ly.graph_gate = parse_node_mlp<T>(kwarg(ld, "graph_gate").cast<py::tuple>(), A.dg, r, keep);
-        const int64_t w = ly.graph_gate.tail.empty() ? ly.graph_gate.w0 : ly.graph_gate.tail.back().out;
-        if (w != A.dg) throw py::value_error("graph gate must end with the graph state width");
-      }
-    }
-    ly.last_g = mutable_array<T>(kwarg(ld, "last_g"), "last_g", {A.dg}, keep);
-    if (ld.contains("agg_store") && !ld["agg_store"].is_none()) {
-      ly.agg_store = mutable_array<T>(ld["agg_store"], "agg_store", {n, k}, keep);
-    }
-    if (ld.contains("winner_store") && !ld["winner_store"].is_none()) {
-      int64_t num_arg = 0;
-      for (const auto& grp : L.edges.groups) num_arg += engine::is_arg(grp.kind) ? 1 : 0;
-      ly.winner_store = mutable_array<int32_t>(ld["winner_store"], "winner_store", {n, num_arg}, keep);
-    }
-    A.layers.push_back(std::move(ly));
-  }
-  A.policy = kwarg(kw, "policy").cast<int>();
-  if (A.policy < 0 || A.policy > 2) throw py::value_error("policy must be 0 (dense), 1 (active) or 2 (auto)");
-  A.dense_nodes = kwarg(kw, "dense_nodes").cast<double>();
-  A.dense_edges = kwarg(kw, "dense_edges").cast<double>();
-  A.max_steps = kwarg(kw, "max_steps").cast<int64_t>();
-  A.until_fixed = kwarg(kw, "until_fixed").cast<bool>();
-  const int64_t applications = kwarg(kw, "applications").cast<int64_t>();
+  for (const auto& item : layers) A.layers.push_back(parse_loop_layer<T>(item, indptr_o, indices_o, n, fz, A, keep));
+  const int64_t mode = int_attr(args, "mode");
+  if (mode < 0 || mode >= static_cast<int64_t>(engine::kModeNames.size()))
+    throw py::value_error("mode must be 0 (dense), 1 (active) or 2 (auto)");
+  A.mode = static_cast<engine::Mode>(mode);
+  A.dense_nodes = attr(args, "dense_nodes").cast<double>();
+  A.dense_edges = attr(args, "dense_edges").cast<double>();
+  if (max_steps < 0) throw py::value_error("max_steps must be a non-negative integer");
+  A.max_steps = max_steps;
+  A.until_fixed = until_fixed;
   std::vector<int64_t> changed;
-  const bool all_changed = kwarg(kw, "changed").is_none();
+  const bool all_changed = changed_o.is_none();
   if (!all_changed) {
-    auto ch = require<int64_t>(kwarg(kw, "changed"), "changed", {-1});
+    auto ch = require<int64_t>(changed_o, "changed", {-1});
     for (py::ssize_t i = 0; i < ch.shape(0); ++i) {
       const int64_t v = ch.at(i);
       if (v < 0 || v >= n) throw py::value_error("changed node out of range");
       changed.push_back(v);
     }
   }
-  const bool check_edges = kw.contains("check_edges") ? kw["check_edges"].cast<bool>() : true;
   engine::LoopResult r;
   try {
     py::gil_scoped_release release;
     if (check_edges) {
-      engine::validate(A.layers[0].layer.edges, true);
-      for (int64_t u = 0; u < n; ++u)
-        if (A.out_indptr[u + 1] < A.out_indptr[u]) throw std::invalid_argument("out_indptr must be non-decreasing");
-      if (A.out_indptr[0] != 0 || A.out_indptr[n] != m) throw std::invalid_argument("out_indptr must run from 0 to m");
-      for (int64_t e = 0; e < m; ++e)
-        if (A.out_targets[e] < 0 || A.out_targets[e] >= n) throw std::invalid_argument("out target out of range");
+      engine::validate_csr(n, m, A.in_indptr, indices.data());
+      engine::validate_csr(n, m, A.out_indptr, A.out_targets);
       if (A.out_edge_ids)
         for (int64_t e = 0; e < m; ++e)
           if (A.out_edge_ids[e] < 0 || A.out_edge_ids[e] >= m) throw std::invalid_argument("out edge id out of range");
@@ -443,11 +464,12 @@ py::tuple run_steps_typed(const py::dict& kw) {
   return py::make_tuple(r.steps, r.converged, r.node_updates, r.applications, changed_out, r.aggregates_reused);
 }
 
-py::tuple run_steps(const py::dict& kw) {
-  const py::list layers = kwarg(kw, "layers").cast<py::list>();
-  if (layers.size() == 0) throw py::value_error("a model needs at least one layer");
-  if (is_double(kwarg(layers[0].cast<py::dict>(), "S"))) return run_steps_typed<double>(kw);
-  return run_steps_typed<float>(kw);
+py::tuple run_steps(const py::object& args, const py::object& watch, const std::vector<int64_t>& graph_watch,
+                    const py::object& changed, int64_t max_steps, bool until_fixed, int64_t applications,
+                    bool check_edges) {
+  if (is_double(attr(args, "g"), "g"))
+    return run_steps_typed<double>(args, watch, graph_watch, changed, max_steps, until_fixed, applications, check_edges);
+  return run_steps_typed<float>(args, watch, graph_watch, changed, max_steps, until_fixed, applications, check_edges);
 }
 
 template <typename T>
@@ -514,12 +536,12 @@ py::tuple transpose(const py::object& indptr_o, const py::object& indices_o) {
   if (n < 0) throw py::value_error("indptr must have at least one entry");
   auto indices = require<int32_t>(indices_o, "indices", {-1});
   const int64_t m = indices.shape(0);
-  if (indptr.at(0) != 0 || indptr.at(n) != m) throw py::value_error("indptr must run from 0 to len(indices)");
   Array<int64_t> out_indptr(n + 1);
   Array<int32_t> targets(m);
   Array<int64_t> edge_ids(m);
   try {
     py::gil_scoped_release release;
+    engine::validate_csr(n, m, indptr.data(), indices.data());
     engine::transpose(n, indptr.data(), indices.data(), out_indptr.mutable_data(), targets.mutable_data(),
                       edge_ids.mutable_data());
   } catch (const std::invalid_argument& exc) {
@@ -532,20 +554,22 @@ py::tuple transpose(const py::object& indptr_o, const py::object& indices_o) {
 
 PYBIND11_MODULE(_native, m) {
   m.doc() = "engine's C++ kernels (sparse fused message passing)";
-  m.def("edge_pass", &edge_pass, py::arg("indptr"), py::arg("indices"), py::arg("S"), py::arg("Q"), py::arg("E"),
-        py::arg("We"), py::arg("first_act"), py::arg("layers"), py::arg("groups"), py::arg("include_self"),
+  m.def("edge_pass", &edge_pass, py::arg("indptr"), py::arg("indices"), py::arg("edges"),
         py::arg("rows") = py::none(), py::arg("check_edges") = true,
-        "Fused message MLP + per-group aggregation over in-edges; returns (out, winners). check_edges "
-        "validates indptr/indices (O(n + m)); engine's backends skip it for validated, read-only graphs.");
-  m.def("layer_pass", &layer_pass, py::arg("indptr"), py::arg("indices"), py::arg("S"), py::arg("Q"), py::arg("E"),
-        py::arg("We"), py::arg("first_act"), py::arg("layers"), py::arg("groups"), py::arg("include_self"),
-        py::arg("rows"), py::arg("z"), py::arg("d"), py::arg("update"), py::arg("gate"), py::arg("out"),
+        "Fused message MLP + per-group aggregation over in-edges (edges: engine.backends.base.EdgeInputs); "
+        "returns (out, winners). check_edges validates indptr/indices (O(n + m)); engine's backends skip it "
+        "for validated graphs, which own frozen copies of their arrays.");
+  m.def("layer_pass", &layer_pass, py::arg("indptr"), py::arg("indices"), py::arg("edges"), py::arg("rows"),
+        py::arg("z"), py::arg("d"), py::arg("update"), py::arg("gate"), py::arg("out"),
         py::arg("watch") = py::none(), py::arg("changed") = py::none(), py::arg("compare_out") = false,
         py::arg("check_edges") = true,
-        "A whole processor layer fused: messages, aggregation, update MLP and gate. Writes the new states "
-        "into the first d columns of out (shaped like z) and returns how many rows changed a watched channel.");
-  m.def("run_steps", &run_steps, py::arg("kwargs"),
-        "Run up to max_steps processor steps in C++ (dense, active or auto); returns "
+        "A whole processor layer fused: messages, aggregation, update MLP and gate (engine.model.plan.NodeMLP). "
+        "Writes the new states into the first d columns of out (shaped like z) and returns how many rows "
+        "changed a watched channel.");
+  m.def("run_steps", &run_steps, py::arg("args"), py::arg("watch"), py::arg("graph_watch"), py::arg("changed"),
+        py::arg("max_steps"), py::arg("until_fixed"), py::arg("applications"), py::arg("check_edges") = true,
+        "Run up to max_steps processor steps in C++ (dense, active or auto) over "
+        "engine.runtime.native_loop.NativeLoopArgs; returns "
         "(steps, converged, node_updates, applications, changed, aggregates_reused).");
   m.def("project", &project, py::arg("A"), py::arg("W"), py::arg("out"),
         "out = A @ W (inputs ascending, all-zero rows of W skipped), rows in parallel.");
@@ -558,10 +582,21 @@ PYBIND11_MODULE(_native, m) {
         "returns the (k + 1) x r roots.");
   m.def("transpose", &transpose, py::arg("indptr"), py::arg("indices"),
         "CSR by destination -> CSR by source (counting sort): (out_indptr, targets, edge_ids).");
-  m.def("set_num_threads", &engine::set_threads, py::arg("n"));
+  m.def("set_num_threads", [](int64_t n) {
+    if (n < 1 || n > kMaxThreads)
+      throw py::value_error("threads must be in [1, " + std::to_string(kMaxThreads) + "], got " + std::to_string(n));
+    engine::set_threads(static_cast<int>(n));
+  }, py::arg("n"));
   m.def("get_num_threads", &engine::max_threads);
-  m.def("reduce_names", []() {
-    std::vector<std::string> names(engine::kReduceNames.begin(), engine::kReduceNames.end());
+  m.def("reduce_table", []() {
+    py::list rows;
+    for (const auto& info : engine::kReduceTable)
+      rows.append(py::make_tuple(std::string(info.name), static_cast<int>(info.kind), info.arg, info.incremental,
+                                 info.min_size));
+    return rows;
+  }, "The aggregation kinds (reduce.h): (name, code, arg, incremental, min_size) in code order.");
+  m.def("mode_names", []() {
+    std::vector<std::string> names(engine::kModeNames.begin(), engine::kModeNames.end());
     return names;
   });
   m.def("activation_names", []() {

@@ -9,7 +9,7 @@ import engine
 import engine.backends
 from engine import Graph
 from engine.algorithms.samplers import sample
-from engine.compile.constants import SATURATE
+from engine.compiler.constants import SATURATE
 from engine.graph import generators
 from engine.model.factory import mpnn_spec, random_model
 
@@ -236,7 +236,7 @@ def _readout_by_loop(r, kinds):
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(1, 40), seed=st.integers(0, 10**6))
 def test_readout_reductions_follow_their_definition(n, seed):
-    from engine.execute import reduce_readout_channels
+    from engine.backends.numpy_ops import reduce_readout_channels
     from engine.model.registry import READOUT_CHANNELS
 
     rng = np.random.default_rng(seed)
@@ -286,7 +286,7 @@ def test_native_readout_tree_follows_the_definition(n, k, seed, dtype):
 
 
 def test_readout_arg_group_ties_and_nan_keys():
-    from engine.execute import reduce_readout_channels
+    from engine.backends.numpy_ops import reduce_readout_channels
     from engine.model.registry import READOUT_CHANNELS
 
     codes = np.array([READOUT_CHANNELS.index(k) for k in ("argmax", "payload", "argmin", "payload")], np.uint8)

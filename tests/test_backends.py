@@ -10,23 +10,46 @@ from hypothesis import given, settings, strategies as st
 import engine
 from engine import Graph
 from engine.backends import BACKENDS, available_backends, get_backend, load_backend
+from engine.backends.base import EdgeInputs
 from engine.backends.reference import ReferenceBackend
 from engine.errors import BackendUnavailableError, EngineError
 from engine.graph import generators
 from engine.model.factory import mpnn_spec, random_model
-from engine.model.registry import ACTIVATIONS, READOUT_CHANNELS, REDUCE_KINDS
+from engine.model.plan import Dense
+from engine.errors import ModelError
+from engine.model.registry import (ACTIVATIONS, AGGREGATIONS, EXECUTION_MODES, READOUT_CHANNELS, REDUCE_KINDS,
+                                   aggregation)
+
+from conftest import STRICT, native_module
 
 
 def test_native_is_built_when_strict():
-    if os.environ.get("ENGINE_STRICT_BUILD") not in (None, "", "0"):
+    if STRICT:
         assert "native" in available_backends()
+    else:
+        pytest.skip("not a strict build (ENGINE_STRICT_BUILD unset): the native backend is optional here")
 
 
 def test_registry_agrees_with_cpp():
-    native = pytest.importorskip("engine._native")
-    assert tuple(native.reduce_names()) == REDUCE_KINDS
+    """Names, codes and properties of every kind: the C++ tables are the Python ones."""
+    native = native_module()
+    cpp = [tuple(row) for row in native.reduce_table()]
+    py = [(a.name, a.code, a.arg, a.incremental, a.min_size) for a in AGGREGATIONS]
+    assert cpp == py
     assert tuple(native.activation_names()) == ACTIVATIONS
     assert tuple(native.readout_names()) == READOUT_CHANNELS
+    assert tuple(native.mode_names()) == EXECUTION_MODES
+
+
+@pytest.mark.parametrize("code", [-1, len(AGGREGATIONS), 99])
+def test_unknown_aggregation_codes_raise_on_every_backend(code, backend):
+    g = generators.path(5)
+    S = np.ones((5, 2), np.float32)
+    edges = EdgeInputs(S, S, None, None, 0, (), np.array([[code, 0, 2]], np.int64), True)
+    with pytest.raises((EngineError, ValueError), match="unknown aggregation"):
+        load_backend(backend).edge_pass(g, edges)
+    with pytest.raises(ModelError, match="unknown aggregation"):
+        aggregation(code)
 
 
 def test_backend_choice_and_errors(monkeypatch):
@@ -69,8 +92,9 @@ def test_edge_pass_parity(dtype, groups, depth, include_self, backend):
     rng = np.random.default_rng(3)
     layers = [(rng.normal(size=(8, 8)).astype(dtype), rng.normal(size=8).astype(dtype), 1) for _ in range(depth)]
     codes = np.array([(REDUCE_KINDS.index(k), a, b) for k, a, b in groups], dtype=np.int64)
-    want, want_w = ReferenceBackend().edge_pass(g, S, Q, E, We, 1, layers, codes, include_self)
-    got, got_w = load_backend(backend).edge_pass(g, S, Q, E, We, 1, layers, codes, include_self)
+    edges = EdgeInputs(S, Q, E, We, 1, tuple(Dense(*layer) for layer in layers), codes, include_self)
+    want, want_w = ReferenceBackend().edge_pass(g, edges)
+    got, got_w = load_backend(backend).edge_pass(g, edges)
     if depth == 0:
         # identical messages: min/max/arg reductions are bit for bit
         exact = [c for k, a, b in groups if k in ("max", "min", "argmax", "argmin") for c in range(a, b)]
@@ -153,7 +177,7 @@ def test_empty_neighbourhoods_and_parity(graph, seed):
     lonely = np.flatnonzero(graph.in_degree() == 0)
     S = np.full((graph.num_nodes, 2), 3.0, np.float32)
     for be in available_backends():
-        out, _ = load_backend(be).edge_pass(graph, S, S, None, None, 0, [], np.array([[2, 0, 2]]), False)
+        out, _ = load_backend(be).edge_pass(graph, EdgeInputs(S, S, None, None, 0, (), np.array([[2, 0, 2]]), False))
         assert np.all(out[lonely] == 0) and np.all(out[graph.in_degree() > 0] == 6.0)
 
 
@@ -206,16 +230,22 @@ def test_native_kernel_rejects_malformed_arrays_instead_of_crashing():
     indptr = np.array([0, 1, 2], np.int64)
     S = np.ones((2, 1), np.float32)
     groups = np.array([[2, 0, 1]], np.int64)
+
+    def edges(S=S, groups=groups):
+        return EdgeInputs(S, np.ones((2, 1), np.float32), None, None, 0, (), groups, True)
+
     with pytest.raises(ValueError, match="out of range"):
-        native.edge_pass(indptr, np.array([0, 7], np.int32), S, S, None, None, 0, [], groups, True)
+        native.edge_pass(indptr, np.array([0, 7], np.int32), edges())
     with pytest.raises(ValueError, match="dtype"):
-        native.edge_pass(indptr, np.array([0, 1], np.int64), S, S, None, None, 0, [], groups, True)
+        native.edge_pass(indptr, np.array([0, 1], np.int64), edges())
     with pytest.raises(ValueError, match="groups must tile"):
-        native.edge_pass(indptr, np.array([0, 1], np.int32), S, S, None, None, 0, [],
-                         np.array([[2, 0, 0]], np.int64), True)
+        native.edge_pass(indptr, np.array([0, 1], np.int32), edges(groups=np.array([[2, 0, 0]], np.int64)))
     with pytest.raises(ValueError, match="wrong size"):
-        native.edge_pass(indptr, np.array([0, 1], np.int32), np.ones((3, 1), np.float32), S, None, None, 0, [],
-                         groups, True)
+        native.edge_pass(indptr, np.array([0, 1], np.int32), edges(S=np.ones((3, 1), np.float32)))
+    with pytest.raises(ValueError, match="unknown aggregation code 9"):
+        native.edge_pass(indptr, np.array([0, 1], np.int32), edges(groups=np.array([[9, 0, 1]], np.int64)))
+    with pytest.raises(ValueError, match="attribute 'S'"):
+        native.edge_pass(indptr, np.array([0, 1], np.int32), object())
 
 
 def test_validated_graphs_are_frozen():
@@ -248,7 +278,7 @@ def test_native_projection_equals_numpy(rows, inp, out, seed, dtype):
     sums bit for bit, zero rows of W included, in both precisions."""
     if "native" not in available_backends():
         pytest.skip("native backend not built")
-    from engine.execute import _mm
+    from engine.backends.numpy_ops import small_matmul as _mm
 
     rng = np.random.default_rng(seed)
     A = rng.normal(size=(rows, inp)).astype(dtype)

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from engine.analysis.evaluate import evaluate, load_models
+from engine.analysis.generalization import evaluate, load_models
 from engine.errors import EngineError
 from engine.evaluate import main
 from engine.model.factory import mpnn_spec, random_model
@@ -40,7 +40,7 @@ def test_a_model_must_name_its_algorithm(tmp_path):
 
 def test_untrained_learned_model_is_measured_not_exact(tmp_path):
     pytest.importorskip("torch")
-    from engine.learn.train import learned_spec
+    from engine.learn.specs import learned_spec
     from engine.model.factory import random_weights
     from engine import Model
 

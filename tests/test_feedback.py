@@ -79,7 +79,7 @@ def test_executor_matches_the_module_with_feedback(algo, processor):
     mask, mask_one, categorical and scalar hints)."""
     torch = pytest.importorskip("torch")
     from engine.learn import GNNModule, GraphBatch
-    from engine.learn.train import learned_spec
+    from engine.learn.specs import learned_spec
 
     spec = learned_spec(algo, processor, 16, hint_mode="encoded_decoded")
     assert spec["feedback"]
@@ -88,7 +88,7 @@ def test_executor_matches_the_module_with_feedback(algo, processor):
     g = generators.erdos_renyi(150, 3, weighted=True, directed=algo == "dfs", seed=1)
     batch = GraphBatch(g, 0, spec)
     with torch.no_grad():
-        states, zs, Es = module.rollout(batch, 5, hard=True)
+        states, zs, Es, _ = module.rollout(batch, 5, hard=True)
         want_hints = {name: [module.decode(dec, batch, z, E).numpy() for z, E in zip(zs[:5], Es[:5])]
                       for name, dec in spec["hints"].items()}
     states = torch.stack(states).numpy()

@@ -11,7 +11,8 @@ from engine.errors import ModelError  # noqa: E402
 from engine.graph import generators  # noqa: E402
 from engine.learn import GNNModule, GraphBatch  # noqa: E402
 from engine.learn.gatv2 import gatv2_layer  # noqa: E402
-from engine.learn.train import TrainConfig, learned_spec, train  # noqa: E402
+from engine.learn.specs import learned_spec  # noqa: E402
+from engine.learn.trainer import TrainConfig, train  # noqa: E402
 
 
 def _leaky(x, slope=0.2):

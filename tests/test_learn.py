@@ -74,7 +74,7 @@ def test_gradients_flow_to_every_processor_weight():
 def test_layer_norm_update_on_every_backend(processor):
     """CLRS's optional layer norm of the processor output: the module, every backend and the
     formula agree."""
-    from engine.learn.train import learned_spec
+    from engine.learn.specs import learned_spec
 
     spec = learned_spec("bfs", processor, 16, layer_norm=True, hint_mode="decoded_only")
     module = GNNModule.initialised(spec, seed=2)

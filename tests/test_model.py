@@ -60,7 +60,7 @@ def test_missing_file_and_not_a_model(tmp_path):
     with pytest.raises(ModelError, match="does not exist"):
         Model.load(tmp_path / "none.npz")
     (tmp_path / "junk.npz").write_text("hello")
-    with pytest.raises(ModelError, match="truncated or not an engine model"):
+    with pytest.raises(ModelError, match="truncated, corrupted or not an engine model"):
         Model.load(tmp_path / "junk.npz")
 
 

@@ -10,7 +10,9 @@ torch = pytest.importorskip("torch")
 import engine  # noqa: E402
 import engine.backends  # noqa: E402
 from engine.learn.module import GNNModule, GraphBatch  # noqa: E402
-from engine.learn.train import TrainConfig, learned_spec, main, train  # noqa: E402
+from engine.learn.specs import learned_spec  # noqa: E402
+from engine.learn.trainer import TrainConfig, train  # noqa: E402
+from engine.train import main  # noqa: E402
 
 
 def _losses(out):
@@ -42,7 +44,7 @@ def test_export_runs_on_every_backend(tmp_path):
     batch = GraphBatch(g, 0, model.spec)
     assert model.spec["feedback"]  # CLRS's default hint mode feeds decoded hints back
     with torch.no_grad():
-        _, zs, Es = module.rollout(batch, ref.steps, hard=True)
+        _, zs, Es, _ = module.rollout(batch, ref.steps, hard=True)
         want = module.decode(model.spec["outputs"]["pi"], batch, zs[-1], Es[-1]).numpy()
     for be in engine.backends.available_backends():
         res = engine.execute(model, g, 0, backend=be, steps=ref.steps)

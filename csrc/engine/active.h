@@ -94,7 +94,7 @@ struct LoopArgs {
   T* g = nullptr;  // dg: the graph state, updated in place
   const uint8_t* watch = nullptr;        // d
   std::vector<int64_t> graph_watch;      // graph channels watched for the fixed point
-  int policy = 2;  // 0 dense, 1 active, 2 auto
+  Mode mode = Mode::Auto;
   double dense_nodes = 0.1, dense_edges = 0.3;
   int64_t max_steps = 0;
   bool until_fixed = true;
@@ -397,78 +397,36 @@ void tree_update_leaf(const T* cache, int64_t n, T* tree, int64_t r, const std::
   } while (rows_below > 1);
 }
 
-// Incremental aggregation. When one message of a row, from source u, changes from o to x:
-// - a max channel's value a becomes max(a, x) if o was not the maximum (o < a: a is still
-//   attained by another message) or the message did not fall (x >= o: x >= a then); min
-//   alike. That value is exact, and so are its bits as long as none of a, o, x is NaN or -0:
-//   the reduction keeps the first extremal message in edge order, and equal values differ in
-//   their bits only as zeros of both signs;
-// - an argmin/argmax group (key first, winner b: the lowest source among the best keys)
-//   takes x, with winner u, if x's key beats a's (or ties it and u < b), where u is not b;
-//   where u is b and o is the winning message (its bits are the group's), it takes x if x's
-//   key is strictly better, and keeps its value if x is o. NaN keys and an empty group (b < 0)
-//   are left to a reduction, as is a winner whose message may be another edge's (u's).
-// Applied per changed message, each intermediate aggregate is that of a real set of
-// messages, so several changes compose. `winners` holds the group winners in group order.
-// Returns 1 if the aggregate's bits changed, 0 if not, and -1 where no rule applies (the row
-// must reduce its in-edges again; `agg` and `winners` may then be partly updated).
+// Incremental aggregation: when one message of a row, from source u, changes from o to x,
+// each group of the row's aggregate `agg` is updated by its kind's Reducer::push (reduce.h),
+// exactly, or left to a reduction. Applied per changed message, each intermediate aggregate
+// is that of a real set of messages, so several changes compose. `winners` holds the arg
+// group winners in group order. Returns 1 if the aggregate's bits changed, 0 if not, and -1
+// where no rule applies (the row must reduce its in-edges again; `agg` and `winners` may
+// then be partly updated).
 template <typename T>
 inline int push_message(T* agg, int32_t* winners, const T* o, const T* x, int64_t u, const std::vector<Group>& groups) {
-  auto is_neg_zero = [](T v) { return v == T(0) && std::signbit(v); };
   int changed = 0;
   int64_t slot = 0;
   for (const auto& g : groups) {
-    if (g.kind == Reduce::Max || g.kind == Reduce::Min) {
-      const bool mx = g.kind == Reduce::Max;
-      for (int64_t c = g.start; c < g.stop; ++c) {
-        const T a = agg[c], oc = o[c], xc = x[c];
-        if (!(a == a && oc == oc && xc == xc)) return -1;
-        if (is_neg_zero(a) || is_neg_zero(oc) || is_neg_zero(xc)) return -1;
-        if (!(mx ? (oc < a || xc >= oc) : (oc > a || xc <= oc))) return -1;
-        if (mx ? xc > a : xc < a) {
-          agg[c] = xc;
-          changed = 1;
-        }
-      }
-      continue;
-    }
-    // an arg group
-    const bool mx = g.kind == Reduce::ArgMax;
-    const int64_t c = g.start, w = g.stop - g.start;
-    const int64_t b = winners[slot];
-    const T a = agg[c], ko = o[c], kx = x[c];
-    if (b < 0 || !(a == a && ko == ko && kx == kx)) return -1;
-    bool take;
-    if (u == b) {
-      if (std::memcmp(o + c, agg + c, static_cast<size_t>(w) * sizeof(T)) != 0) return -1;
-      if (std::memcmp(x + c, o + c, static_cast<size_t>(w) * sizeof(T)) == 0) {
-        take = false;
-      } else if (mx ? kx > ko : kx < ko) {
-        take = true;
-      } else {
-        return -1;
-      }
-    } else {
-      take = (mx ? kx > a : kx < a) || (kx == a && u < b);
-    }
-    if (take) {
-      if (std::memcmp(x + c, agg + c, static_cast<size_t>(w) * sizeof(T)) != 0) changed = 1;
-      std::copy(x + c, x + c + w, agg + c);
-      winners[slot] = static_cast<int32_t>(u);
-    }
-    ++slot;
+    int32_t* winner = is_arg(g.kind) ? winners + slot++ : nullptr;
+    const int r = dispatch_reduce(g.kind, [&](auto kind) {
+      return Reducer<T, decltype(kind)::value>::push(agg, winner, o, x, u, g.start, g.stop);
+    });
+    if (r < 0) return -1;
+    changed |= r;
   }
   return changed;
 }
 
-// Whether a layer's aggregates can be kept incrementally: max/min and argmax/argmin groups
-// only, and messages that read no edge features unless the out-edges' ids into the edge
+// Whether a layer's aggregates can be kept incrementally: every group of an incremental kind
+// (reduce.h), and messages that read no edge features unless the out-edges' ids into the edge
 // features are known.
 template <typename T>
 inline bool incremental_aggregation_applies(const EdgePassArgs<T>& E, bool edge_ids) {
   if (E.fe > 0 && !edge_ids) return false;
   for (const auto& g : E.groups)
-    if (g.kind != Reduce::Max && g.kind != Reduce::Min && !is_arg(g.kind)) return false;
+    if (!reduce_info(g.kind).incremental) return false;
   return true;
 }
 
@@ -631,7 +589,8 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
     EdgePassArgs<T>& E = ly.layer.edges;
     if (ly.agg_store && !detail::incremental_aggregation_applies(E, a.out_edge_ids != nullptr))
       throw std::invalid_argument(
-          "agg_store needs max/min/argmax/argmin message groups, and out_edge_ids with edge features");
+          "agg_store needs message groups of incremental kinds (max, min, argmax, argmin), and out_edge_ids "
+          "with edge features");
     if (ly.agg_store && !ly.winner_store && std::any_of(E.groups.begin(), E.groups.end(), [](const Group& g) {
           return is_arg(g.kind);
         }))
@@ -685,7 +644,7 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
     // in-degree 10 gain; a grid's wide frontiers of per-edge messages lose 1.6x with it).
     const double mean_in_degree = static_cast<double>(a.m) / static_cast<double>(std::max<int64_t>(n, 1));
     const bool pays = mean_in_degree > 2.0 * (detail::one_message_per_source(ly) ? 1.0 : 2.0);
-    use_incremental.push_back(ly.agg_store != nullptr && (a.policy == 1 || (a.policy == 2 && pays)));
+    use_incremental.push_back(ly.agg_store != nullptr && (a.mode == Mode::Active || (a.mode == Mode::Auto && pays)));
     scratch = std::max({scratch, readout_plans.back().width, update_plans.back().width, gate_plans.back().width, r,
                         dg});
   }
@@ -744,8 +703,8 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
         for (int64_t v : adelta) if (!mark[v]) { mark[v] = 1; delta.push_back(v); }
         for (int64_t v : delta) mark[v] = 0;
       }
-      bool dense = everything || a.policy == 0 ||
-                   (a.policy == 2 && static_cast<double>(delta.size()) > a.dense_nodes * static_cast<double>(n));
+      bool dense = everything || a.mode == Mode::Dense ||
+                   (a.mode == Mode::Auto && static_cast<double>(delta.size()) > a.dense_nodes * static_cast<double>(n));
       rows.clear();
       sources.clear();
       if (!dense) {
@@ -776,7 +735,7 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
               }
           for (int64_t v : rows) mark[v] = 0;
         }
-        if (a.policy == 2 && static_cast<double>(edges) > a.dense_edges * static_cast<double>(std::max<int64_t>(a.m, 1)))
+        if (a.mode == Mode::Auto && static_cast<double>(edges) > a.dense_edges * static_cast<double>(std::max<int64_t>(a.m, 1)))
           dense = true;
       }
       // 3. per-node parts of the first message layer, for the rows whose input changed

@@ -20,6 +20,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "engine/csr.h"
+#include "engine/reduce.h"
 #include "engine/registry.h"
 
 #if defined(_OPENMP)
@@ -48,23 +50,6 @@ struct DenseLayer {
   Activation act = Activation::Identity;
 };
 
-// A contiguous range [start, stop) of message channels reduced with one kind.
-// ArgMax/ArgMin: channel `start` is the key; the winner's channels [start, stop) are
-// copied (key and payload); the winner is the message with the largest (smallest) key,
-// ties going to the lowest source index (the self message counts as source v). A NaN key
-// never wins. Max/Min ignore NaN like numpy.fmax/fmin. Sum/Mean add in row order.
-// Softmax (attention): channel `start` is the score s_u, channels (start, stop) the values;
-// the aggregate is sum_u softmax(s)_u * value_u and, in channel `start`, the largest score.
-// It is computed in one pass in row order with a running maximum M, denominator l and
-// weighted sum a: the first message sets M = s, l = 1, a = value; a later one with s > M
-// rescales by r = exp(M - s) (l = l * r + 1, a = a * r + value, M = s), otherwise adds
-// w = exp(s - M) (l = l + w, a = a + w * value); the result is a / l.
-struct Group {
-  Reduce kind = Reduce::Sum;
-  int64_t start = 0;
-  int64_t stop = 0;
-};
-
 template <typename T>
 struct EdgePassArgs {
   int64_t num_nodes = 0;
@@ -85,7 +70,7 @@ struct EdgePassArgs {
   int64_t fe = 0;
   Activation first_act = Activation::Identity;
   std::vector<DenseLayer<T>> layers;  // applied in order after the first layer
-  std::vector<Group> groups;          // tile [0, k_out) in order
+  std::vector<Group> groups;          // tile [0, k_out) in order, each reduced by its kind (reduce.h)
   bool include_self = false;
   // Rows to compute (null: all n, in order). Outputs are indexed by position in `rows`.
   const int64_t* rows = nullptr;
@@ -162,11 +147,10 @@ int64_t message_width(const EdgePassArgs<T>& a) {
   return a.layers.empty() ? a.k0 : a.layers.back().out;
 }
 
-inline bool is_arg(Reduce k) { return k == Reduce::ArgMax || k == Reduce::ArgMin; }
-
 // Checks shapes and ranges that the kernels rely on; throws std::invalid_argument naming
 // the problem, before any output is written. `check_edges` adds the O(n + m) scan of indptr
-// and indices (graphs built by engine.Graph are validated at construction).
+// and indices (validate_csr; graphs built by engine.Graph are validated at construction and
+// own frozen copies of their arrays).
 template <typename T>
 void validate(const EdgePassArgs<T>& a, bool check_edges) {
   if (a.num_nodes < 0 || a.num_edges < 0) throw std::invalid_argument("negative graph size");
@@ -179,7 +163,8 @@ void validate(const EdgePassArgs<T>& a, bool check_edges) {
   }
   int64_t next = 0;
   for (const auto& g : a.groups) {
-    if (g.start != next || g.stop <= g.start) throw std::invalid_argument("groups must tile the message channels in order");
+    if (g.start != next || g.stop - g.start < reduce_info(g.kind).min_size)
+      throw std::invalid_argument("groups must tile the message channels in order, each as wide as its kind needs");
     next = g.stop;
   }
   if (next != width) throw std::invalid_argument("groups must cover every message channel");
@@ -188,11 +173,7 @@ void validate(const EdgePassArgs<T>& a, bool check_edges) {
   if (a.rows)
     for (int64_t i = 0; i < a.num_rows; ++i)
       if (a.rows[i] < 0 || a.rows[i] >= a.num_nodes) throw std::invalid_argument("row index out of range");
-  if (!check_edges) return;
-  for (int64_t v = 0; v < a.num_nodes; ++v)
-    if (a.indptr[v + 1] < a.indptr[v]) throw std::invalid_argument("indptr must be non-decreasing");
-  for (int64_t e = 0; e < a.num_edges; ++e)
-    if (a.indices[e] < 0 || a.indices[e] >= a.num_nodes) throw std::invalid_argument("edge source out of range");
+  if (check_edges) validate_csr(a.num_nodes, a.num_edges, a.indptr, a.indices);
 }
 
 namespace detail {
@@ -310,12 +291,8 @@ std::vector<char> zero_rows(const T* W, int64_t in, int64_t out) {
 // Shared, read-only per-call tables.
 template <typename T>
 struct Plan {
-  std::vector<Reduce> kind;         // per channel
-  std::vector<char> arg_key;        // channel starts an arg group
-  std::vector<int64_t> group_stop;  // per channel
   std::vector<std::vector<char>> layer_zero;
   int64_t k_out = 0, width = 0, num_arg = 0;
-  bool has_softmax = false;
   // The message does not depend on the source or the edge (S all zero, no edge term): every
   // message of a row equals the self message, so the row reduces without visiting edges.
   bool source_free = false;
@@ -327,21 +304,10 @@ struct Plan {
       width = std::max(width, l.out);
       layer_zero.push_back(zero_rows(l.weight, l.in, l.out));
     }
-    kind.resize(k_out);
-    arg_key.resize(k_out);
-    group_stop.resize(k_out);
     source_free = a.S_zero;
     if (source_free && a.fe > 0)
       for (int64_t j = 0; j < a.fe * a.k0; ++j) source_free = source_free && a.We[j] == T(0);
-    for (const auto& g : a.groups) {
-      if (is_arg(g.kind)) ++num_arg;
-      if (g.kind == Reduce::Softmax) has_softmax = true;
-      for (int64_t c = g.start; c < g.stop; ++c) {
-        kind[c] = g.kind;
-        arg_key[c] = (c == g.start) && is_arg(g.kind);
-        group_stop[c] = g.stop;
-      }
-    }
+    for (const auto& g : a.groups) num_arg += is_arg(g.kind) ? 1 : 0;
   }
 };
 
@@ -404,90 +370,60 @@ inline const T* message(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& 
   return message_from_parts(a, p, s, a.S + u * a.k0, a.Q + (a.q_shared ? 0 : v * a.k0), self ? -1 : e);
 }
 
-// Fold message m into the row accumulators (count = messages folded so far, > 0).
+// Take message m from source u into the row accumulators r: the row's first message (first)
+// initialises them, a later one is folded in, group by group with its kind's policy.
 template <typename T>
-inline void fold(const EdgePassArgs<T>& a, Scratch<T>& s, const T* __restrict m, int64_t u) {
-  T* __restrict acc = s.acc.data();
-  for (const auto& g : a.groups) {
-    const int64_t lo = g.start, hi = g.stop;
-    switch (g.kind) {
-      case Reduce::Max:  // NaN-ignoring like numpy.fmax; bitwise | keeps the loop branch-free
-        for (int64_t c = lo; c < hi; ++c) acc[c] = ((m[c] > acc[c]) | (acc[c] != acc[c])) ? m[c] : acc[c];
-        break;
-      case Reduce::Min:
-        for (int64_t c = lo; c < hi; ++c) acc[c] = ((m[c] < acc[c]) | (acc[c] != acc[c])) ? m[c] : acc[c];
-        break;
-      case Reduce::Sum:
-      case Reduce::Mean:
-        for (int64_t c = lo; c < hi; ++c) acc[c] = acc[c] + m[c];
-        break;
-      case Reduce::ArgMax:
-      case Reduce::ArgMin: {
-        const T key = m[lo];
-        if (key != key) break;  // NaN never wins
-        const int64_t b = s.best[lo];
-        const T cur = acc[lo];
-        const bool better = (b < 0) || (g.kind == Reduce::ArgMax ? key > cur : key < cur) || (key == cur && u < b);
-        if (better) {
-          s.best[lo] = u;
-          for (int64_t c = lo; c < hi; ++c) acc[c] = m[c];
-        }
-        break;
-      }
-      case Reduce::Softmax: {
-        const T score = m[lo];
-        if (score > acc[lo]) {
-          const T r = std::exp(acc[lo] - score);
-          s.den[lo] = s.den[lo] * r + T(1);
-          for (int64_t c = lo + 1; c < hi; ++c) acc[c] = acc[c] * r + m[c];
-          acc[lo] = score;
-        } else {
-          const T w = std::exp(score - acc[lo]);
-          s.den[lo] = s.den[lo] + w;
-          for (int64_t c = lo + 1; c < hi; ++c) acc[c] = acc[c] + w * m[c];
-        }
-        break;
-      }
-    }
-  }
+ENGINE_INLINE void absorb(const std::vector<Group>& groups, RowAccumulator<T> r, const T* m, int64_t u, bool first) {
+  for (const auto& g : groups)
+    dispatch_reduce(g.kind, [&](auto kind) {
+      using P = Reducer<T, decltype(kind)::value>;
+      if (first) P::first(r, m, g.start, g.stop, u);
+      else P::fold(r, m, g.start, g.stop, u);
+    });
 }
 
-// Take message m from source u into the row accumulators (the first one initialises them).
+// Take a tile of cnt consecutive messages of the row (X: cnt x width, their sources U) into
+// the row accumulators: group by group, each group's policy folding the tile's messages in row
+// order (the groups are independent, so this equals absorb message by message); `first`: the
+// tile starts the row.
 template <typename T>
-inline void absorb(const EdgePassArgs<T>& a, Scratch<T>& s, const T* m, int64_t u, int64_t count) {
-  if (count > 0) {
-    fold(a, s, m, u);
-    return;
-  }
-  const int64_t k = message_width(a);
-  for (int64_t c = 0; c < k; ++c) s.acc[c] = m[c];
-  for (const auto& g : a.groups) {
-    if (is_arg(g.kind)) s.best[g.start] = (m[g.start] == m[g.start]) ? u : -1;
-    if (g.kind == Reduce::Softmax) s.den[g.start] = T(1);
-  }
+ENGINE_INLINE void absorb_tile(const std::vector<Group>& groups, RowAccumulator<T> r, const T* X, int64_t width,
+                               const int64_t* U, int64_t cnt, bool first) {
+  for (const auto& g : groups)
+    dispatch_reduce(g.kind, [&](auto kind) {
+      using P = Reducer<T, decltype(kind)::value>;
+      int64_t j = 0;
+      if (first) P::first(r, X, g.start, g.stop, U[j++]);
+      for (; j < cnt; ++j) P::fold(r, X + j * width, g.start, g.stop, U[j]);
+    });
 }
 
-// Write the row's aggregate to s.agg (0 for an empty row or group, mean divided by count) and
-// its arg winners; returns count.
+// Write the aggregate of a row's count messages to agg (0 for an empty row or group) and its
+// arg winners (-1: none); returns count.
 template <typename T>
-inline int64_t finish_row(const EdgePassArgs<T>& a, Scratch<T>& s, int64_t count, int32_t* winners) {
-  T* agg = s.agg.data();
+ENGINE_INLINE int64_t finish_row(const std::vector<Group>& groups, RowAccumulator<T> r, int64_t count, T* agg,
+                          int32_t* winners) {
   int64_t slot = 0;
-  for (const auto& g : a.groups) {
-    const bool arg = is_arg(g.kind);
-    const bool empty = count == 0 || (arg && s.best[g.start] < 0);
-    for (int64_t c = g.start; c < g.stop; ++c) {
-      T val = empty ? T(0) : s.acc[c];
-      if (!empty && g.kind == Reduce::Mean) val = val / T(count);
-      if (!empty && g.kind == Reduce::Softmax && c > g.start) val = val / s.den[g.start];
-      agg[c] = val;
+  for (const auto& g : groups) {
+    int32_t winner = -1;
+    if (count == 0) {
+      for (int64_t c = g.start; c < g.stop; ++c) agg[c] = T(0);
+    } else {
+      winner = dispatch_reduce(g.kind, [&](auto kind) {
+        return Reducer<T, decltype(kind)::value>::finish(r, g.start, g.stop, count, agg);
+      });
     }
-    if (arg) {
-      if (winners) winners[slot] = empty ? -1 : static_cast<int32_t>(s.best[g.start]);
+    if (is_arg(g.kind)) {
+      if (winners) winners[slot] = winner;
       ++slot;
     }
   }
   return count;
+}
+
+template <typename T>
+inline RowAccumulator<T> accumulator(Scratch<T>& s) {
+  return {s.acc.data(), s.best.data(), s.den.data()};
 }
 
 // Fold the row's messages, computing the dense layers of up to Scratch::kTile messages at a
@@ -496,7 +432,7 @@ template <typename T>
 inline int64_t reduce_row_tiled(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v,
                                 int32_t* winners) {
   const int64_t k0 = a.k0;
-  for (const auto& g : a.groups) s.best[g.start] = -1;
+  const RowAccumulator<T> r = accumulator(s);
   int64_t count = 0;
   const int64_t row_begin = a.indptr[v];
   const int64_t begin = a.include_self ? row_begin - 1 : row_begin;
@@ -540,14 +476,10 @@ inline int64_t reduce_row_tiled(const EdgePassArgs<T>& a, const Plan<T>& p, Scra
       std::swap(X, Y);
       width = l.out;
     }
-    // fold in row order
-    for (int64_t j = 0; j < cnt; ++j) {
-      const T* m = X + j * width;
-      const int64_t u = s.tsrc[static_cast<size_t>(j)];
-      absorb(a, s, m, u, count++);
-    }
+    absorb_tile(a.groups, r, X, width, s.tsrc.data(), cnt, count == 0);
+    count += cnt;
   }
-  return finish_row(a, s, count, winners);
+  return finish_row(a.groups, r, count, s.agg.data(), winners);
 }
 
 // Reduce every message into row v; writes the aggregate to s.agg and the winners.
@@ -556,7 +488,7 @@ template <typename T>
 inline int64_t reduce_row(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v,
                           int32_t* winners) {
   if (!a.layers.empty()) return reduce_row_tiled(a, p, s, v, winners);
-  for (const auto& g : a.groups) s.best[g.start] = -1;
+  const RowAccumulator<T> r = accumulator(s);
   int64_t count = 0;
   const int64_t row_begin = a.indptr[v];
   const int64_t begin = a.include_self ? row_begin - 1 : row_begin;
@@ -570,24 +502,22 @@ inline int64_t reduce_row(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>
     const bool self = e < row_begin;
     const int64_t u = self ? v : a.indices[e];
     const T* m = message(a, p, s, u, v, e, self);
-    absorb(a, s, m, u, count++);
+    absorb(a.groups, r, m, u, count++ == 0);
   }
-  return finish_row(a, s, count, winners);
+  return finish_row(a.groups, r, count, s.agg.data(), winners);
 }
 
 // reduce_row for small messages with compile-time sizes: a first layer of K0 channels and
 // either no further layer (K1 == 0) or one dense layer to K1 channels (the shape of an edge
 // score, K1 == 1). Same arithmetic, order and results as the generic path, with the message
-// in registers. K is the message width.
+// and the accumulators in fixed-size arrays. K is the message width.
 template <typename T, int K0, int K1>
-inline int64_t reduce_row_small(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v,
+inline int64_t reduce_row_small(const EdgePassArgs<T>& a, const Plan<T>&, Scratch<T>& s, int64_t v,
                                 int32_t* winners) {
   constexpr int K = K1 > 0 ? K1 : K0;
-  T acc[K];
+  T acc[K], den[K];
   int64_t best[K];
-  Reduce kind[K];
-  bool arg_key[K];
-  int64_t stop[K];
+  const RowAccumulator<T> r{acc, best, den};
   T W1[K1 > 0 ? K0 * K1 : 1];
   T b1[K1 > 0 ? K1 : 1];
   Activation act1 = Activation::Identity;
@@ -596,13 +526,6 @@ inline int64_t reduce_row_small(const EdgePassArgs<T>& a, const Plan<T>& p, Scra
     for (int i = 0; i < K0 * K1; ++i) W1[i] = l.weight[i];
     for (int o = 0; o < K1; ++o) b1[o] = l.bias[o];
     act1 = l.act;
-  }
-  for (int c = 0; c < K; ++c) {
-    best[c] = -1;
-    acc[c] = T(0);
-    kind[c] = p.kind[c];
-    arg_key[c] = p.arg_key[c];
-    stop[c] = p.group_stop[c];
   }
   const bool relu = a.first_act == Activation::Relu;
   const T* q = a.Q + (a.q_shared ? 0 : v * K0);
@@ -613,123 +536,72 @@ inline int64_t reduce_row_small(const EdgePassArgs<T>& a, const Plan<T>& p, Scra
   const int64_t begin = a.include_self ? row_begin - 1 : row_begin;
   const int64_t end = a.indptr[v + 1];
   constexpr int64_t kPrefetch = 16;
-  for (int64_t e = begin; e < end; ++e) {
-    if (e + kPrefetch < a.num_edges) __builtin_prefetch(a.S + static_cast<int64_t>(a.indices[e + kPrefetch]) * K0);
-    const bool self = e < row_begin;
-    const int64_t u = self ? v : a.indices[e];
-    const T* su = a.S + u * K0;
-    T m0[K0];
-    for (int c = 0; c < K0; ++c) m0[c] = su[c] + qv[c];
-    if (!self && a.fe > 0) {
-      const T* ef = a.E + e * a.fe;
-      for (int c = 0; c < K0; ++c) {
-        T t = T(0);
-        for (int64_t j = 0; j < a.fe; ++j) t += ef[j] * a.We[j * K0 + c];
-        m0[c] = m0[c] + t;
-      }
-    }
-    if (relu)
-      for (int c = 0; c < K0; ++c) m0[c] = activate(m0[c], Activation::Relu);
-    T m[K];
-    if constexpr (K1 > 0) {
-      for (int o = 0; o < K1; ++o) m[o] = T(0);
-      for (int i = 0; i < K0; ++i)
-        for (int o = 0; o < K1; ++o) m[o] += m0[i] * W1[i * K1 + o];
-      for (int o = 0; o < K1; ++o) m[o] = activate(m[o] + b1[o], act1);
-    } else {
-      for (int c = 0; c < K; ++c) m[c] = m0[c];
-    }
-    for (int c = 0; c < K;) {
-      if (arg_key[c]) {
-        const T key = m[c];
-        if (key == key) {
-          const int64_t b = best[c];
-          const T cur = acc[c];
-          const bool better = (b < 0) | (kind[c] == Reduce::ArgMax ? key > cur : key < cur) |
-                              ((key == cur) & (u < b));
-          best[c] = better ? u : b;
-          for (int j = c; j < stop[c]; ++j) acc[j] = better ? m[j] : acc[j];
+  constexpr int64_t kTile = 16;  // messages computed before the groups fold them
+  T tile[kTile * K];
+  int64_t src[kTile];
+  for (int64_t e0 = begin; e0 < end; e0 += kTile) {
+    const int64_t cnt = std::min<int64_t>(kTile, end - e0);
+    for (int64_t j = 0; j < cnt; ++j) {
+      const int64_t e = e0 + j;
+      if (e + kPrefetch < a.num_edges)
+        __builtin_prefetch(a.S + static_cast<int64_t>(a.indices[e + kPrefetch]) * K0);
+      const bool self = e < row_begin;
+      const int64_t u = self ? v : a.indices[e];
+      src[j] = u;
+      const T* su = a.S + u * K0;
+      T m0[K0];
+      for (int c = 0; c < K0; ++c) m0[c] = su[c] + qv[c];
+      if (!self && a.fe > 0) {
+        const T* ef = a.E + e * a.fe;
+        for (int c = 0; c < K0; ++c) {
+          T t = T(0);
+          for (int64_t jj = 0; jj < a.fe; ++jj) t += ef[jj] * a.We[jj * K0 + c];
+          m0[c] = m0[c] + t;
         }
-        c = static_cast<int>(stop[c]);
-        continue;
       }
-      // branch-free selects (the comparisons are data dependent and unpredictable)
-      const T x = m[c];
-      const T cur = acc[c];
-      const bool first = count == 0;
-      const bool nan_acc = cur != cur;
-      T next;
-      if (kind[c] == Reduce::Max) next = (first | (x > cur) | nan_acc) ? x : cur;
-      else if (kind[c] == Reduce::Min) next = (first | (x < cur) | nan_acc) ? x : cur;
-      else next = first ? x : cur + x;
-      acc[c] = next;
-      ++c;
+      if (relu)
+        for (int c = 0; c < K0; ++c) m0[c] = activate(m0[c], Activation::Relu);
+      T* m = tile + j * K;
+      if constexpr (K1 > 0) {
+        for (int o = 0; o < K1; ++o) m[o] = T(0);
+        for (int i = 0; i < K0; ++i)
+          for (int o = 0; o < K1; ++o) m[o] += m0[i] * W1[i * K1 + o];
+        for (int o = 0; o < K1; ++o) m[o] = activate(m[o] + b1[o], act1);
+      } else {
+        for (int c = 0; c < K; ++c) m[c] = m0[c];
+      }
     }
-    ++count;
+    absorb_tile(a.groups, r, tile, K, src, cnt, count == 0);
+    count += cnt;
   }
-  T* agg = s.agg.data();
-  int64_t slot = 0;
-  for (int c = 0; c < K;) {
-    if (arg_key[c]) {
-      const bool empty = best[c] < 0;
-      for (int j = c; j < stop[c]; ++j) agg[j] = empty ? T(0) : acc[j];
-      if (winners) winners[slot] = empty ? -1 : static_cast<int32_t>(best[c]);
-      ++slot;
-      c = static_cast<int>(stop[c]);
-    } else {
-      T val = count == 0 ? T(0) : acc[c];
-      if (count > 0 && kind[c] == Reduce::Mean) val = val / T(count);
-      agg[c] = val;
-      ++c;
-    }
-  }
-  return count;
+  return finish_row(a.groups, r, count, s.agg.data(), winners);
 }
 
 // reduce_row when every message of row v is the same (Plan::source_free): the message is
-// computed once and folded `count` times in the same order, so the result is the same
-// without reading the edges (max/min/arg: the message itself; the arg winner: the lowest
-// source of the row; sum/mean: the same sequential additions).
+// computed once and each group takes the aggregate of count copies of it (Reducer::repeat:
+// the same folds in the same order; the arg winner is the row's lowest source), so the
+// result is the same without reading the edges.
 template <typename T>
 inline int64_t reduce_row_uniform(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v,
                                   int32_t* winners) {
   const int64_t begin = a.indptr[v], end = a.indptr[v + 1];
   const int64_t count = (end - begin) + (a.include_self ? 1 : 0);
-  const int64_t k = p.k_out;
-  T* agg = s.agg.data();
-  int64_t slot = 0;
-  if (count == 0) {
-    for (int64_t c = 0; c < k; ++c) agg[c] = T(0);
+  const RowAccumulator<T> r = accumulator(s);
+  if (count > 0) {
+    const T* m = message(a, p, s, v, v, -1, true);
+    int64_t lowest = a.include_self ? v : a.indices[begin];
+    if (end > begin && a.indices[begin] < lowest) lowest = a.indices[begin];
     for (const auto& g : a.groups)
-      if (is_arg(g.kind) && winners) winners[slot++] = -1;
-    return 0;
+      dispatch_reduce(g.kind, [&](auto kind) {
+        Reducer<T, decltype(kind)::value>::repeat(r, m, g.start, g.stop, count, lowest);
+      });
   }
-  const T* m = message(a, p, s, v, v, -1, true);
-  int64_t lowest = a.include_self ? v : a.indices[begin];
-  if (end > begin && a.indices[begin] < lowest) lowest = a.indices[begin];
-  for (const auto& g : a.groups) {
-    if (is_arg(g.kind)) {
-      const bool ok = m[g.start] == m[g.start];
-      for (int64_t c = g.start; c < g.stop; ++c) agg[c] = ok ? m[c] : T(0);
-      if (winners) winners[slot] = ok ? static_cast<int32_t>(lowest) : -1;
-      ++slot;
-    } else if (g.kind == Reduce::Sum || g.kind == Reduce::Mean) {
-      for (int64_t c = g.start; c < g.stop; ++c) {
-        T acc = m[c];
-        for (int64_t i = 1; i < count; ++i) acc = acc + m[c];
-        agg[c] = g.kind == Reduce::Mean ? acc / T(count) : acc;
-      }
-    } else {
-      for (int64_t c = g.start; c < g.stop; ++c) agg[c] = m[c];
-    }
-  }
-  return count;
+  return finish_row(a.groups, r, count, s.agg.data(), winners);
 }
 
 // Picks the specialised reducer when one applies.
 template <typename T>
 inline int64_t reduce_any(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v, int32_t* winners) {
-  if (p.has_softmax) return reduce_row(a, p, s, v, winners);  // the generic fold only
   if (p.source_free) return reduce_row_uniform(a, p, s, v, winners);
   if (a.layers.empty()) {
     switch (a.k0) {

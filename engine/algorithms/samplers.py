@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Graph
+from .registry import algorithm
 
 CLRS_TRAIN_P = tuple(round(0.1 * k, 1) for k in range(1, 10))
 
@@ -31,18 +32,11 @@ def clrs_er_matrix(rng: np.random.RandomState, n: int, p: float, *, directed: bo
     return mat
 
 
-SAMPLER_SETUP = {
-    # algorithm: (directed, weighted, has_source)
-    "bfs": (False, False, True),
-    "bellman_ford": (False, True, True),
-    "dfs": (True, False, False),
-}
-
-
-def sample(algorithm: str, n: int, rng: np.random.RandomState, p=(0.5,), *, dtype=None):
-    """Draw one CLRS instance: ``(A, graph, source)``; ``source`` is None for DFS."""
-    directed, weighted, has_source = SAMPLER_SETUP[algorithm]
+def sample(algo: str, n: int, rng: np.random.RandomState, p=(0.5,), *, dtype=None):
+    """Draw one CLRS instance of ``algo`` (directed, weighted and with a source as its
+    registry entry says): ``(A, graph, source)``; ``source`` is None without one."""
+    info = algorithm(algo)
     prob = rng.choice(p)
-    A = clrs_er_matrix(rng, n, prob, directed=directed, weighted=weighted)
-    source = int(rng.choice(n)) if has_source else None
+    A = clrs_er_matrix(rng, n, prob, directed=info.directed, weighted=info.weighted)
+    source = int(rng.choice(n)) if info.has_source else None
     return A, Graph.from_dense(A, dtype=dtype, meta={"family": "clrs_er", "p": float(prob)}), source

@@ -2,84 +2,100 @@
 
 Two entry points, both over a CSR-by-destination graph:
 
-``edge_pass(graph, S, Q, E, We, first_act, layers, groups, include_self, rows=None)``
-    The fused sparse pass (messages + aggregation). ``S`` (n, k0) and ``Q`` (n, k0) or
-    (1, k0) are the per-node parts of the first message layer (``Q`` holds the bias); per
-    edge ``u -> v``: ``pre = (S[u] + Q[v]) + E[e] @ We``; the virtual self-edge has zero edge
-    features. ``first_act`` is an activation code; ``layers`` a list of ``(W, b, act_code)``
-    dense layers ``y = act(x @ W + b)`` applied per message; ``groups`` an int64 (G, 3) array
-    of ``(reduce_code, start, stop)`` tiling the channels. Messages of a row are reduced in a
-    fixed order: self first (if included), then in-edges in CSR order. ``argmax``/``argmin``
-    keep the winner's group channels, ties to the lowest source index; NaN keys never win;
-    max/min ignore NaN like ``numpy.fmax``; a row with no message gets 0 (winner -1).
-    ``rows`` restricts the pass to those destinations (outputs follow ``rows``).
-    Returns ``(out, winners)``.
+``edge_pass(graph, edges: EdgeInputs, rows=None)``
+    The fused sparse pass (messages + aggregation). Per edge ``u -> v``:
+    ``pre = (S[u] + Q[v]) + E[e] @ We``, then ``act0``, then the dense ``tail`` layers; the
+    virtual self-edge has zero edge features. Messages of a row are reduced group by group
+    (:class:`~engine.model.registry.Aggregation`) in a fixed order: self first (if included),
+    then in-edges in CSR order. ``argmax``/``argmin`` keep the winner's group channels, ties to
+    the lowest source index; NaN keys never win; max/min ignore NaN like ``numpy.fmax``; a row
+    with no message gets 0 (winner -1). ``rows`` restricts the pass to those destinations
+    (outputs follow ``rows``). Returns ``(out, winners)``.
 
 ``layer(graph, edges, z, d, update, gate, out, watch=None, changed=None, rows=None, compare_out=False)``
-    A whole processor layer. ``z`` (n, f_z) holds ``[h, x]`` (``h`` its first ``d``
-    columns). ``edge_pass(**edges)``, then per node ``new = node_mlp(update, z_v, agg_v)``
-    and, if ``gate`` is given, ``g = sigmoid(node_mlp(gate, z_v, agg_v))``,
-    ``h'_v = g * new + (1 - g) * h_v``, written to ``out[v, :d]`` (``out`` shaped like
-    ``z``, never ``z`` itself). A node MLP is ``(Wz, Wa, b0, act0, tail)``:
-    ``act0(((z @ Wz) + (agg @ Wa)) + b0)`` then the ``tail`` dense layers. ``watch`` (uint8,
-    d) marks the channels whose change is counted; ``changed`` (uint8, n) receives, per
-    computed row, whether any state channel changed, measured against the row's input state
-    or, with ``compare_out``, against what ``out`` held before (the layer's previous output).
-    Returns the number of computed rows that changed a watched channel. The default
-    runs the edge pass and then NumPy; the native backend fuses everything per row.
+    A whole processor layer. ``z`` (n, f_z) holds the layer's inputs (``h`` its first ``d``
+    columns). ``edge_pass(edges)``, then per node ``new = node_mlp(update, z_v, agg_v)`` and,
+    if ``gate`` is given, ``g = sigmoid(node_mlp(gate, z_v, agg_v))``,
+    ``h'_v = g * new + (1 - g) * h_v``, written to ``out[v, :d]`` (``out`` shaped like ``z``,
+    never ``z`` itself). ``update`` and ``gate`` are :class:`~engine.model.plan.NodeMLP`.
+    ``watch`` (uint8, d) marks the channels whose change is counted; ``changed`` (uint8, n)
+    receives, per computed row, whether any state channel changed, measured against the
+    row's input state or, with ``compare_out``, against what ``out`` held before (the layer's
+    previous output). Returns the number of computed rows that changed a watched channel. The
+    default runs the edge pass and then NumPy; the native backend fuses everything per row.
+
+An unknown aggregation code is refused (:func:`check_edges`) before anything is computed.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
-from ..model.registry import ARG_REDUCE_KINDS, LAYER_NORM_EPS, REDUCE_KINDS
-
-ARG_CODES = tuple(REDUCE_KINDS.index(k) for k in ARG_REDUCE_KINDS)
-
-
-def activate(x: np.ndarray, act: int) -> np.ndarray:
-    """Activation by code (0 identity, 1 relu; relu keeps NaN)."""
-    return np.maximum(x, 0, out=x) if act == 1 else x
+from ..errors import EngineError
+from ..model.registry import aggregation
+from .numpy_ops import node_mlp, sigmoid
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-x))
+@dataclass(frozen=True)
+class EdgeInputs:
+    """What the fused sparse pass reads (see the module docstring).
+
+    ``S`` (n, k0) and ``Q`` (n, k0), or (1, k0) shared by every row, are the per-node parts of
+    the first message layer (``Q`` holds its bias); ``E`` (m, f_e) the edge inputs and ``We``
+    (f_e, k0) their first-layer weights (both None without edge inputs); ``act0`` the first
+    layer's activation code; ``tail`` the dense layers (:class:`~engine.model.plan.Dense`);
+    ``groups`` the int64 (G, 3) table ``(aggregation code, start, stop)`` tiling the channels.
+    """
+
+    S: Any
+    Q: Any
+    E: Any
+    We: Any
+    act0: int
+    tail: tuple
+    groups: np.ndarray
+    include_self: bool
+
+    @property
+    def width(self) -> int:
+        return int((self.tail[-1].weight if self.tail else self.S).shape[1])
+
+    @property
+    def num_arg(self) -> int:
+        """Number of arg groups (one winner column each)."""
+        return sum(aggregation(int(c)).arg for c in self.groups[:, 0])
 
 
-def layer_norm(y: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    """Per row: ``((y - mean) / sqrt(var + eps)) * gamma + beta`` (population variance)."""
-    mu = y.mean(axis=1, keepdims=True)
-    var = ((y - mu) ** 2).mean(axis=1, keepdims=True)
-    return ((y - mu) / np.sqrt(var + y.dtype.type(LAYER_NORM_EPS))) * gamma + beta
-
-
-def node_mlp(mlp, z: np.ndarray, agg: np.ndarray) -> np.ndarray:
-    """Evaluate ``(Wz, Wa, b0, act0, tail[, norm])`` on per-node inputs (NumPy, BLAS);
-    ``norm`` is None or ``(gamma, beta)`` of a layer norm of the result."""
-    Wz, Wa, b0, act0, tail, *norm = mlp
-    # overflow to +-inf is allowed: compiled gates saturate a sigmoid with it
-    with np.errstate(over="ignore"):
-        y = activate((z @ Wz + agg @ Wa) + b0, act0)
-        for W, b, act in tail:
-            y = activate(y @ W + b, act)
-    if norm and norm[0] is not None:
-        y = layer_norm(y, *norm[0])
-    return y
+def check_edges(edges: EdgeInputs) -> None:
+    """Refuse group tables a backend cannot reduce: unknown codes, gaps, overlaps."""
+    groups = np.asarray(edges.groups)
+    if groups.ndim != 2 or groups.shape[1] != 3:
+        raise EngineError(f"groups must be a (G, 3) table of (code, start, stop), got shape {groups.shape}")
+    start = 0
+    for code, lo, hi in groups:
+        agg = aggregation(int(code))
+        if lo != start or hi - lo < agg.min_size:
+            raise EngineError(f"groups must tile the message channels in order with at least the kind's "
+                              f"channels each; got ({agg.name}, {lo}, {hi}) after channel {start}")
+        start = hi
+    if start != edges.width:
+        raise EngineError(f"groups cover {start} channels but the message has {edges.width}")
 
 
 class Backend:
     """Base class: a name, a thread setting, :meth:`edge_pass` and :meth:`layer`."""
 
     name = "base"
-    has_step_loop = False  # True: run_steps() runs many steps of a one-layer model natively
+    has_step_loop = False  # True: run_steps() runs many steps natively
 
-    def edge_pass(self, graph, S, Q, E, We, first_act, layers, groups, include_self, rows=None):  # pragma: no cover
+    def edge_pass(self, graph, edges: EdgeInputs, rows=None):  # pragma: no cover
         raise NotImplementedError
 
-    def layer(self, graph, edges: dict, z, d, update, gate, out, watch=None, changed=None, rows=None,
+    def layer(self, graph, edges: EdgeInputs, z, d, update, gate, out, watch=None, changed=None, rows=None,
               compare_out=False):
-        agg, _ = self.edge_pass(graph, rows=rows, **edges)
+        agg, _ = self.edge_pass(graph, edges, rows=rows)
         zr = z if rows is None else z[rows]
         new = node_mlp(update, zr, agg)
         if gate is not None:
@@ -95,15 +111,11 @@ class Backend:
             return 0
         return int(differs[:, watch.astype(bool)].any(axis=1).sum())
 
-    def set_threads(self, n: int | None) -> None:
-        """Set the worker thread count (None leaves the default)."""
+    def set_threads(self, n: int) -> None:
+        """Use ``n`` worker threads (a positive integer; see :func:`engine.backends.get_backend`)."""
 
     def threads(self) -> int:
         return 1
 
     def __repr__(self) -> str:
         return f"<backend {self.name} threads={self.threads()}>"
-
-
-def count_arg_groups(groups: np.ndarray) -> int:
-    return int(np.isin(groups[:, 0], ARG_CODES).sum())

@@ -11,9 +11,13 @@ import numba
 import numpy as np
 from numba import prange
 
-from .base import Backend, count_arg_groups
+from ..model.registry import aggregation
+from .base import Backend, EdgeInputs, check_edges
 
-SUM, MEAN, MAX, MIN, ARGMAX, ARGMIN, SOFTMAX = range(7)
+# aggregation codes (engine.model.registry), compile-time constants of the kernel; check_edges
+# refuses any other code before the kernel runs
+SUM, MEAN, MAX, MIN, ARGMAX, ARGMIN, SOFTMAX = (aggregation(k).code for k in
+                                                ("sum", "mean", "max", "min", "argmax", "argmin", "softmax"))
 BLOCK = 256
 
 
@@ -164,12 +168,14 @@ def _edge_pass(indptr, indices, S, Q, E, We, first_act, Wflat, Bflat, meta, grou
 
 
 def pack_layers(layers, dtype):
-    """Flatten ``[(W, b, act), ...]`` into (Wflat, Bflat, meta[in, out, woff, boff, act])."""
+    """Flatten the dense layers (:class:`~engine.model.plan.Dense`) into (Wflat, Bflat,
+    meta[in, out, woff, boff, act])."""
     meta = np.zeros((len(layers), 5), dtype=np.int64)
     ws, bs = [], []
     woff = boff = 0
-    for i, (W, b, act) in enumerate(layers):
-        meta[i] = (W.shape[0], W.shape[1], woff, boff, act)
+    for i, layer in enumerate(layers):
+        W, b = layer.weight, layer.bias
+        meta[i] = (W.shape[0], W.shape[1], woff, boff, layer.act)
         ws.append(W.ravel())
         bs.append(b.ravel())
         woff += W.size
@@ -182,19 +188,20 @@ def pack_layers(layers, dtype):
 class NumbaBackend(Backend):
     name = "numba"
 
-    def edge_pass(self, graph, S, Q, E, We, first_act, layers, groups, include_self, rows=None):
+    def edge_pass(self, graph, edges: EdgeInputs, rows=None):
+        check_edges(edges)
         rows = np.arange(graph.num_nodes, dtype=np.int64) if rows is None else np.ascontiguousarray(rows, np.int64)
+        S, E, We = edges.S, edges.E, edges.We
         n = rows.shape[0]
         dtype = S.dtype
-        k_out = layers[-1][0].shape[1] if layers else S.shape[1]
-        if E is None:
+        if E is None or E.shape[1] == 0:
             E = np.zeros((graph.num_edges, 0), dtype=dtype)
             We = np.zeros((0, S.shape[1]), dtype=dtype)
-        Wflat, Bflat, meta = pack_layers(layers, dtype)
-        out = np.empty((n, k_out), dtype=dtype)
-        winners = np.empty((n, count_arg_groups(groups)), dtype=np.int32)
-        _edge_pass(graph.indptr, graph.indices, S, Q, E, We, int(first_act), Wflat, Bflat, meta,
-                   np.ascontiguousarray(groups, dtype=np.int64), bool(include_self), rows, out, winners)
+        Wflat, Bflat, meta = pack_layers(edges.tail, dtype)
+        out = np.empty((n, edges.width), dtype=dtype)
+        winners = np.empty((n, edges.num_arg), dtype=np.int32)
+        _edge_pass(graph.indptr, graph.indices, S, edges.Q, E, We, int(edges.act0), Wflat, Bflat, meta,
+                   np.ascontiguousarray(edges.groups, dtype=np.int64), bool(edges.include_self), rows, out, winners)
         return out, winners
 
     def set_threads(self, n):

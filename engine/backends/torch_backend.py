@@ -20,8 +20,7 @@ import torch
 from .._memory import require
 from ..errors import EngineError
 from . import torch_ops as ops
-from .base import Backend
-from .reference import _messages
+from .base import Backend, EdgeInputs, check_edges
 
 
 class TorchBackend(Backend):
@@ -53,32 +52,35 @@ class TorchBackend(Backend):
         """Device tensors (src, row, eid) of every message of every row, cached per graph."""
         per_graph = self._graphs.setdefault(graph, {})
         if include_self not in per_graph:
-            src, pos, eid, _ = _messages(graph, include_self, None)
+            src, pos, eid, _ = graph.message_index(include_self)
             t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)  # noqa: E731
             per_graph[include_self] = (t(src), t(pos), t(eid))
         return per_graph[include_self]
 
-    def edge_pass(self, graph, S, Q, E, We, first_act, layers, groups, include_self, rows=None):
+    def edge_pass(self, graph, edges: EdgeInputs, rows=None):
+        check_edges(edges)
         dev = self.device
+        S, Q, E = edges.S, edges.Q, edges.E
         if rows is None:
-            src, pos, eid = self._index(graph, include_self)
+            src, pos, eid = self._index(graph, edges.include_self)
             n_out = graph.num_nodes
             rows_t = None
         else:
-            s_, p_, e_, _ = _messages(graph, include_self, rows)
+            s_, p_, e_, _ = graph.message_index(edges.include_self, rows)
             src, pos, eid = (torch.from_numpy(a).to(dev) for a in (s_, p_, e_))
             n_out = len(rows)
             rows_t = torch.from_numpy(np.asarray(rows, dtype=np.int64)).to(dev)
         count = src.shape[0]
-        width = max([S.shape[1]] + [W.shape[1] for W, _, _ in layers])
+        width = max([S.shape[1]] + [layer.weight.shape[1] for layer in edges.tail])
         require(3 * count * width * S.dtype.itemsize, "the torch backend's message tensor",
                 "use a smaller graph or the native backend")
         t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
         dst_nodes = pos if rows_t is None else rows_t[pos]
         E_t = t(E) if E is not None and E.shape[1] else None
-        x = ops.first_layer(t(S), t(Q), E_t, t(We) if E_t is not None else None, src, dst_nodes, eid, first_act)
-        x = ops.dense_tail(x, [(t(W), t(b), act) for W, b, act in layers])
-        out, winners = ops.aggregate(x, src, pos, n_out, groups)
+        x = ops.first_layer(t(S), t(Q), E_t, t(edges.We) if E_t is not None else None, src, dst_nodes, eid,
+                            edges.act0)
+        x = ops.dense_tail(x, [type(layer)(t(layer.weight), t(layer.bias), layer.act) for layer in edges.tail])
+        out, winners = ops.aggregate(x, src, pos, n_out, edges.groups)
         return out.cpu().numpy(), winners.to(torch.int32).cpu().numpy()
 
     def set_threads(self, n):

@@ -1,6 +1,6 @@
 """The CSR graph every part of the engine reads.
 
-Layout (DESIGN.md section 5): compressed sparse rows *by destination*. The in-edges of
+Layout (docs/architecture.md, "Graphs"): compressed sparse rows *by destination*. The in-edges of
 node ``v`` are ``indices[indptr[v]:indptr[v + 1]]`` (their sources), sorted ascending, with
 ``weights`` aligned to them. ``indptr`` is int64, ``indices`` int32, ``weights`` float32
 (float64 on request) or ``None`` for an unweighted graph.
@@ -299,6 +299,34 @@ class Graph:
                 transpose = partial(jit(_transpose), self.num_nodes)
             self._out = transpose(self.indptr, self.indices)
         return self._out
+
+    def check_node(self, node, what: str = "source") -> int:
+        """``node`` as a node id of this graph; :class:`GraphError` for anything else (an id
+        out of range, a bool, a float, a string)."""
+        if (isinstance(node, (bool, np.bool_)) or not isinstance(node, (int, np.integer))
+                or not 0 <= node < self.num_nodes):
+            raise GraphError(f"{what} must be a node id in [0, {self.num_nodes}) (an integer), got {node!r}")
+        return int(node)
+
+    def message_index(self, include_self: bool, rows=None):
+        """Every message of the given destination rows (all rows by default), grouped by row
+        in ``rows`` order with the self message first: ``(src, pos, eid, rows)`` with ``src``
+        each message's source, ``pos`` its row's position in ``rows`` and ``eid`` its edge's
+        position in :attr:`indices` (-1 for the self message), all int64."""
+        n = self.num_nodes
+        rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+        starts, stops = self.indptr[rows], self.indptr[rows + 1]
+        counts = stops - starts + (1 if include_self else 0)
+        total = int(counts.sum())
+        pos = np.repeat(np.arange(rows.size, dtype=np.int64), counts)
+        offset = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+        if include_self:
+            offset -= 1  # offset -1 is the self message
+        eid = np.repeat(starts, counts) + offset
+        is_self = offset < 0
+        eid[is_self] = -1
+        src = np.where(is_self, rows[pos], self.indices[np.maximum(eid, 0)] if self.num_edges else 0)
+        return src.astype(np.int64), pos, eid, rows
 
     def to_scipy(self):
         """``scipy.sparse.csr_array`` ``A`` with ``A[u, v]`` = weight of ``u -> v``.

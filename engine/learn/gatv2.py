@@ -27,7 +27,7 @@ from torch import nn
 
 from ..errors import ModelError
 from ..model.registry import PROCESSOR_KINDS
-from ..model.spec import input_widths
+from ..model.spec import layout
 
 
 def gatv2_layer(hidden: int, heads: int, include_self: bool = True) -> dict:
@@ -64,7 +64,7 @@ class GATv2Weights(nn.Module):
         self.d = d
         if spec.get("graph_hidden", 0):
             raise ModelError("a GATv2 processor has no graph state")
-        fz, fe = input_widths(spec)
+        fz, fe = layout(spec).fz, layout(spec).fe
         self.layers = len(spec["layers"])
         for i, layer in enumerate(spec["layers"]):
             want = gatv2_layer(d, self.heads, layer.get("include_self", True))

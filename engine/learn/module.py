@@ -2,25 +2,31 @@
 
 ``GNNModule(spec)`` holds one parameter per weight of the spec (same names, same shapes), so
 a :class:`~engine.Model` loads into it (:meth:`GNNModule.from_model`) and a trained module
-exports to a Model that every backend runs (:meth:`GNNModule.to_model`). The forward pass is
-the executor's arithmetic in torch (:mod:`engine.backends.torch_ops`): a compiled model gives
-the same states here as on the other backends, so it can be scored by a training loss or
-fine-tuned, and learned and compiled weights can be compared parameter by parameter.
+exports to a Model that every backend runs (:meth:`GNNModule.to_model`). The forward pass
+reads the same typed plan as the executor (:func:`engine.model.plan.build_plan`, over the
+module's parameters) and computes with the torch counterparts of the executor's arithmetic
+(:mod:`engine.backends.torch_ops`): messages, aggregation, update and gate, hint feedback,
+the graph state with its readouts, graph update, pointer addresses and broadcast features,
+and every decoder. A compiled model gives the executor's states here bit for bit, so it can
+be scored by a training loss or fine-tuned, and learned and compiled weights can be compared
+parameter by parameter.
 """
 from __future__ import annotations
 
 import copy
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..backends import torch_ops as ops
-from ..backends.reference import _messages
 from ..model import registry as R
-from ..model.spec import Model, expected_shapes, feedback_layout, input_widths
+from ..model.plan import ModelPlan, build_plan
+from ..model.spec import Model, expected_shapes, layout
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+POINTER_GROUPS = [(R.aggregation("argmax").code, 0, 1)]  # a pointer decoder: the argmax of its score
 
 
 def _key(name: str) -> str:
@@ -31,7 +37,8 @@ class GraphBatch:
     """One graph (or a disjoint union of graphs) prepared for the module.
 
     Holds the node inputs ``x`` (built from the spec's ``node_inputs`` per graph), the edge
-    inputs ``E`` (with zero columns for fed-back pointers), which graph each node belongs to,
+    inputs ``E`` (with zero columns for fed-back pointers), which graph each node belongs to
+    and where each graph's nodes start (graph-state pointers hold ids within their graph),
     and the message index tensors with and without self-messages.
     """
 
@@ -41,38 +48,37 @@ class GraphBatch:
         if isinstance(graphs, Graph):
             graphs, sources = [graphs], [sources]
         dtype = np.dtype(spec["dtype"])
+        lay = layout(spec)
         xs, src, dst, w, offset = [], [], [], [], 0
         self.offsets, sizes = [], []
         for g, s in zip(graphs, sources):
-            cols = [R.NODE_FEATURES[f][0](g.num_nodes, s, dtype) for f in spec.get("node_inputs", [])]
-            xs.append(np.hstack(cols) if cols else np.zeros((g.num_nodes, 0), dtype))
+            xs.append(R.node_inputs(lay.node_inputs, g.num_nodes, s, dtype))
             src.append(g.indices.astype(np.int64) + offset)
             dst.append(g.edge_targets().astype(np.int64) + offset)
             w.append(g.edge_weights(dtype))
             self.offsets.append(offset)
             sizes.append(g.num_nodes)
             offset += g.num_nodes
-        from ..graph import Graph as G
-
-        self.graph = G.from_edges(np.concatenate(src), np.concatenate(dst), offset, np.concatenate(w),
-                                  dtype=dtype.name)
+        self.graph = Graph.from_edges(np.concatenate(src), np.concatenate(dst), offset, np.concatenate(w),
+                                      dtype=dtype.name)
         self.num_nodes = offset
         self.device = torch.device(device)
         t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)  # noqa: E731
         self.x = t(np.vstack(xs))
-        ew = [self.graph.edge_weights(dtype)[:, None] for f in spec.get("edge_inputs", []) if f == "weight"]
-        ew += [np.zeros((self.graph.num_edges, 1), dtype) for _, kind, _ in feedback_layout(spec) if kind == "pointer"]
+        ew = [self.graph.edge_weights(dtype)[:, None] for f in lay.edge_inputs if f == "weight"]
+        ew += [np.zeros((self.graph.num_edges, 1), dtype) for s in lay.feedback if s.kind == "pointer"]
         self.E = t(np.hstack(ew)) if ew else None
-        self.fe_static = len(spec.get("edge_inputs", []))
+        self.fe_static = lay.fe_static
         self.graph_index = t(np.repeat(np.arange(len(sizes)), sizes))
         self.num_graphs = len(sizes)
+        self.node_start = t(np.array(self.offsets, dtype=np.int64))
+        self.sizes = t(np.array(sizes, dtype=np.int64))
         self.edge_src = t(self.graph.indices.astype(np.int64))
         self.edge_dst = t(self.graph.edge_targets().astype(np.int64))
         self.index = {}
         for include_self in (False, True):
-            s_, p_, e_, _ = _messages(self.graph, include_self, None)
+            s_, p_, e_, _ = self.graph.message_index(include_self)
             self.index[include_self] = (t(s_), t(p_), t(e_))
-
 
     def repeat(self, times: int) -> "GraphBatch":
         """``times`` disjoint copies of this batch (copy ``t`` holds nodes ``t * N ..``): the
@@ -87,6 +93,8 @@ class GraphBatch:
         rep.x = self.x.repeat(times, 1)
         rep.E = None if self.E is None else self.E.repeat(times, 1)
         rep.graph_index = (self.graph_index[None] + (torch.arange(times, device=dev) * self.num_graphs)[:, None]).reshape(-1)
+        rep.node_start = (self.node_start[None] + node_shift).reshape(-1)
+        rep.sizes = self.sizes.repeat(times)
         rep.edge_src = (self.edge_src[None] + node_shift).reshape(-1)
         rep.edge_dst = (self.edge_dst[None] + node_shift).reshape(-1)
         rep.index = {}
@@ -96,6 +104,17 @@ class GraphBatch:
                                        shifted.reshape(-1))
         rep.graph = None  # the union graph is not built for repeats
         return rep
+
+
+class Rollout(NamedTuple):
+    """A rollout of ``T`` steps: the states ``h_0 .. h_T``, and for each ``t`` the decoders'
+    inputs ``z_t = [h_t, x, f_{t-1}, a(g_t), b(g_t)]``, edge inputs ``E_t`` and graph state
+    ``g_t`` (None without one)."""
+
+    states: list
+    zs: list
+    Es: list
+    gs: list
 
 
 class GNNModule(nn.Module):
@@ -113,13 +132,14 @@ class GNNModule(nn.Module):
 
         self.spec = copy.deepcopy(spec)
         dtype = TORCH_DTYPES[self.spec["dtype"]]
-        self.fz, _ = input_widths(self.spec)  # width of z = [h, x, f]
-        self.feedback = feedback_layout(self.spec)
+        self.shapes = expected_shapes(self.spec)  # validates the spec
+        self.layout = layout(self.spec)
+        self.fz = self.layout.fz
         self.structure = parametrisation(self.spec, dtype)
         owned = self.structure.owned if self.structure is not None else set()
         self.params = nn.ParameterDict({
             _key(name): nn.Parameter(torch.zeros(shape, dtype=dtype))
-            for name, shape in expected_shapes(spec).items() if name not in owned
+            for name, shape in self.shapes.items() if name not in owned
         })
 
     # ------------------------------------------------------------------ Model <-> module
@@ -153,7 +173,7 @@ class GNNModule(nn.Module):
 
     def to_model(self) -> Model:
         with torch.no_grad():
-            weights = {name: self.w(name).detach().cpu().numpy().copy() for name in expected_shapes(self.spec)}
+            weights = {name: self.w(name).detach().cpu().numpy().copy() for name in self.shapes}
         return Model(self.spec, weights)
 
     def w(self, name: str) -> torch.Tensor:
@@ -161,111 +181,163 @@ class GNNModule(nn.Module):
             return self.structure.weight(name)
         return self.params[_key(name)]
 
-    # ------------------------------------------------------------------ pieces
-    def _tail(self, prefix, block):
-        return [(self.w(f"{prefix}.{j}.weight"), self.w(f"{prefix}.{j}.bias"),
-                 R.code(block["activations"][j], R.ACTIVATIONS, "activation"))
-                for j in range(1, len(block["widths"]))]
-
-    def _node_mlp(self, prefix, block):
-        norm = (self.w(f"{prefix}.ln.weight"), self.w(f"{prefix}.ln.bias")) if block.get("layer_norm") else None
-        return (self.w(f"{prefix}.node"), self.w(f"{prefix}.agg"), self.w(f"{prefix}.bias"),
-                R.code(block["activations"][0], R.ACTIVATIONS, "activation"), self._tail(prefix, block), norm)
-
-    def _edge_mlp(self, prefix, block, batch: GraphBatch, z, E, include_self: bool):
-        src, pos, eid = batch.index[include_self]
-        S = z @ self.w(f"{prefix}.src")
-        Q = z @ self.w(f"{prefix}.dst") + self.w(f"{prefix}.bias")
-        We = self.w(f"{prefix}.edge") if E is not None else None
-        act0 = R.code(block["activations"][0], R.ACTIVATIONS, "activation")
-        x = ops.first_layer(S, Q, E, We, src, pos, eid, act0)
-        return ops.dense_tail(x, self._tail(prefix, block)), src, pos
+    def plan(self) -> ModelPlan:
+        """The model's typed blocks over the current parameters (built per call: cheap)."""
+        return build_plan(self.spec, self.w)
 
     # ------------------------------------------------------------------ inputs
-    def as_z(self, batch: GraphBatch, t: torch.Tensor) -> torch.Tensor:
-        """``z = [h, x, f]`` from a state ``h`` (fed-back hints ``f`` zero) or ``z`` itself."""
-        if t.shape[1] == self.fz:
-            return t
-        f = t.new_zeros((t.shape[0], self.fz - t.shape[1] - batch.x.shape[1]))
-        return torch.cat([t, batch.x, f], dim=1)
+    def z_of(self, batch: GraphBatch, h: torch.Tensor, f=None, g=None) -> torch.Tensor:
+        """``z = [h, x, f, a, b]``: the state, the node inputs, the fed-back hints (zero when
+        ``f`` is None), and the address and broadcast features of graph state ``g``."""
+        lay = self.layout
+        if f is None:
+            f = h.new_zeros((h.shape[0], lay.addr_col - lay.hx))
+        parts = [h, batch.x, f]
+        if lay.pointers:
+            parts += list(self._addresses(batch, g, h))
+        return torch.cat(parts, dim=1)
+
+    def as_z(self, batch: GraphBatch, t: torch.Tensor, g=None) -> torch.Tensor:
+        """``t`` itself when it is a whole ``z``, else the ``z`` of state ``t`` (no hints fed
+        back, addresses of ``g``)."""
+        return t if t.shape[1] == self.fz else self.z_of(batch, t, None, g)
+
+    def _addresses(self, batch: GraphBatch, g, like: torch.Tensor):
+        """Address features ``a`` (n x pointers) and broadcast features ``b`` (n x broadcast)
+        of graph state ``g`` (num_graphs x dg): a pointer channel holding a node id of its
+        graph marks that node, and every marked node sees the broadcast channels."""
+        lay = self.layout
+        n = batch.num_nodes
+        a = like.new_zeros((n, len(lay.pointers)))
+        b = like.new_zeros((n, len(lay.broadcast)))
+        if g is None:
+            return a, b
+        marked_nodes, marked_graphs = [], []
+        for k, c in enumerate(lay.pointers):
+            val = g[:, c].detach()
+            ok = torch.isfinite(val) & (val == torch.floor(val)) & (val >= 0) & (val < batch.sizes.to(val.dtype))
+            graphs = torch.nonzero(ok).flatten()
+            nodes = batch.node_start[graphs] + val[graphs].long()
+            a[nodes, k] = 1
+            marked_nodes.append(nodes)
+            marked_graphs.append(graphs)
+        if lay.broadcast:
+            nodes, graphs = torch.cat(marked_nodes), torch.cat(marked_graphs)
+            b = b.index_put((nodes,), g[graphs][:, list(lay.broadcast)])
+        return a, b
 
     def initial_state(self, batch: GraphBatch) -> torch.Tensor:
         return batch.x @ self.w("init.weight") + self.w("init.bias")
 
-    def step(self, batch: GraphBatch, h: torch.Tensor, f=None, E=None) -> torch.Tensor:
-        """One processor step (all layers) from state ``h`` with fed-back hints ``f`` and edge
-        inputs ``E`` (defaults: no hints fed back yet)."""
+    def initial_graph(self, batch: GraphBatch):
+        """The initial graph state of every graph (num_graphs x dg), or None."""
+        if not self.layout.dg:
+            return None
+        return self.w("graph_init.bias")[None, :].expand(batch.num_graphs, -1)
+
+    # ------------------------------------------------------------------ one step
+    def step(self, batch: GraphBatch, h: torch.Tensor, f=None, E=None, g=None, plan: ModelPlan | None = None):
+        """One processor step (all layers) from state ``h`` with fed-back hints ``f``, edge
+        inputs ``E`` and graph state ``g`` (defaults: none fed back yet, the batch's edge
+        inputs, the initial graph state); returns ``(h', g')``."""
+        plan = plan or self.plan()
         E = batch.E if E is None else E
-        for i, layer in enumerate(self.spec["layers"]):
-            p = f"layers.{i}"
-            z = self.as_z(batch, h) if f is None else torch.cat([h, batch.x, f], dim=1)
-            groups, start = [], 0
-            for g in layer["groups"]:
-                groups.append((R.code(g["kind"], R.REDUCE_KINDS, "aggregation"), start, start + g["size"]))
-                start += g["size"]
-            msg, src, pos = self._edge_mlp(f"{p}.message", layer["message"], batch, z, E, layer["include_self"])
-            agg, _ = ops.aggregate(msg, src, pos, batch.num_nodes, groups)
-            new = ops.node_mlp(self._node_mlp(f"{p}.update", layer["update"]), z, agg)
-            if layer.get("gate") is None:
+        if g is None:
+            g = self.initial_graph(batch)
+        for layer in plan.layers:
+            z = self.z_of(batch, h, f, g)
+            src, pos, eid = batch.index[layer.include_self]
+            msg = self._edge_mlp(layer.message, z, E, src, pos, eid)
+            agg, _ = ops.aggregate(msg, src, pos, batch.num_nodes, layer.groups)
+            new = ops.node_mlp(layer.update, z, agg)
+            if layer.gate is None:
                 h = new
             else:
-                g = torch.sigmoid(ops.node_mlp(self._node_mlp(f"{p}.gate", layer["gate"]), z, agg))
-                h = g * new + (1 - g) * h
-        return h
+                gate = torch.sigmoid(ops.node_mlp(layer.gate, z, agg))
+                h = gate * new + (1 - gate) * h
+            if layer.readout is not None:
+                g = self._graph_step(layer, batch, h, g)
+        return h, g
+
+    def _edge_mlp(self, mlp, z, E, src, pos, eid):
+        S = z @ mlp.src
+        Q = z @ mlp.dst + mlp.bias
+        We = mlp.edge if E is not None else None
+        return ops.dense_tail(ops.first_layer(S, Q, E, We, src, pos, eid, mlp.act0), mlp.tail)
+
+    def _graph_step(self, layer, batch: GraphBatch, h, g):
+        """Readouts of the new states, reduced per graph, then the graph update and gate."""
+        r = ops.node_mlp(layer.readout.mlp, torch.cat([h, batch.x], dim=1), None)
+        red = reduce_readouts(r, layer.readout.codes, batch)
+        if layer.graph_update is None:
+            return g
+        new = ops.node_mlp(layer.graph_update, g, red)
+        if layer.graph_gate is None:
+            return new
+        gate = torch.sigmoid(ops.node_mlp(layer.graph_gate, g, red))
+        return gate * new + (1 - gate) * g
 
     # ------------------------------------------------------------------ decoders
-    def pointer_scores(self, name: str, batch: GraphBatch, z: torch.Tensor, E=None):
+    def pointer_scores(self, name: str, batch: GraphBatch, z: torch.Tensor, E=None, plan=None):
         """Edge scores of pointer decoder ``name`` over in-neighbours and self:
         ``(scores, src, pos, eid)``, one score per candidate (for a softmax/cross-entropy
         loss). ``z`` may be a bare state ``h``."""
-        dec = self.spec["decoders"][name]
+        plan = plan or self.plan()
         E = batch.E if E is None else E
-        scores, src, pos = self._edge_mlp(f"decoders.{name}", dec, batch, self.as_z(batch, z), E, True)
-        return scores[:, 0], src, pos, batch.index[True][2]
+        src, pos, eid = batch.index[True]
+        scores = self._edge_mlp(plan.decoders[name].score, self.as_z(batch, z), E, src, pos, eid)
+        return scores[:, 0], src, pos, eid
 
-    def logits(self, name: str, batch: GraphBatch, z: torch.Tensor) -> torch.Tensor:
+    def logits(self, name: str, batch: GraphBatch, z: torch.Tensor, plan=None) -> torch.Tensor:
         """The linear decoder ``name`` (mask, scalar, categorical, mask_one) on ``z`` (or ``h``)."""
-        return self.as_z(batch, z) @ self.w(f"decoders.{name}.weight") + self.w(f"decoders.{name}.bias")
+        dec = (plan or self.plan()).decoders[name]
+        return self.as_z(batch, z) @ dec.weight + dec.bias
 
-    def decode(self, name: str, batch: GraphBatch, z: torch.Tensor, E=None) -> torch.Tensor:
+    def decode(self, name: str, batch: GraphBatch, z: torch.Tensor, E=None, g=None, plan=None) -> torch.Tensor:
         """Decoder ``name`` as the executor decodes it (pointers: argmax, lowest index on ties;
-        mask_one: the top node of each graph). ``z`` may be a bare state ``h``."""
-        dec = self.spec["decoders"][name]
-        if dec["type"] == "pointer":
-            scores, src, pos, _ = self.pointer_scores(name, batch, z, E)
-            groups = [(R.REDUCE_KINDS.index("argmax"), 0, 1)]
-            _, winners = ops.aggregate(scores[:, None], src, pos, batch.num_nodes, groups)
+        mask_one: the top node of each graph; graph_scalar: one value per graph, from ``g``).
+        ``z`` may be a bare state ``h`` (then the addresses of ``g`` fill it in)."""
+        plan = plan or self.plan()
+        dec = plan.decoders[name]
+        if dec.kind == "graph_scalar":
+            return (g @ dec.weight + dec.bias)[:, 0]
+        z = self.as_z(batch, z, g)
+        if dec.kind == "pointer":
+            scores, src, pos, _ = self.pointer_scores(name, batch, z, E, plan)
+            _, winners = ops.aggregate(scores[:, None], src, pos, batch.num_nodes, POINTER_GROUPS)
             return winners[:, 0]
-        logits = self.logits(name, batch, z)
+        logits = self.logits(name, batch, z, plan)
         dtype = logits.dtype
-        if dec["type"] == "mask":
+        if dec.kind == "mask":
             return (logits[:, 0] > 0).to(dtype)
-        if dec["type"] == "scalar":
+        if dec.kind == "scalar":
             return logits[:, 0]
-        if dec["type"] == "categorical":
+        if dec.kind == "categorical":
             return torch.nn.functional.one_hot(logits.argmax(dim=1), logits.shape[1]).to(dtype)
-        if dec["type"] == "mask_one":
+        if dec.kind == "mask_one":
             top = segment_argmax(logits[:, 0].detach(), batch.graph_index, batch.num_graphs)
             out = torch.zeros(batch.num_nodes, dtype=dtype, device=logits.device)
             out[top] = 1
             return out
-        raise NotImplementedError(f"decoder type {dec['type']!r} over a batch")
+        raise AssertionError(f"decoder type {dec.kind!r}")  # the spec's validation lists every type
 
     # ------------------------------------------------------------------ hint feedback
-    def feed_back(self, batch: GraphBatch, z: torch.Tensor, E, hard: bool):
+    def feed_back(self, batch: GraphBatch, z: torch.Tensor, E, hard: bool, plan=None):
         """The fed-back hints decoded from ``z``: ``(f, E')``, the ``f`` columns of the next
         ``z`` and the edge inputs with the pointer columns. ``hard``: exactly the executor's
         values; otherwise their differentiable relaxations (mask: sigmoid, categorical and
         mask_one: softmax, pointer: softmax over the candidates), as CLRS trains."""
+        plan = plan or self.plan()
         cols, ecols = [], []
-        for name, kind, width in self.feedback:
+        for slot in self.layout.feedback:
+            name, kind, width = slot.decoder, slot.kind, slot.width
             if kind == "pointer":
                 if hard:
-                    ptr = self.decode(name, batch, z, E)
+                    ptr = self.decode(name, batch, z, E, plan=plan)
                     cols.append((ptr == torch.arange(batch.num_nodes, device=ptr.device)).to(z.dtype)[:, None])
                     ecols.append((ptr[batch.edge_dst] == batch.edge_src).to(z.dtype)[:, None])
                 else:
-                    scores, src, pos, eid = self.pointer_scores(name, batch, z, E)
+                    scores, src, pos, eid = self.pointer_scores(name, batch, z, E, plan)
                     prob = torch.exp(segment_log_softmax(scores, pos, batch.num_nodes))
                     self_prob = z.new_zeros(batch.num_nodes).index_add(0, pos[eid < 0], prob[eid < 0])
                     edge_prob = z.new_zeros(batch.edge_src.shape[0]).index_add(0, eid[eid >= 0], prob[eid >= 0])
@@ -273,10 +345,10 @@ class GNNModule(nn.Module):
                     ecols.append(edge_prob[:, None])
                 continue
             if hard:
-                val = self.decode(name, batch, z, E)
+                val = self.decode(name, batch, z, E, plan=plan)
                 cols.append(val.reshape(batch.num_nodes, width).to(z.dtype))
                 continue
-            logits = self.logits(name, batch, z)
+            logits = self.logits(name, batch, z, plan)
             if kind == "mask":
                 cols.append(torch.sigmoid(logits))
             elif kind == "scalar":
@@ -290,30 +362,75 @@ class GNNModule(nn.Module):
             E = torch.cat([batch.E[:, :batch.fe_static]] + ecols, dim=1)
         return f, E
 
-    def rollout(self, batch: GraphBatch, steps: int, hard: bool = True):
-        """Run ``steps`` steps; returns ``(states, zs, Es)``: the states ``h_0 .. h_T`` and, for
-        each ``t``, the decoder inputs ``z_t = [h_t, x, f_{t-1}]`` and edge inputs ``E_t``."""
+    # ------------------------------------------------------------------ rollouts
+    def rollout(self, batch: GraphBatch, steps: int, hard: bool = True) -> Rollout:
+        """Run ``steps`` steps from the initial state, hints fed back ``hard`` (as the
+        executor does) or soft (CLRS's training); see :class:`Rollout`."""
+        plan = self.plan()
         h = self.initial_state(batch)
-        f = h.new_zeros((batch.num_nodes, self.fz - h.shape[1] - batch.x.shape[1]))
+        g = self.initial_graph(batch)
+        f = h.new_zeros((batch.num_nodes, self.layout.addr_col - self.layout.hx))
         E = batch.E
-        states, zs, Es = [h], [], []
-        feedback = bool(self.feedback)
+        out = Rollout([h], [], [], [])
         for t in range(steps + 1):
-            z = torch.cat([h, batch.x, f], dim=1)
-            zs.append(z)
-            Es.append(E)
+            z = self.z_of(batch, h, f, g)
+            out.zs.append(z)
+            out.Es.append(E)
+            out.gs.append(g)
             if t == steps:
                 break
-            if feedback:
-                f, E = self.feed_back(batch, z, E, hard)
-            h = self.step(batch, h, f, E)
-            states.append(h)
-        return states, zs, Es
+            if self.layout.feedback:
+                f, E = self.feed_back(batch, z, E, hard, plan)
+            h, g = self.step(batch, h, f, E, g, plan)
+            out.states.append(h)
+        return out
 
     def forward(self, batch: GraphBatch, steps: int):
         """Run ``steps`` steps from the initial state (hints fed back hard, as the executor
         does); returns the states ``(steps + 1, n, d)``."""
-        return torch.stack(self.rollout(batch, steps, hard=True)[0])
+        return torch.stack(self.rollout(batch, steps, hard=True).states)
+
+
+def reduce_readouts(r: torch.Tensor, codes: np.ndarray, batch: GraphBatch) -> torch.Tensor:
+    """Readout values ``r`` (n x c) reduced over each graph's nodes (num_graphs x c), as
+    :func:`engine.backends.numpy_ops.reduce_readout_channels` reduces one graph: min/max per
+    channel ignoring NaN, argmin/argmax groups taking the payload of the best key's node
+    (lowest index on ties, NaN keys never win, the graph's first node if all are)."""
+    G = batch.num_graphs
+    seg = batch.graph_index
+    out = []
+    payload = R.READOUT_CHANNELS.index("payload")
+    c = 0
+    while c < len(codes):
+        kind = R.READOUT_CHANNELS[int(codes[c])]
+        stop = c + 1
+        if kind in R.READOUT_ARG_KINDS:
+            while stop < len(codes) and codes[stop] == payload:
+                stop += 1
+            key = r[:, c].detach()
+            valid = ~torch.isnan(key)
+            worst = float("-inf") if kind == "argmax" else float("inf")
+            reduce = "amax" if kind == "argmax" else "amin"
+            best = torch.full((G,), worst, dtype=r.dtype, device=r.device).scatter_reduce(
+                0, seg, torch.where(valid, key, torch.full_like(key, worst)), reduce=reduce)
+            hit = valid & (key == best[seg])
+            at = torch.arange(r.shape[0], device=r.device)
+            big = torch.iinfo(torch.int64).max
+            first = torch.full((G,), big, dtype=torch.int64, device=r.device).scatter_reduce(
+                0, seg, torch.where(hit, at, torch.full_like(at, big)), reduce="amin")
+            first = torch.where(first == big, batch.node_start, first)
+            out.append(r[first, c:stop])
+        else:
+            x = r[:, c]
+            nan = torch.isnan(x)
+            worst = float("-inf") if kind == "max" else float("inf")
+            red = torch.full((G,), worst, dtype=r.dtype, device=r.device).scatter_reduce(
+                0, seg, torch.where(nan, torch.full_like(x, worst), x), reduce="amax" if kind == "max" else "amin")
+            all_nan = torch.zeros(G, dtype=torch.int64, device=r.device).scatter_reduce(
+                0, seg, (~nan).long(), reduce="amax") == 0
+            out.append(torch.where(all_nan, torch.full_like(red, float("nan")), red)[:, None])
+        c = stop
+    return torch.cat(out, dim=1)
 
 
 def segment_log_softmax(scores, segment, count: int):

@@ -1,4 +1,4 @@
-"""Model: a JSON spec plus named weight arrays (DESIGN.md sections 1-2).
+"""Model: a JSON spec plus named weight arrays (docs/architecture.md, "The spec").
 
 Compiled and learned models share this format and the executor. Notation: ``h`` node
 states (n x d), ``x`` raw node inputs (n x f_x, built by the executor from the names in
@@ -84,9 +84,13 @@ import io
 import json
 import os
 import zipfile
+import zlib
+from dataclasses import dataclass
 
 import numpy as np
 
+from .._files import atomic_write, writable_file
+from .._memory import available_bytes
 from ..errors import ModelError
 from . import registry as R
 
@@ -117,36 +121,83 @@ def _require(cond, msg):
         raise ModelError(msg)
 
 
-FEEDBACK_TYPES = ("mask", "scalar", "categorical", "pointer", "mask_one")
+@dataclass(frozen=True)
+class FeedbackSlot:
+    """A fed-back hint: decoder ``decoder`` of type ``kind`` writes ``width`` node columns of
+    ``z`` from column ``col``; a pointer also writes edge input column ``edge_col``."""
+
+    decoder: str
+    kind: str
+    width: int
+    col: int
+    edge_col: int | None
 
 
-def feedback_layout(spec: dict) -> list:
-    """``[(decoder, type, width)]`` of the spec's fed-back hints, in ``f`` column order
-    (``width`` node columns each; every pointer also adds one edge input column)."""
+@dataclass(frozen=True)
+class Layout:
+    """Where everything sits in ``z = [h, x, f, a, b]`` (state, node inputs, fed-back hints,
+    address features, broadcast features) and in the edge inputs ``[e, pointer columns]``."""
+
+    d: int
+    node_inputs: tuple
+    edge_inputs: tuple
+    feedback: tuple  # of FeedbackSlot, in f column order
+    pointers: tuple  # graph channels holding node ids (one address column each)
+    broadcast: tuple  # graph channels seen by addressed nodes
+    dg: int  # graph state width
+
+    @property
+    def fx(self) -> int:
+        return len(self.node_inputs)
+
+    @property
+    def hx(self) -> int:
+        """Width of ``[h, x]`` (what readouts read), and the first column of ``f``."""
+        return self.d + self.fx
+
+    @property
+    def addr_col(self) -> int:
+        return self.hx + sum(s.width for s in self.feedback)
+
+    @property
+    def bcast_col(self) -> int:
+        return self.addr_col + len(self.pointers)
+
+    @property
+    def fz(self) -> int:
+        return self.bcast_col + len(self.broadcast)
+
+    @property
+    def fe_static(self) -> int:
+        return len(self.edge_inputs)
+
+    @property
+    def fe(self) -> int:
+        return self.fe_static + sum(1 for s in self.feedback if s.kind == "pointer")
+
+
+def layout(spec: dict) -> Layout:
+    """The :class:`Layout` of a spec (validating its ``feedback`` list)."""
     decoders = spec.get("decoders", {})
     fb = spec.get("feedback", [])
     _require(isinstance(fb, list), "spec.feedback must be a list of decoder names")
+    _require(len(set(fb)) == len(fb), "spec.feedback lists a decoder twice")
     hint_decoders = set(spec.get("hints", {}).values())
-    layout = []
+    d, fx = spec["hidden"], len(spec.get("node_inputs", []))
+    slots, col, ecol = [], d + fx, len(spec.get("edge_inputs", []))
     for name in fb:
         _require(name in decoders, f"spec.feedback names unknown decoder {name!r}")
         _require(name in hint_decoders, f"spec.feedback: decoder {name!r} is not a hint decoder")
         kind = decoders[name].get("type")
-        _require(kind in FEEDBACK_TYPES, f"spec.feedback: decoder {name!r} has type {kind!r}; "
-                                         f"fed-back hints are {list(FEEDBACK_TYPES)}")
+        _require(kind in R.FEEDBACK_TYPES, f"spec.feedback: decoder {name!r} has type {kind!r}; "
+                                           f"fed-back hints are {list(R.FEEDBACK_TYPES)}")
         width = decoders[name].get("classes", 1) if kind == "categorical" else 1
-        layout.append((name, kind, width))
-    _require(len(set(fb)) == len(fb), "spec.feedback lists a decoder twice")
-    return layout
-
-
-def input_widths(spec: dict) -> tuple:
-    """``(f_z, f_e)``: the width of ``z = [h, x, f, a, b]`` and of the edge inputs."""
-    layout = feedback_layout(spec)
-    fz = (spec["hidden"] + len(spec.get("node_inputs", [])) + sum(w for _, _, w in layout)
-          + len(spec.get("graph_pointers", [])) + len(spec.get("graph_broadcast", [])))
-    fe = len(spec.get("edge_inputs", [])) + sum(1 for _, kind, _ in layout if kind == "pointer")
-    return fz, fe
+        slots.append(FeedbackSlot(name, kind, width, col, ecol if kind == "pointer" else None))
+        col += width
+        ecol += kind == "pointer"
+    return Layout(d=d, node_inputs=tuple(spec.get("node_inputs", [])), edge_inputs=tuple(spec.get("edge_inputs", [])),
+                  feedback=tuple(slots), pointers=tuple(spec.get("graph_pointers", [])),
+                  broadcast=tuple(spec.get("graph_broadcast", [])), dg=spec.get("graph_hidden", 0))
 
 
 def expected_shapes(spec: dict) -> dict:
@@ -171,7 +222,8 @@ def expected_shapes(spec: dict) -> dict:
                  f"spec.{key} must list graph channels in [0, {dg})")
     for name, dec in spec.get("decoders", {}).items():
         _require(isinstance(dec, dict), f"decoders.{name} must be an object")
-    fz, fe = input_widths(spec)
+    lay = layout(spec)
+    fz, fe = lay.fz, lay.fe
     shapes = {"init.weight": (fx, d), "init.bias": (d,)}
     if dg:
         shapes["graph_init.bias"] = (dg,)
@@ -187,10 +239,11 @@ def expected_shapes(spec: dict) -> dict:
         _require(isinstance(groups, list) and groups, f"{p}.groups must be a non-empty list")
         total = 0
         for g in groups:
-            R.code(g.get("kind"), R.REDUCE_KINDS, "aggregation")
-            _require(isinstance(g.get("size"), int) and g["size"] > 0, f"{p}.groups sizes must be positive integers")
-            _require(g["kind"] != "softmax" or g["size"] >= 2,
-                     f"{p}: a softmax group needs a score channel and at least one value channel")
+            _require(isinstance(g, dict), f"{p}.groups must list objects {{kind, size}}")
+            agg = R.aggregation(g.get("kind"))
+            _require(isinstance(g.get("size"), int) and not isinstance(g["size"], bool) and g["size"] > 0,
+                     f"{p}.groups sizes must be positive integers")
+            _require(g["size"] >= agg.min_size, f"{p}: a {agg.name} group needs at least {agg.min_size} channels")
             total += g["size"]
         _require(total == k_out, f"{p}.groups cover {total} channels but the message has {k_out}")
         upd = layer.get("update")
@@ -275,8 +328,16 @@ class Model:
     """
 
     def __init__(self, spec: dict, weights: dict):
-        self.spec = copy.deepcopy(spec)
-        shapes = expected_shapes(self.spec)
+        try:
+            self.spec = copy.deepcopy(spec)
+            shapes = expected_shapes(self.spec)
+        except ModelError:
+            raise
+        except (AttributeError, TypeError, KeyError, IndexError, ValueError, RecursionError) as exc:
+            raise ModelError(f"malformed spec ({type(exc).__name__}: {exc}); see engine.model.spec for its "
+                             "keys") from None
+        if not isinstance(weights, dict):
+            raise ModelError(f"weights must be a dict of name -> array, got {type(weights).__name__}")
         dtype = np.dtype(self.spec["dtype"])
         missing = sorted(set(shapes) - set(weights))
         extra = sorted(set(weights) - set(shapes))
@@ -322,53 +383,124 @@ class Model:
 
     # -------------------------------------------------------------- I/O
     def _checksum(self) -> str:
+        """SHA-256 of the whole model: the spec (canonical JSON) and every weight's name,
+        dtype, shape and bytes."""
         h = hashlib.sha256()
+        h.update(b"engine-model spec\0")
+        h.update(json.dumps(self.spec, sort_keys=True, separators=(",", ":")).encode())
         for name in sorted(self.weights):
-            h.update(name.encode())
-            h.update(self.weights[name].tobytes())
+            w = self.weights[name]
+            h.update(f"\0{name}\0{w.dtype.str}\0{w.shape}\0".encode())
+            h.update(w.tobytes())
         return h.hexdigest()
 
     def save(self, path) -> None:
-        """Write an ``.npz`` (a zip of ``.npy`` arrays) holding the weights and ``spec.json``.
+        """Write an ``.npz`` (a zip of ``.npy`` arrays) holding the weights and ``spec.json``
+        (the spec and a checksum of the whole model).
 
-        The file is written to a temporary name and renamed, so an interrupted save never
-        leaves a truncated model at ``path``.
+        The file is written to a temporary name in the same directory and renamed, so an
+        interrupted save never leaves a truncated model at ``path`` (nor a stray temporary
+        file); ``path`` must be a regular file in an existing, writable directory.
         """
-        path = os.fspath(path)
-        meta = {"spec": self.spec, "sha256": self._checksum()}
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-            zf.writestr("spec.json", json.dumps(meta, indent=1, sort_keys=True))
-            for name, arr in self.weights.items():
-                buf = io.BytesIO()
-                np.save(buf, arr, allow_pickle=False)
-                zf.writestr(f"weights/{name}.npy", buf.getvalue())
-        os.replace(tmp, path)
+        path = writable_file(path, "model file")
+        meta = {"spec": self.spec, "checksum": {"sha256": self._checksum(), "covers": "spec and weights"}}
+
+        def write(tmp):
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+                zf.writestr("spec.json", json.dumps(meta, indent=1, sort_keys=True))
+                for name, arr in self.weights.items():
+                    buf = io.BytesIO()
+                    np.save(buf, arr, allow_pickle=False)
+                    zf.writestr(f"weights/{name}.npy", buf.getvalue())
+
+        atomic_write(path, write)
 
     @classmethod
     def load(cls, path) -> "Model":
-        """Read a file written by :meth:`save`; reject truncated, corrupted or inconsistent files."""
+        """Read a file written by :meth:`save`.
+
+        Every problem with the file raises :class:`ModelError`: missing, truncated, not a zip,
+        members larger than declared or than memory allows (checked before decompressing),
+        malformed JSON or arrays, a spec that does not validate, or contents that do not match
+        the stored checksum of the whole model (an edited spec included).
+        """
         path = os.fspath(path)
-        if not os.path.exists(path):
-            raise ModelError(f"model file {path} does not exist")
+        if not os.path.isfile(path):
+            raise ModelError(f"model file {path} does not exist" if not os.path.exists(path)
+                             else f"model file {path} is not a regular file")
         try:
-            with zipfile.ZipFile(path) as zf:
-                bad = zf.testzip()
-                if bad is not None:
-                    raise ModelError(f"model file {path} is corrupted (bad CRC in {bad})")
-                meta = json.loads(zf.read("spec.json"))
-                weights = {}
-                for info in zf.infolist():
-                    if info.filename.startswith("weights/") and info.filename.endswith(".npy"):
-                        name = info.filename[len("weights/"):-len(".npy")]
-                        weights[name] = np.load(io.BytesIO(zf.read(info)), allow_pickle=False)
+            meta, weights = _read_members(path)
         except ModelError:
             raise
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
-            raise ModelError(f"model file {path} is truncated or not an engine model ({exc})") from None
-        if not isinstance(meta, dict) or "spec" not in meta:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, ValueError, OSError, EOFError, zlib.error,
+                NotImplementedError, RecursionError, UnicodeDecodeError, MemoryError, TypeError,
+                AttributeError) as exc:
+            raise ModelError(f"model file {path} is truncated, corrupted or not an engine model "
+                             f"({type(exc).__name__}: {exc})") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("spec"), dict):
             raise ModelError(f"model file {path} has no spec")
+        checksum = meta.get("checksum")
+        if not isinstance(checksum, dict) or not isinstance(checksum.get("sha256"), str):
+            raise ModelError(f"model file {path} has no checksum of the whole model (a file written before "
+                             "spec checksums, or edited); re-save the model with this engine")
         model = cls(meta["spec"], weights)
-        if meta.get("sha256") != model._checksum():
-            raise ModelError(f"model file {path}: weights do not match the stored checksum (corrupted)")
+        if checksum["sha256"] != model._checksum():
+            raise ModelError(f"model file {path}: the spec or the weights do not match the stored checksum "
+                             "(corrupted or edited)")
         return model
+
+
+MAX_SPEC_BYTES = 16 * 2**20  # spec.json (a description and tables: kilobytes in practice)
+MAX_MEMBERS = 100_000
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """A member's bytes, reading no more than its declared size (+1 to notice a lie)."""
+    with zf.open(info) as fh:
+        data = fh.read(info.file_size + 1)
+    if len(data) != info.file_size:
+        raise ModelError(f"member {info.filename} holds more or fewer bytes than its header declares")
+    return data
+
+
+def _read_array(data: bytes, name: str) -> np.ndarray:
+    """An ``.npy`` member, its header checked against its size before the array is built."""
+    buf = io.BytesIO(data)
+    major, _ = np.lib.format.read_magic(buf)
+    if major not in (1, 2):
+        raise ModelError(f"weight {name!r} has an unknown .npy version {major}")
+    shape, _, dtype = (np.lib.format.read_array_header_1_0(buf) if major == 1 else
+                       np.lib.format.read_array_header_2_0(buf))
+    if dtype.kind not in "fiu" or dtype.hasobject:
+        raise ModelError(f"weight {name!r} has dtype {dtype}; weights are real numbers")
+    count = int(np.prod(shape, dtype=object))
+    if count * dtype.itemsize != len(data) - buf.tell():
+        raise ModelError(f"weight {name!r} declares shape {shape} of {dtype}, which does not match its "
+                         f"{len(data) - buf.tell()} bytes")
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def _read_members(path: str):
+    """``(meta, weights)`` of a model file, with every member's size bounded first."""
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise ModelError(f"model file {path} has {len(infos)} members; at most {MAX_MEMBERS}")
+        by_name = {info.filename: info for info in infos}
+        if "spec.json" not in by_name:
+            raise ModelError(f"model file {path} has no spec.json")
+        if by_name["spec.json"].file_size > MAX_SPEC_BYTES:
+            raise ModelError(f"model file {path}: spec.json declares {by_name['spec.json'].file_size} bytes; "
+                             f"at most {MAX_SPEC_BYTES}")
+        total = sum(info.file_size for info in infos)
+        budget = int(available_bytes() * 0.5)
+        if total > budget:
+            raise ModelError(f"model file {path} declares {total / 2**30:.2f} GiB of contents, more than half "
+                             f"of the memory available ({budget / 2**30:.2f} GiB)")
+        meta = json.loads(_read_member(zf, by_name["spec.json"]).decode("utf-8"))
+        weights = {}
+        for info in infos:
+            if info.filename.startswith("weights/") and info.filename.endswith(".npy"):
+                name = info.filename[len("weights/"):-len(".npy")]
+                weights[name] = _read_array(_read_member(zf, info), name)
+    return meta, weights

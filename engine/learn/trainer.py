@@ -1,6 +1,5 @@
-"""Train a GNN of the family on CLRS traces (outputs plus hints), CLRS's setup by default.
-
-    python -m engine.train --algo bfs --processor mpnn --hidden 128 --seed 0 --out DIR
+"""Train a GNN of the family on CLRS traces (outputs plus hints), CLRS's setup by default
+(the command line is :mod:`engine.train`).
 
 Defaults follow CLRS: Erdős–Rényi graphs from CLRS's samplers, train sizes 4/7/11/13/16
 with ``p`` drawn from 0.1..0.9, validation at 16, batch 32, Adam 1e-3, gradient clipping
@@ -18,7 +17,6 @@ sampler state). Every file is written atomically, and a run started again with t
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -29,13 +27,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..algorithms import ALGORITHMS, reference
+from ..algorithms import algorithm, reference
 from ..algorithms.samplers import CLRS_TRAIN_P, sample
-from ..errors import EngineError
-from ..model.registry import PROCESSOR_KINDS as PROCESSORS
-from ..model.spec import FORMAT, VERSION
-from .gatv2 import gatv2_layer
 from .module import GNNModule, GraphBatch, segment_log_softmax
+from .specs import learned_spec
 
 
 @dataclass
@@ -61,73 +56,10 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
 
-HINT_MODES = ("encoded_decoded", "decoded_only", "none")
-FEEDBACK_KINDS = ("mask", "scalar", "categorical", "pointer", "mask_one")
-
-
-def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: bool = False,
-                 heads: int = 1, hint_mode: str = "encoded_decoded", layer_norm: bool = False) -> dict:
-    """The spec of a learned model: CLRS inputs, one processor layer, one decoder per
-    output and per node-level hint.
-
-    ``mpnn``: CLRS's MPNN (message MLP, max aggregation, update). ``gatv2``: GATv2 with
-    ``heads`` heads (:mod:`engine.learn.gatv2`); ``gated`` is for ``mpnn`` only;
-    ``layer_norm`` normalises the processor's output (CLRS's ``use_ln``).
-    ``hint_mode`` as CLRS: ``encoded_decoded`` decodes every node-level hint and feeds it back
-    as an input of the next step (``spec.feedback``), ``decoded_only`` decodes without feeding
-    back, ``none`` decodes no hints.
-    """
-    if hint_mode not in HINT_MODES:
-        raise EngineError(f"unknown hint mode {hint_mode!r}; allowed: {list(HINT_MODES)}")
-    if processor not in PROCESSORS:
-        raise EngineError(f"unknown processor {processor!r}; available: {list(PROCESSORS)}")
-    if processor == "gatv2" and gated:
-        raise EngineError("the gatv2 processor has no gate; use gated=False")
-    info = ALGORITHMS[algo]
-    spec = {
-        "format": FORMAT, "version": VERSION, "name": f"learned-{processor}-{algo}", "dtype": "float32",
-        "node_inputs": ["pos", "source"] if info.has_source else ["pos"], "edge_inputs": ["weight"],
-        "hidden": hidden,
-        "layers": [{
-            "include_self": True,
-            "message": {"widths": [hidden, hidden], "activations": ["relu", "identity"]},
-            "groups": [{"kind": "max", "size": hidden}],
-            "update": {"widths": [hidden], "activations": ["relu"]},
-        }],
-        "decoders": {}, "outputs": {}, "hints": {}, "termination": {"rule": "steps"},
-        "description": {"algorithm": algo, "processor": processor, "source": "learned"},
-    }
-    if processor == "gatv2":
-        spec["layers"] = [gatv2_layer(hidden, heads)]
-        spec["processor"] = {"kind": "gatv2", "heads": heads, "negative_slope": 0.2}
-    if layer_norm:
-        spec["layers"][0]["update"]["layer_norm"] = True
-    if gated:
-        spec["layers"][0]["gate"] = {"widths": [hidden, hidden], "activations": ["relu", "identity"]}
-    for table, names in (("outputs", info.outputs), ("hints", info.hints)):
-        if table == "hints" and hint_mode == "none":
-            continue
-        for name, kind in names.items():
-            if kind == "graph_scalar":
-                continue  # graph-level hints need a graph state; not decoded by this processor
-            dec = f"{table[:-1]}_{name}"
-            if kind == "pointer":
-                spec["decoders"][dec] = {"type": "pointer", "widths": [hidden, 1], "activations": ["relu", "identity"]}
-            elif kind == "categorical":
-                spec["decoders"][dec] = {"type": "categorical", "classes": 3}
-            else:
-                spec["decoders"][dec] = {"type": kind}
-            spec[table][name] = dec
-    if hint_mode == "encoded_decoded":
-        spec["feedback"] = [dec for dec in spec["hints"].values()
-                            if spec["decoders"][dec]["type"] in FEEDBACK_KINDS]
-    return spec
-
-
 # ----------------------------------------------------------------------------- data
 def sample_batch(cfg: TrainConfig, rng: np.random.RandomState, count: int, sizes) -> dict:
     """``count`` CLRS instances with their reference traces, as one disjoint-union batch."""
-    info = ALGORITHMS[cfg.algo]
+    info = algorithm(cfg.algo)
     graphs, sources, refs = [], [], []
     for _ in range(count):
         n = int(rng.choice(sizes))
@@ -151,7 +83,7 @@ def _targets(data, batch: GraphBatch, name: str, stage: str, T: int):
             valid[sl] = True
             continue
         h = ref.hints[name]
-        kind = ALGORITHMS[ref.algorithm].hints[name]
+        kind = algorithm(ref.algorithm).hint(name).kind
         if kind == "categorical":
             if cat is None:
                 cat = np.zeros((T, N), dtype=np.int64)
@@ -207,8 +139,8 @@ def batch_loss(module, cfg: TrainConfig, data) -> torch.Tensor:
     spec = module.spec
     batch = GraphBatch(data["graphs"], data["sources"], spec)
     T = max(r.steps for r in data["refs"])
-    _, zs, Es = module.rollout(batch, T, hard=False)
-    info = ALGORITHMS[cfg.algo]
+    _, zs, Es, _ = module.rollout(batch, T, hard=False)
+    info = algorithm(cfg.algo)
     sizes = [g.num_nodes for g in data["graphs"]]
     steps_per_node = np.repeat([r.steps for r in data["refs"]], sizes)
     z_final = _final(torch.stack(zs), steps_per_node)
@@ -219,7 +151,7 @@ def batch_loss(module, cfg: TrainConfig, data) -> torch.Tensor:
     loss = torch.zeros(())
     for name, dec in spec["outputs"].items():
         target, valid = _targets(data, batch, name, "outputs", T)
-        loss = loss + decoder_loss(module, info.outputs[name], dec, batch, z_final, E_final, target, valid)
+        loss = loss + decoder_loss(module, info.output(name).kind, dec, batch, z_final, E_final, target, valid)
     if cfg.hint_loss_weight and T > 1:
         # every step's hints at once: steps 1 .. T-1 as disjoint copies of the batch
         reps = batch.repeat(T - 1)
@@ -230,27 +162,29 @@ def batch_loss(module, cfg: TrainConfig, data) -> torch.Tensor:
         for name, dec in spec["hints"].items():
             target, valid = _targets(data, batch, name, "hints", T)
             target, valid = target[1:T], valid[1:T]
-            if info.hints[name] == "pointer":
+            kind = info.hint(name).kind
+            if kind == "pointer":
                 target = target + shift
             loss = loss + cfg.hint_loss_weight * decoder_loss(
-                module, info.hints[name], dec, reps, Z, E, target.reshape(-1), valid.reshape(-1))
+                module, kind, dec, reps, Z, E, target.reshape(-1), valid.reshape(-1))
     return loss
 
 
 def pointer_accuracy(module, data) -> float:
-    """Share of nodes whose decoded output pointer equals the reference (output ``pi``)."""
+    """Share of nodes whose decoded primary output (a pointer) equals the reference's."""
+    name = algorithm(data["refs"][0].algorithm).primary_output
     batch = GraphBatch(data["graphs"], data["sources"], module.spec)
     T = max(r.steps for r in data["refs"])
     with torch.no_grad():
-        _, zs, Es = module.rollout(batch, T, hard=True)
+        _, zs, Es, _ = module.rollout(batch, T, hard=True)
         steps_per_node = np.repeat([r.steps for r in data["refs"]], [g.num_nodes for g in data["graphs"]])
         z_final = _final(torch.stack(zs), steps_per_node)
         E_final = None
         if batch.E is not None:
             steps_per_edge = np.repeat([r.steps for r in data["refs"]], [g.num_edges for g in data["graphs"]])
             E_final = _final(torch.stack(Es), steps_per_edge)
-        pred = module.decode(module.spec["outputs"]["pi"], batch, z_final, E_final).numpy()
-    want = np.concatenate([r.outputs["pi"] + off for r, off in zip(data["refs"], batch.offsets)])
+        pred = module.decode(module.spec["outputs"][name], batch, z_final, E_final).numpy()
+    want = np.concatenate([r.outputs[name] + off for r, off in zip(data["refs"], batch.offsets)])
     return float((pred == want).mean())
 
 
@@ -263,8 +197,7 @@ def _atomic(path, write):
 
 def train(cfg: TrainConfig, out: str, progress=True) -> dict:
     """Train (or resume) into directory ``out``; returns the final metrics."""
-    if cfg.algo not in ALGORITHMS:
-        raise EngineError(f"unknown algorithm {cfg.algo!r}; allowed: {sorted(ALGORITHMS)}")
+    algorithm(cfg.algo)
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(cfg.seed)
     spec = learned_spec(cfg.algo, cfg.processor, cfg.hidden, cfg.gated, cfg.heads, cfg.hint_mode, cfg.layer_norm)
@@ -312,40 +245,3 @@ def train(cfg: TrainConfig, out: str, progress=True) -> dict:
     if progress and sys.stderr.isatty():
         sys.stderr.write("\n")
     return {"step": step, "best_val_pointer_accuracy": best}
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m engine.train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--algo", required=True, choices=sorted(ALGORITHMS))
-    p.add_argument("--processor", default="mpnn", choices=list(PROCESSORS))
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--heads", type=int, default=1, help="attention heads (gatv2)")
-    p.add_argument("--hint-mode", default="encoded_decoded", choices=list(HINT_MODES))
-    p.add_argument("--layer-norm", action="store_true", help="layer-normalise the processor output (CLRS use_ln)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--batch", type=int, default=None)
-    p.add_argument("--config", default=None, help="JSON file overriding TrainConfig fields")
-    p.add_argument("--out", required=True)
-    args = p.parse_args(argv)
-    fields = {"algo": args.algo, "processor": args.processor, "hidden": args.hidden, "seed": args.seed,
-              "heads": args.heads, "hint_mode": args.hint_mode, "layer_norm": args.layer_norm}
-    if args.config:
-        with open(args.config) as fh:
-            extra = json.load(fh)
-        unknown = set(extra) - {f.name for f in dataclasses.fields(TrainConfig)}
-        if unknown:
-            print(f"error: unknown config fields {sorted(unknown)}", file=sys.stderr)
-            return 2
-        fields.update({k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()})
-    if args.steps is not None:
-        fields["steps"] = args.steps
-    if args.batch is not None:
-        fields["batch"] = args.batch
-    result = train(TrainConfig(**fields), args.out)
-    print(json.dumps(result))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,7 +21,7 @@ import numpy as np
 from .. import execute, reference
 from ..algorithms import ALGORITHMS
 from ..algorithms.samplers import CLRS_TRAIN_P, sample
-from ..compile import compile as compile_model
+from ..compiler import compile as compile_model
 from ..errors import EngineError
 from ..graph import generate
 from ..model import Model
@@ -46,6 +46,7 @@ def load_models(names) -> list:
 
 def evaluate_one(model, algo, graph, seed, *, source=None, backend=None, steps=None, trace_limit=10_000):
     info = ALGORITHMS[algo]
+    out = info.primary_output
     source = (0 if source is None else source) if info.has_source else None
     trace = graph.num_nodes <= trace_limit
     ref = reference(algo, graph, source, trace=trace)
@@ -55,8 +56,8 @@ def evaluate_one(model, algo, graph, seed, *, source=None, backend=None, steps=N
                   trace=trace)
     row = {"n": graph.num_nodes, "m": graph.num_edges, "seed": seed, "steps": res.steps,
            "reference_steps": ref.steps, "seconds": round(time.perf_counter() - t, 4),
-           "pointer_accuracy": float(np.mean(res.outputs["pi"] == ref.outputs["pi"])),
-           "exact_match": bool(np.array_equal(res.outputs["pi"], ref.outputs["pi"]) and res.steps == ref.steps)}
+           "pointer_accuracy": float(np.mean(res.outputs[out] == ref.outputs[out])),
+           "exact_match": bool(np.array_equal(res.outputs[out], ref.outputs[out]) and res.steps == ref.steps)}
     if trace and res.hints:
         first = None
         for name, want in ref.hints.items():
@@ -83,7 +84,7 @@ def test_graph(algo, family, n, degree, seed):
     if family == CLRS_FAMILY:
         _, g, s = sample(algo, n, np.random.RandomState(seed), p=CLRS_TRAIN_P)
         return g, s
-    g = generate(family, n, degree=degree, directed=info.directed_default, weighted=info.weighted, seed=seed)
+    g = generate(family, n, degree=degree, directed=info.directed, weighted=info.weighted, seed=seed)
     return g, 0
 
 

@@ -1,0 +1,126 @@
+"""The one list of algorithms: everything the engine knows about each one, in one entry.
+
+An :class:`Algorithm` holds the reference (CLRS semantics), how CLRS samples its graphs,
+its outputs and hints with their CLRS types, its compilers and the trace sizes. The command
+lines' choices, the samplers, training, evaluation and the tests' parametrisation read it;
+nothing above it names an output or a class count. Adding an algorithm: its reference
+module, its compiler module, an entry here, and its tests (docs/architecture.md).
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..errors import EngineError
+from .bellman_ford import bellman_ford
+from .bfs import bfs
+from .dfs import dfs
+
+PROBE_KINDS = ("mask", "pointer", "scalar", "categorical", "mask_one", "graph_scalar")  # CLRS's types
+
+
+@dataclass(frozen=True)
+class Probe:
+    """An output or hint as CLRS declares it: a name, a CLRS type (:data:`PROBE_KINDS`) and,
+    for a categorical, its number of classes."""
+
+    name: str
+    kind: str
+    classes: int = 1
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """What the rest of the engine needs to know about an algorithm.
+
+    Attributes
+    ----------
+    name : str
+    run : callable
+        The reference: ``run(graph, source, trace=...)`` (``run(graph, trace=...)`` without
+        a source) returning a :class:`~engine.algorithms.result.ReferenceResult`.
+    has_source : bool
+        Whether it starts from a source node (CLRS input ``s``).
+    weighted : bool
+        Whether its graphs carry edge weights (CLRS samples weights; generators draw them).
+    directed : bool
+        Whether CLRS samples it on directed graphs (and the generators default to directed).
+    outputs, hints : tuple of Probe
+        CLRS's outputs and per-step hints, in CLRS order.
+    bytes_per_hint_node : int
+        Trace memory per step per node (float32), to bound recorded traces.
+    steps_known : callable, optional
+        ``n -> T`` when the trace length is fixed by ``n`` alone.
+    compilers : dict
+        Compiled forms, ``processor -> "module:function"`` (``"compact"``: the smallest exact
+        spec); the function takes ``dtype`` (and, for a learned processor, ``hidden`` and
+        ``hint_mode``) and returns a :class:`~engine.Model`. Imported on first use.
+    unsettled : str
+        What it means when a compiled model of it never reaches its fixed point (the command
+        line says so).
+    """
+
+    name: str
+    run: Callable
+    has_source: bool
+    weighted: bool
+    directed: bool
+    outputs: tuple
+    hints: tuple
+    bytes_per_hint_node: int
+    steps_known: Callable | None = None
+    compilers: dict = field(default_factory=dict)
+    unsettled: str = "the model did not reach its fixed point"
+
+    def output(self, name: str) -> Probe:
+        return {p.name: p for p in self.outputs}[name]
+
+    def hint(self, name: str) -> Probe:
+        return {p.name: p for p in self.hints}[name]
+
+    @property
+    def primary_output(self) -> str:
+        """The output that accuracy figures score (CLRS's algorithms here have one)."""
+        return self.outputs[0].name
+
+    def compiler(self, processor: str = "compact") -> Callable:
+        """The compiler of form ``processor``; :class:`EngineError` when there is none."""
+        if processor not in self.compilers:
+            raise EngineError(f"no {processor!r} compiler for {self.name!r}; available: {sorted(self.compilers)}")
+        module, func = self.compilers[processor].split(":")
+        return getattr(importlib.import_module(module), func)
+
+
+ALGORITHMS = {
+    "bfs": Algorithm(
+        "bfs", bfs, has_source=True, weighted=False, directed=False,
+        outputs=(Probe("pi", "pointer"),), hints=(Probe("reach_h", "mask"), Probe("pi_h", "pointer")),
+        bytes_per_hint_node=8, compilers={"compact": "engine.compiler.bfs:compile_bfs"}),
+    "bellman_ford": Algorithm(
+        "bellman_ford", bellman_ford, has_source=True, weighted=True, directed=False,
+        outputs=(Probe("pi", "pointer"),),
+        hints=(Probe("pi_h", "pointer"), Probe("d", "scalar"), Probe("msk", "mask")),
+        bytes_per_hint_node=12, compilers={"compact": "engine.compiler.bellman_ford:compile_bellman_ford"},
+        unsettled="distances still fall: a negative-weight cycle is reachable from the source"),
+    "dfs": Algorithm(
+        "dfs", dfs, has_source=False, weighted=False, directed=True,
+        outputs=(Probe("pi", "pointer"),),
+        hints=(Probe("pi_h", "pointer"), Probe("color", "categorical", classes=3), Probe("d", "scalar"),
+               Probe("f", "scalar"), Probe("s_prev", "pointer"), Probe("s", "mask_one"), Probe("u", "mask_one"),
+               Probe("v", "mask_one"), Probe("s_last", "mask_one"), Probe("time", "graph_scalar")),
+        bytes_per_hint_node=64, steps_known=lambda n: 3 * n,
+        compilers={"compact": "engine.compiler.dfs:compile_dfs"}),
+}
+
+
+def algorithm(name: str) -> Algorithm:
+    """The entry of ``name``; :class:`EngineError` naming the known ones otherwise."""
+    if name not in ALGORITHMS:
+        raise EngineError(f"unknown algorithm {name!r}; allowed: {sorted(ALGORITHMS)}")
+    return ALGORITHMS[name]
+
+
+def compilable() -> list:
+    """Names of the algorithms with a compiler."""
+    return sorted(name for name, a in ALGORITHMS.items() if a.compilers)

@@ -1,0 +1,69 @@
+"""The specs of learned models: CLRS's encode-process-decode over the architecture family."""
+from __future__ import annotations
+
+from ..algorithms import algorithm
+from ..errors import EngineError
+from ..model.registry import FEEDBACK_TYPES, PROCESSOR_KINDS as PROCESSORS
+from ..model.spec import FORMAT, VERSION
+from .gatv2 import gatv2_layer
+
+HINT_MODES = ("encoded_decoded", "decoded_only", "none")
+
+
+def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: bool = False,
+                 heads: int = 1, hint_mode: str = "encoded_decoded", layer_norm: bool = False) -> dict:
+    """The spec of a learned model: CLRS inputs, one processor layer, one decoder per
+    output and per node-level hint.
+
+    ``mpnn``: CLRS's MPNN (message MLP, max aggregation, update). ``gatv2``: GATv2 with
+    ``heads`` heads (:mod:`engine.learn.gatv2`); ``gated`` is for ``mpnn`` only;
+    ``layer_norm`` normalises the processor's output (CLRS's ``use_ln``).
+    ``hint_mode`` as CLRS: ``encoded_decoded`` decodes every node-level hint and feeds it back
+    as an input of the next step (``spec.feedback``), ``decoded_only`` decodes without feeding
+    back, ``none`` decodes no hints.
+    """
+    if hint_mode not in HINT_MODES:
+        raise EngineError(f"unknown hint mode {hint_mode!r}; allowed: {list(HINT_MODES)}")
+    if processor not in PROCESSORS:
+        raise EngineError(f"unknown processor {processor!r}; available: {list(PROCESSORS)}")
+    if processor == "gatv2" and gated:
+        raise EngineError("the gatv2 processor has no gate; use gated=False")
+    info = algorithm(algo)
+    spec = {
+        "format": FORMAT, "version": VERSION, "name": f"learned-{processor}-{algo}", "dtype": "float32",
+        "node_inputs": ["pos", "source"] if info.has_source else ["pos"], "edge_inputs": ["weight"],
+        "hidden": hidden,
+        "layers": [{
+            "include_self": True,
+            "message": {"widths": [hidden, hidden], "activations": ["relu", "identity"]},
+            "groups": [{"kind": "max", "size": hidden}],
+            "update": {"widths": [hidden], "activations": ["relu"]},
+        }],
+        "decoders": {}, "outputs": {}, "hints": {}, "termination": {"rule": "steps"},
+        "description": {"algorithm": algo, "processor": processor, "source": "learned"},
+    }
+    if processor == "gatv2":
+        spec["layers"] = [gatv2_layer(hidden, heads)]
+        spec["processor"] = {"kind": "gatv2", "heads": heads, "negative_slope": 0.2}
+    if layer_norm:
+        spec["layers"][0]["update"]["layer_norm"] = True
+    if gated:
+        spec["layers"][0]["gate"] = {"widths": [hidden, hidden], "activations": ["relu", "identity"]}
+    for table, probes in (("outputs", info.outputs), ("hints", info.hints)):
+        if table == "hints" and hint_mode == "none":
+            continue
+        for probe in probes:
+            if probe.kind == "graph_scalar":
+                continue  # graph-level hints need a graph state; not decoded by this processor
+            dec = f"{table[:-1]}_{probe.name}"
+            if probe.kind == "pointer":
+                spec["decoders"][dec] = {"type": "pointer", "widths": [hidden, 1], "activations": ["relu", "identity"]}
+            elif probe.kind == "categorical":
+                spec["decoders"][dec] = {"type": "categorical", "classes": probe.classes}
+            else:
+                spec["decoders"][dec] = {"type": probe.kind}
+            spec[table][probe.name] = dec
+    if hint_mode == "encoded_decoded":
+        spec["feedback"] = [dec for dec in spec["hints"].values()
+                            if spec["decoders"][dec]["type"] in FEEDBACK_TYPES]
+    return spec
