@@ -7,6 +7,10 @@
   ``id < BIG_ID`` (float32: ``2**23``, float64: ``2**40``). It bounds the node count.
 * ``BIG_DIST``: "unreached" distance. ``BIG_DIST + w`` rounds back to ``BIG_DIST`` for every
   ``|w| <= MAX_ABS_WEIGHT``.
+* ``BIG_TERM``: a sentinel that several terms of a sum may carry at once (the DFS
+  construction's ``x - BIG (1 - c)`` choices): sums of up to three of them and a node id stay
+  exact integers below ``2**24`` (float32: ``2**21``, float64: ``2**40``). It bounds the node
+  count of models that use it.
 * ``STEP_GAIN``: turns a positive difference ``t`` of two distances into a saturated gate
   (``STEP_GAIN * t - 1024 >= 2**27``). With nonzero ``|w| >= MIN_ABS_WEIGHT = 2**-60`` every
   distance is a multiple of ``2**-83`` (float32; ``2**-112`` in float64), so ``t > 0``
@@ -20,8 +24,8 @@ MAX_ABS_WEIGHT = 2.0**40
 MIN_ABS_WEIGHT = 2.0**-60
 
 _PER_DTYPE = {
-    "float32": {"BIG_ID": 2.0**23, "BIG_DIST": 2.0**100, "STEP_GAIN": 2.0**110},
-    "float64": {"BIG_ID": 2.0**40, "BIG_DIST": 2.0**400, "STEP_GAIN": 2.0**140},
+    "float32": {"BIG_ID": 2.0**23, "BIG_TERM": 2.0**21, "BIG_DIST": 2.0**100, "STEP_GAIN": 2.0**110},
+    "float64": {"BIG_ID": 2.0**40, "BIG_TERM": 2.0**40, "BIG_DIST": 2.0**400, "STEP_GAIN": 2.0**140},
 }
 
 

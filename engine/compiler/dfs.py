@@ -16,8 +16,9 @@ its push. The gray nodes are the stack, so the deepest gray node (the largest gr
 the node scanned next, and a white node whose key equals that stamp is one of its white
 out-neighbours.
 
-Inputs: ``id``. Sentinel ``BIG`` = 2**21 (float32; 2**40 in float64): every sum below is an
-integer of magnitude below 2**24, so exact. Times are ``time + 0.01`` rounded once, as the
+Inputs: ``id``. Sentinel ``BIG`` = ``BIG_TERM`` (2**21 in float32, 2**40 in float64; see
+:mod:`engine.compiler.constants`): every sum below is an integer of magnitude below 2**24, so
+exact. Times are ``time + 0.01`` rounded once, as the
 reference does.
 
 Graph channels (``g``), as left by step ``t`` for the event of step ``t + 1``
@@ -108,105 +109,70 @@ steps.
 """
 from __future__ import annotations
 
-import numpy as np
-
-from ..model.spec import FORMAT, VERSION, Model, expected_shapes
-from .constants import SATURATE
+from .builder import Builder, block, id_pointer_decoder, linear_decoder, scalar_decoder
+from .constants import constants
 
 G = ["top", "u", "v", "scan", "cand", "time", "DISC", "SCAN", "POP", "ROOT", "has_cand", "nst"]
 POINTERS = ["top", "u", "v", "scan", "cand"]
 BROADCAST = ["scan", "time", "DISC", "SCAN", "POP", "ROOT", "has_cand", "nst"]
 H = ["white", "gray", "black", "d", "f", "pi", "sp", "st", "rs", "key"]
-BIG = {"float32": 2.0**21, "float64": 2.0**40}
+# Names of the units of the layer's MLPs (see the module docstring)
+CONDS = ["disc", "push", "fin", "popr", "rst"]  # the node update's events (also the gate's first layer)
+U1 = CONDS + ["spv", "idv", "t", "stv", "kp"]  # the node update's first layer
+RO = ["rk", "rid", "rg", "gid", "nr"]  # readout channels
+R = ["R_key", "R_id", "R_scan", "R_gid", "R_nr"]  # their reductions
+C1 = ["push", "fin", "q_nr", "q1", "q2", "q3", "DISCc", "ROOTc"]  # the graph update's tests
+# what the later layers read of g and the readouts (all >= 0: relu passes them on)
+P1 = ["top", "scan", "cand", "time", "nst", "R_id", "R_gid", "R_nr"] + C1
+C2 = ["push", "fin", "DISCc", "rnext", "fin_root", "fin_child", "hc", "rsel"]
+P2 = ["top", "scan", "cand", "time", "nst", "R_gid", "R_nr"] + C2
+# the pointer writes: channel -> [(value, condition)]
+CHOICES = {"top": [("cand", "push"), ("scan", "fin"), ("cand", "rnext")],
+           "u": [("top", "DISCc"), ("scan", "push"), ("scan", "fin"), ("cand", "rnext")],
+           "v": [("cand", "push"), ("BIG", "fin"), ("cand", "rnext")],
+           "scan": [("top", "DISCc"), ("R_gid", "fin_child")]}
+P3 = [f"{ch}:{x}:{c}" for ch, alts in CHOICES.items() for x, c in alts] + [
+    "cand:rsel", "cand:BIG", "cand:R_nr", "time", "nst", "push", "rnext", "DISCc", "fin_child", "fin_root", "hc"]
+EVENTS = ["push", "fin", "DISCc", "rnext", "fin_child", "one"]  # the graph gate's second layer
+L = "layers.0"
 
 
-class _Net:
-    """Weight matrices addressed by input and output names, zero by default."""
-
-    def __init__(self, dtype):
-        self.weights = {}
-        self.dtype = dtype
-
-    def dense(self, name, rows, cols):
-        self.weights[name] = (np.zeros((len(rows), len(cols))), list(rows), list(cols))
-
-    def bias(self, name, cols):
-        self.weights[name] = (np.zeros(len(cols)), None, list(cols))
-
-    def unit(self, W, col, terms: dict, bias_name=None, bias=0.0):
-        """Output ``col`` of matrix ``W`` = sum of ``terms`` (input -> weight) (+ bias)."""
-        M, rows, cols = self.weights[W]
-        for inp, w in terms.items():
-            M[rows.index(inp), cols.index(col)] = w
-        if bias_name is not None:
-            b, _, bcols = self.weights[bias_name]
-            b[bcols.index(col)] = bias
-
-    def mlp(self, prefix, parts: dict, layers: list):
-        """A by-parts MLP: ``parts`` (part name -> input names) feed the first layer, whose
-        outputs are ``layers[0]``; ``layers[j]`` are the outputs of layer ``j``."""
-        for part, rows in parts.items():
-            self.dense(f"{prefix}.{part}", rows, layers[0])
-        self.bias(f"{prefix}.bias", layers[0])
-        for j in range(1, len(layers)):
-            self.dense(f"{prefix}.{j}.weight", layers[j - 1], layers[j])
-            self.bias(f"{prefix}.{j}.bias", layers[j])
-
-    def arrays(self):
-        return {k: v[0].astype(self.dtype) for k, v in self.weights.items()}
+def _layer() -> dict:
+    return {
+        "include_self": True,
+        "message": {"widths": [1], "activations": ["identity"]},
+        "groups": [{"kind": "max", "size": 1}],
+        "update": block([U1, H]),
+        "gate": block([CONDS, H]),
+        "readout": {"widths": [len(RO)], "activations": ["relu"],
+                    "groups": [{"kind": "argmax", "size": 2}, {"kind": "argmax", "size": 2},
+                               {"kind": "min", "size": 1}]},
+        "graph_update": block([P1, P2, P3, G]),
+        "graph_gate": block([C1, EVENTS, G]),
+    }
 
 
-def _block(layers: list) -> dict:
-    """Spec of an MLP with outputs ``layers``: relu on every layer but the last."""
-    return {"widths": [len(cols) for cols in layers], "activations": ["relu"] * (len(layers) - 1) + ["identity"]}
-
-
-def compile_dfs(dtype="float32"):
-    """Compiled CLRS DFS (see the module docstring for the construction).
-
-    Parameters
-    ----------
-    dtype : {"float32", "float64"}
-        Weights and states; float64 reproduces CLRS's float64 times bit for bit.
-
-    Returns
-    -------
-    Model
-        One processor layer with a graph state; exact for up to ``BIG`` nodes.
-    """
-    name = np.dtype(dtype).name
-    big = BIG[name]
-    sat = SATURATE
-    tick = 0.01
-    Z = H + ["id"] + [f"a_{p}" for p in POINTERS] + [f"b_{b}" for b in BROADCAST]
-    HX = H + ["id"]
-    net = _Net(np.dtype(dtype))
-
-    # ---------------------------------------------------------------- initial state
+def _initial_state(net: Builder, big: float) -> None:
     net.dense("init.weight", ["id"], H)
     net.bias("init.bias", H)
+    net.bias("graph_init.bias", G)
     net.unit("init.weight", "pi", {"id": 1.0})
     net.unit("init.weight", "sp", {"id": 1.0})
     net.unit("init.weight", "st", {"id": -1.0}, "init.bias", 1.0)
     net.unit("init.weight", "rs", {"id": -1.0}, "init.bias", 1.0)
-    net.weights["init.bias"][0][H.index("white")] = 1.0
-    net.bias("graph_init.bias", G)
-    g0 = net.weights["graph_init.bias"][0]
+    net.set("init.bias", None, "white", 1.0)
     for ch, val in {"scan": big, "cand": big, "DISC": 1.0, "nst": 1.0}.items():
-        g0[G.index(ch)] = val
+        net.set("graph_init.bias", None, ch, val)
 
-    # ---------------------------------------------------------------- message: st(u), max
-    L = "layers.0"
+
+def _node_layer(net: Builder, big: float, sat: float, tick: float) -> None:
+    """The message st(u) (max) and the node update and gate."""
+    Z = net.z_names
     net.mlp(f"{L}.message", {"src": Z, "dst": Z, "edge": []}, [["m"]])
     net.unit(f"{L}.message.src", "m", {"st": 1.0})
-
-    # ---------------------------------------------------------------- node update and gate
-    conds = ["disc", "push", "fin", "popr", "rst"]
-    U1 = conds + ["spv", "idv", "t", "stv", "kp"]
     upd, gate = f"{L}.update", f"{L}.gate"
     net.mlp(upd, {"node": Z, "agg": ["F"]}, [U1, H])
-    net.mlp(gate, {"node": Z, "agg": ["F"]}, [conds, H])
-
+    net.mlp(gate, {"node": Z, "agg": ["F"]}, [CONDS, H])
     for prefix in (upd, gate):
         node, b0 = f"{prefix}.node", f"{prefix}.bias"
         net.unit(node, "disc", {"a_top": 1.0, "b_DISC": 1.0}, b0, -1.0)
@@ -238,62 +204,54 @@ def compile_dfs(dtype="float32"):
     for ch, on in opens.items():
         net.unit(W1, ch, {c: 2 * sat for c in on or []}, b1, sat if on is None else -sat)
 
-    # ---------------------------------------------------------------- readouts
-    RO = ["rk", "rid", "rg", "gid", "nr"]
-    net.mlp(f"{L}.readout", {"node": HX}, [RO])
+
+def _readout(net: Builder, big: float) -> None:
+    net.mlp(f"{L}.readout", {"node": H + ["id"]}, [RO])
     node, b0 = f"{L}.readout.node", f"{L}.readout.bias"
     net.unit(node, "rk", {"key": 1.0})
     net.unit(node, "rid", {"id": 1.0})
     net.unit(node, "rg", {"st": 1.0, "gray": big}, b0, -big)
     net.unit(node, "nr", {"id": 1.0, "white": -big}, b0, big)
     net.unit(node, "gid", {"id": 1.0})
-    R = ["R_key", "R_id", "R_scan", "R_gid", "R_nr"]
 
-    # ---------------------------------------------------------------- graph update and gate
-    C1 = ["push", "fin", "q_nr", "q1", "q2", "q3", "DISCc", "ROOTc"]
-    # what the later layers read of g and the readouts (all >= 0: relu passes them on)
-    P1 = ["top", "scan", "cand", "time", "nst", "R_id", "R_gid", "R_nr"] + C1
-    C2 = ["push", "fin", "DISCc", "rnext", "fin_root", "fin_child", "hc", "rsel"]
-    P2 = ["top", "scan", "cand", "time", "nst", "R_gid", "R_nr"] + C2
-    CHOICES = {"top": [("cand", "push"), ("scan", "fin"), ("cand", "rnext")],
-               "u": [("top", "DISCc"), ("scan", "push"), ("scan", "fin"), ("cand", "rnext")],
-               "v": [("cand", "push"), ("BIG", "fin"), ("cand", "rnext")],
-               "scan": [("top", "DISCc"), ("R_gid", "fin_child")]}
-    P3 = [f"{ch}:{x}:{c}" for ch, alts in CHOICES.items() for x, c in alts] + [
-        "cand:rsel", "cand:BIG", "cand:R_nr", "time", "nst", "push", "rnext", "DISCc", "fin_child", "fin_root", "hc"]
+
+def _graph_tests(net: Builder, prefix: str, cols: list, big: float) -> None:
+    """The first layer of the graph update or gate: the tests of C1 and the values passed on."""
+    W0, Wr, b0 = f"{prefix}.graph", f"{prefix}.readout", f"{prefix}.bias"
+    for ch in G:
+        if ch in cols:
+            net.unit(W0, ch, {ch: 1.0})
+    for ch in R[1:]:
+        if ch in cols:
+            net.unit(Wr, ch, {ch: 1.0})
+    net.unit(W0, "push", {"SCAN": 1.0, "POP": 1.0, "has_cand": 1.0}, b0, -1.0)
+    net.unit(W0, "fin", {"SCAN": 1.0, "POP": 1.0, "has_cand": -1.0})
+    net.unit(W0, "q_nr", {"cand": 1.0}, b0, 1.0 - big)
+    net.unit(Wr, "q1", {"R_key": 1.0, "R_scan": -1.0}, b0, 1.0)
+    net.unit(Wr, "q2", {"R_key": -1.0}, b0, 1.0)
+    net.unit(Wr, "q3", {"R_scan": -1.0}, b0, 1.0)
+    net.unit(W0, "DISCc", {"DISC": 1.0})
+    net.unit(W0, "ROOTc", {"ROOT": 1.0})
+
+
+def _graph_events(net: Builder, W: str, b: str, cols: list, big: float) -> None:
+    """The second layer of the graph update or gate: the events of C2 and the values passed on."""
+    for ch in cols:
+        if ch in P1:
+            net.unit(W, ch, {ch: 1.0})
+    defs = {"rnext": ({"ROOTc": 1.0, "q_nr": -1.0}, 0.0), "fin_root": ({"fin": 1.0, "q3": 1.0}, -1.0),
+            "fin_child": ({"fin": 1.0, "q3": -1.0}, 0.0), "hc": ({"q1": 1.0, "q2": -1.0}, 0.0),
+            "rsel": ({"R_id": 1.0, "q1": big, "q2": -big}, -big)}
+    for ch, (terms, bias) in defs.items():
+        if ch in cols:
+            net.unit(W, ch, terms, b, bias)
+
+
+def _graph_update(net: Builder, big: float, tick: float) -> None:
     gu = f"{L}.graph_update"
     net.mlp(gu, {"graph": G, "readout": R}, [P1, P2, P3, G])
-
-    def first_layer(prefix, cols):
-        W0, Wr, b0 = f"{prefix}.graph", f"{prefix}.readout", f"{prefix}.bias"
-        for ch in G:
-            if ch in cols:
-                net.unit(W0, ch, {ch: 1.0})
-        for ch in R[1:]:
-            if ch in cols:
-                net.unit(Wr, ch, {ch: 1.0})
-        net.unit(W0, "push", {"SCAN": 1.0, "POP": 1.0, "has_cand": 1.0}, b0, -1.0)
-        net.unit(W0, "fin", {"SCAN": 1.0, "POP": 1.0, "has_cand": -1.0})
-        net.unit(W0, "q_nr", {"cand": 1.0}, b0, 1.0 - big)
-        net.unit(Wr, "q1", {"R_key": 1.0, "R_scan": -1.0}, b0, 1.0)
-        net.unit(Wr, "q2", {"R_key": -1.0}, b0, 1.0)
-        net.unit(Wr, "q3", {"R_scan": -1.0}, b0, 1.0)
-        net.unit(W0, "DISCc", {"DISC": 1.0})
-        net.unit(W0, "ROOTc", {"ROOT": 1.0})
-
-    def second_layer(W, b, cols):
-        for ch in cols:
-            if ch in P1:
-                net.unit(W, ch, {ch: 1.0})
-        defs = {"rnext": ({"ROOTc": 1.0, "q_nr": -1.0}, 0.0), "fin_root": ({"fin": 1.0, "q3": 1.0}, -1.0),
-                "fin_child": ({"fin": 1.0, "q3": -1.0}, 0.0), "hc": ({"q1": 1.0, "q2": -1.0}, 0.0),
-                "rsel": ({"R_id": 1.0, "q1": big, "q2": -big}, -big)}
-        for ch, (terms, bias) in defs.items():
-            if ch in cols:
-                net.unit(W, ch, terms, b, bias)
-
-    first_layer(gu, P1)
-    second_layer(f"{gu}.1.weight", f"{gu}.1.bias", P2)
+    _graph_tests(net, gu, P1, big)
+    _graph_events(net, f"{gu}.1.weight", f"{gu}.1.bias", P2, big)
     W3, b3 = f"{gu}.2.weight", f"{gu}.2.bias"
     for col in P3:
         parts = col.split(":")
@@ -322,12 +280,13 @@ def compile_dfs(dtype="float32"):
     net.unit(W4, "POP", {"fin_child": 1.0})
     net.unit(W4, "ROOT", {"fin_root": 1.0})
 
-    # graph gate: relu(conditions), relu(events), identity(2 sat e - sat)
-    E = ["push", "fin", "DISCc", "rnext", "fin_child", "one"]
+
+def _graph_gate(net: Builder, big: float, sat: float) -> None:
+    """relu(tests), relu(events), identity(2 sat e - sat): each channel written on its events."""
     gg = f"{L}.graph_gate"
-    net.mlp(gg, {"graph": G, "readout": R}, [C1, E, G])
-    first_layer(gg, C1)
-    second_layer(f"{gg}.1.weight", f"{gg}.1.bias", E)
+    net.mlp(gg, {"graph": G, "readout": R}, [C1, EVENTS, G])
+    _graph_tests(net, gg, C1, big)
+    _graph_events(net, f"{gg}.1.weight", f"{gg}.1.bias", EVENTS, big)
     net.unit(f"{gg}.1.weight", "one", {}, f"{gg}.1.bias", 1.0)
     opens = {"top": ["push", "fin", "rnext"], "u": ["DISCc", "push", "fin", "rnext"], "v": ["push", "fin", "rnext"],
              "scan": ["DISCc", "fin_child"], "cand": ["one"], "has_cand": ["one"],
@@ -337,71 +296,53 @@ def compile_dfs(dtype="float32"):
     for ch in G:
         net.unit(f"{gg}.2.weight", ch, {c: 2 * sat for c in opens[ch]}, f"{gg}.2.bias", -sat)
 
-    layer = {
-        "include_self": True,
-        "message": {"widths": [1], "activations": ["identity"]},
-        "groups": [{"kind": "max", "size": 1}],
-        "update": _block([U1, H]),
-        "gate": _block([conds, H]),
-        "readout": {"widths": [len(RO)], "activations": ["relu"],
-                    "groups": [{"kind": "argmax", "size": 2}, {"kind": "argmax", "size": 2},
-                               {"kind": "min", "size": 1}]},
-        "graph_update": _block([P1, P2, P3, G]),
-        "graph_gate": _block([C1, E, G]),
-    }
-    spec = {
-        "format": FORMAT, "version": VERSION, "name": "compiled-dfs", "dtype": name,
-        "node_inputs": ["id"], "edge_inputs": [], "hidden": len(H),
-        "graph_hidden": len(G), "graph_pointers": [G.index(p) for p in POINTERS],
-        "graph_broadcast": [G.index(b) for b in BROADCAST],
-        "layers": [layer], "decoders": {}, "outputs": {}, "hints": {},
-    }
 
-    # ---------------------------------------------------------------- decoders
-    dec = spec["decoders"]
-
-    def linear_decoder(dname, kind, terms: dict, classes=1):
-        dec[dname] = {"type": kind} if kind != "categorical" else {"type": kind, "classes": classes}
-        net.dense(f"decoders.{dname}.weight", Z, list(range(classes)))
-        net.bias(f"decoders.{dname}.bias", list(range(classes)))
-        for col, inp in terms.items():
-            net.unit(f"decoders.{dname}.weight", col, {inp: 1.0})
-
-    linear_decoder("color", "categorical", {0: "white", 1: "gray", 2: "black"}, classes=3)
-    linear_decoder("d", "scalar", {0: "d"})
-    linear_decoder("f", "scalar", {0: "f"})
+def _decoders(net: Builder, big: float) -> None:
+    spec = net.spec
+    linear_decoder(net, "color", "categorical", {k: {ch: 1.0} for k, ch in enumerate(("white", "gray", "black"))},
+                   classes=3)
+    scalar_decoder(net, "d", "d")
+    scalar_decoder(net, "f", "f")
     for p, dname in (("u", "u"), ("top", "s_last")):
-        linear_decoder(dname, "mask_one", {0: f"a_{p}"})
-    linear_decoder("s", "mask_one", {0: "rs"})  # the latest root started
-    linear_decoder("v", "mask_one", {0: "a_v"})  # v at no node: node n - 1 (largest id)
-    net.unit("decoders.v.weight", 0, {"a_v": big, "id": 1.0})
-    for dname, ch in (("pi", "pi"), ("s_prev", "sp")):
-        # score(u -> v) = -relu(id_u - ch_v) - relu(ch_v - id_u): 0 exactly at u = ch_v
-        dec[dname] = {"type": "pointer", "widths": [2, 1], "activations": ["relu", "identity"]}
-        p = f"decoders.{dname}"
-        net.mlp(p, {"src": Z, "dst": Z, "edge": []}, [["x", "y"], ["score"]])
-        net.unit(f"{p}.src", "x", {"id": 1.0})
-        net.unit(f"{p}.dst", "x", {ch: -1.0})
-        net.unit(f"{p}.src", "y", {"id": -1.0})
-        net.unit(f"{p}.dst", "y", {ch: 1.0})
-        net.unit(f"{p}.1.weight", "score", {"x": -1.0, "y": -1.0})
-    dec["time"] = {"type": "graph_scalar"}
+        linear_decoder(net, dname, "mask_one", {0: {f"a_{p}": 1.0}})
+    linear_decoder(net, "s", "mask_one", {0: {"rs": 1.0}})  # the latest root started
+    linear_decoder(net, "v", "mask_one", {0: {"a_v": big, "id": 1.0}})  # v at no node: node n - 1 (largest id)
+    id_pointer_decoder(net, "pi", "pi")
+    id_pointer_decoder(net, "s_prev", "sp")
+    spec["decoders"]["time"] = {"type": "graph_scalar"}
     net.dense("decoders.time.weight", G, [0])
-    net.bias("decoders.time.bias", [0])
     net.unit("decoders.time.weight", 0, {"time": 1.0})
     spec["outputs"] = {"pi": "pi"}
     spec["hints"] = {"pi_h": "pi", "color": "color", "d": "d", "f": "f", "s_prev": "s_prev", "s": "s", "u": "u",
                      "v": "v", "s_last": "s_last", "time": "time"}
-    spec["termination"] = {"rule": "fixed_point",
-                           "channels": [H.index(c) for c in ("white", "gray", "black", "d", "f", "pi", "sp", "rs")],
-                           "graph_channels": [G.index(c) for c in ("top", "u", "v", "time", "DISC", "SCAN",
-                                                                   "POP", "ROOT")]}
-    spec["exact_domain"] = {"max_nodes": int(big)}
-    spec["description"] = {"algorithm": "dfs", "channels": {"node": H, "graph": G}, "construction": __doc__}
-    weights = net.arrays()
-    shapes = expected_shapes(spec)
-    missing = set(shapes) - set(weights)
-    assert not missing, missing
-    wrong = {k: (weights[k].shape, s) for k, s in shapes.items() if weights[k].shape != tuple(s)}
-    assert not wrong, wrong
-    return Model(spec, weights)
+
+
+def compile_dfs(dtype="float32"):
+    """Compiled CLRS DFS (see the module docstring for the construction).
+
+    Parameters
+    ----------
+    dtype : {"float32", "float64"}
+        Weights and states; float64 reproduces CLRS's float64 times bit for bit.
+
+    Returns
+    -------
+    Model
+        One processor layer with a graph state; exact for up to ``BIG`` nodes.
+    """
+    c = constants(dtype)
+    big, sat, tick = c["BIG_TERM"], c["SATURATE"], 0.01
+    net = Builder("compiled-dfs", H, ["id"], [], dtype, graph=G, pointers=POINTERS, broadcast=BROADCAST)
+    net.spec["layers"] = [_layer()]
+    _initial_state(net, big)
+    _node_layer(net, big, sat, tick)
+    _readout(net, big)
+    _graph_update(net, big, tick)
+    _graph_gate(net, big, sat)
+    _decoders(net, big)
+    watched = ("white", "gray", "black", "d", "f", "pi", "sp", "rs")
+    watched_graph = ("top", "u", "v", "time", "DISC", "SCAN", "POP", "ROOT")
+    net.spec["termination"] = {"rule": "fixed_point", "channels": [H.index(ch) for ch in watched],
+                               "graph_channels": [G.index(ch) for ch in watched_graph]}
+    net.spec["exact_domain"] = {"max_nodes": int(big)}
+    return net.model({"algorithm": "dfs", "channels": {"node": H, "graph": G}, "construction": __doc__})
