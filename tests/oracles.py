@@ -1,12 +1,14 @@
 """Dense, loop-by-loop transcriptions of CLRS's bfs, bellman_ford and dfs semantics.
 
-Written from the algorithm descriptions (DESIGN.md section 4), O(n^2) per round; they are
-the oracle the sparse references are checked against on small graphs.
+Written from the algorithm descriptions (the docstrings of engine/algorithms/bfs.py,
+bellman_ford.py and dfs.py), O(n^2) per round; they are the oracle the sparse references
+are checked against on small graphs. DENSE is keyed by the registry's names: an algorithm
+without an oracle here fails test_reference.py.
 """
 import numpy as np
 
 
-def dense_bfs(A, s):
+def dense_bfs(A, s, dtype=np.float64):  # unweighted: dtype unused
     n = A.shape[0]
     reach = np.zeros(n)
     pi = np.arange(n)
@@ -53,7 +55,7 @@ def dense_bellman_ford(A, s, dtype=np.float64):
     return pi, {k: np.array(v) for k, v in hints.items()}
 
 
-def dense_dfs(A, dtype=np.float64):
+def dense_dfs(A, s=None, dtype=np.float64):  # roots in index order: no source
     n = A.shape[0]
     color = np.zeros(n, dtype=int)
     pi = np.arange(n)

@@ -9,6 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 import engine
 from engine import Graph
+from engine.algorithms import ALGORITHMS, compilable
 from engine.backends import BACKENDS, available_backends, get_backend, load_backend
 from engine.backends.base import EdgeInputs
 from engine.backends.reference import ReferenceBackend
@@ -102,7 +103,11 @@ def test_edge_pass_parity(dtype, groups, depth, include_self, backend):
     np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
     if depth == 0:
         np.testing.assert_array_equal(got_w, want_w)
-    else:  # messages differ in the last bit (BLAS vs sequential sums): winners almost always agree
+    else:
+        # With dense layers the reference multiplies with BLAS and the kernels in their own order,
+        # so messages may differ in the last bit and a near-tie of two keys may resolve either
+        # way: winners agree except at such ties (a threshold, not the bit-exact contract, which
+        # holds for identical messages above and for compiled models).
         assert got_w.size == 0 or np.mean(got_w == want_w) > 0.99
     if not include_self:
         assert np.all(got[400:] == 0) and np.all(got_w[400:] == -1)
@@ -132,6 +137,8 @@ def test_random_models_agree_across_backends(kind, backend):
     for step, (a, b) in enumerate(zip(got.hidden, want.hidden)):
         # relative to the magnitude of the states at that step (float32 rounding)
         assert np.abs(a - b).max() <= 1e-5 * max(1.0, np.abs(b).max()), f"step {step}"
+    # random float weights: a pointer score may tie to rounding, so an argmax may go either way
+    # (the threshold is for these near-ties; compiled models are compared bit for bit)
     assert np.mean(got.outputs["ptr"] == want.outputs["ptr"]) > 0.99
 
 
@@ -170,6 +177,7 @@ def test_empty_neighbourhoods_and_parity(graph, seed):
     random models agree to float32 rounding (the update MLP's sums may be ordered differently)."""
     spec = mpnn_spec(4, groups=(("max", 2), ("min", None)), include_self=False, message_depth=1)
     model = random_model(spec, seed=seed)
+    assert len(available_backends()) >= 2  # the reference and at least numba (a dependency)
     res = {be: engine.execute(model, graph, 0, backend=be, steps=2, hidden=True) for be in available_backends()}
     base = res["reference"]
     for be, r in res.items():
@@ -182,12 +190,16 @@ def test_empty_neighbourhoods_and_parity(graph, seed):
 
 
 def test_compiled_models_bitwise_across_backends():
-    g = generators.erdos_renyi(3000, 5, weighted=True, seed=9)
-    for algo in ("bfs", "bellman_ford"):
+    backends = available_backends()
+    assert {"reference", "numba"} <= set(backends)  # numba is a dependency: always two to compare
+    for algo in compilable():
         model = engine.compile(algo)
-        states = [engine.execute(model, g, 0, backend=be, hidden=True).hidden for be in available_backends()]
-        for s in states[1:]:
-            np.testing.assert_array_equal(s, states[0])
+        g = generators.erdos_renyi(800 if algo == "dfs" else 3000, 5, weighted=model.spec["edge_inputs"] != [],
+                                   directed=ALGORITHMS[algo].directed, seed=9)
+        source = 0 if ALGORITHMS[algo].has_source else None
+        states = {be: engine.execute(model, g, source, backend=be, hidden=True).hidden for be in backends}
+        for be, s in states.items():
+            np.testing.assert_array_equal(s, states["reference"], err_msg=be)
 
 
 def test_import_engine_loads_neither_torch_nor_numba():

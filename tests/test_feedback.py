@@ -101,7 +101,7 @@ def test_executor_matches_the_module_with_feedback(algo, processor):
                 got = res.hints[name][t]
                 if got.dtype.kind == "f" and spec["decoders"][spec["hints"][name]]["type"] == "scalar":
                     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
-                else:
+                else:  # random float weights: a decoder's argmax may flip at a near-tie of two logits
                     assert np.mean(got == want) > 0.99, (be, name, t)
 
 

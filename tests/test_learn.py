@@ -8,21 +8,58 @@ import engine  # noqa: E402
 import engine.backends  # noqa: E402
 from engine.graph import generators  # noqa: E402
 from engine.learn import GNNModule, GraphBatch  # noqa: E402
+from engine.algorithms import ALGORITHMS, compilable  # noqa: E402
+from engine.algorithms.samplers import sample  # noqa: E402
 from engine.model.factory import mpnn_spec, random_model  # noqa: E402
 
 
-@pytest.mark.parametrize("algo", ["bfs", "bellman_ford"])
-def test_compiled_model_in_the_module_matches_the_executor(algo):
-    model = engine.compile(algo)
-    g = generators.erdos_renyi(400, 4, weighted=True, seed=2)
-    res = engine.execute(model, g, 3, backend="reference", hidden=True)
-    module = GNNModule.from_model(model)
-    batch = GraphBatch(g, 3, model.spec)
+def _module_trace(module, batch, steps):
+    """States, every hint decoded at every step and the outputs, by the module."""
     with torch.no_grad():
-        states = module(batch, res.steps).numpy()
-        pi = module.decode("pi", batch, torch.from_numpy(states[-1])).numpy()
-    np.testing.assert_array_equal(states, res.hidden)
-    np.testing.assert_array_equal(pi, res.outputs["pi"])
+        ro = module.rollout(batch, steps)
+        hints = {clrs: np.stack([module.decode(dec, batch, z, E, g).numpy()
+                                 for z, E, g in zip(ro.zs[:steps], ro.Es[:steps], ro.gs[:steps])])
+                 for clrs, dec in module.spec["hints"].items()}
+        outputs = {clrs: module.decode(dec, batch, ro.zs[-1], ro.Es[-1], ro.gs[-1]).numpy()
+                   for clrs, dec in module.spec["outputs"].items()}
+    return torch.stack(ro.states).numpy(), hints, outputs
+
+
+@pytest.mark.parametrize("algo", compilable())
+def test_compiled_model_in_the_module_matches_the_executor(algo):
+    """Every compiled model (BFS, Bellman-Ford, DFS: graph state, readouts, addresses) gives
+    the executor's states, hints and outputs in the module, bit for bit, at every step."""
+    model = engine.compile(algo)
+    info = ALGORITHMS[algo]
+    rng = np.random.RandomState(4)
+    graphs = [sample(algo, n, rng, p=(0.2, 0.5))[1] for n in (5, 9, 14)]
+    graphs.append(generators.erdos_renyi(60, 3, weighted=True, directed=info.directed, seed=2))
+    module = GNNModule.from_model(model)
+    for g in graphs:
+        source = 3 % g.num_nodes if info.has_source else None
+        res = engine.execute(model, g, source, backend="reference", hidden=True, trace=True)
+        states, hints, outputs = _module_trace(module, GraphBatch(g, source, model.spec), res.steps)
+        np.testing.assert_array_equal(states, res.hidden)
+        for name, want in res.hints.items():  # a graph scalar: one value per graph of the batch
+            np.testing.assert_array_equal(hints[name].reshape(want.shape), want, err_msg=name)
+        for name, want in res.outputs.items():
+            np.testing.assert_array_equal(outputs[name], want, err_msg=name)
+
+
+def test_graph_states_of_a_batch_are_per_graph():
+    """Compiled DFS on a batch of graphs: each graph keeps its own graph state (pointers hold
+    ids within their graph) and equals its own run, also after it finished (3 n < T)."""
+    model = engine.compile("dfs")
+    rng = np.random.RandomState(0)
+    graphs = [sample("dfs", n, rng, p=(0.3,))[1] for n in (4, 7, 9)]
+    batch = GraphBatch(graphs, [None] * 3, model.spec)
+    module = GNNModule.from_model(model)
+    with torch.no_grad():
+        ro = module.rollout(batch, 27)
+    for j, (g, off) in enumerate(zip(graphs, batch.offsets)):
+        res = engine.execute(model, g, backend="reference", hidden=True, steps=27)
+        np.testing.assert_array_equal(torch.stack(ro.states).numpy()[:, off:off + g.num_nodes], res.hidden)
+        np.testing.assert_array_equal(ro.gs[-1][j].numpy(), res.final_graph)
 
 
 def test_batches_are_disjoint_unions():

@@ -5,6 +5,7 @@ import scipy.sparse.csgraph as csgraph
 
 import engine
 from engine import Graph, NegativeCycleError, EngineError
+from engine.algorithms import ALGORITHMS
 from engine.algorithms.samplers import sample
 from engine.graph import generators
 
@@ -13,13 +14,8 @@ from oracles import DENSE
 
 def _check_against_dense(algo, A, graph, source, dtype=np.float32):
     res = engine.reference(algo, graph, source, trace=True)
-    if algo == "bfs":
-        pi, hints = DENSE[algo](A, source)
-    elif algo == "bellman_ford":
-        pi, hints = DENSE[algo](A, source, dtype=dtype)
-    else:
-        pi, hints = DENSE[algo](A, dtype=dtype)
-    np.testing.assert_array_equal(res.outputs["pi"], pi)
+    pi, hints = DENSE[algo](A, source, dtype=dtype)
+    np.testing.assert_array_equal(res.outputs[ALGORITHMS[algo].primary_output], pi)
     assert res.steps == len(next(iter(hints.values())))
     assert set(res.hints) == set(hints)
     for name, expected in hints.items():
@@ -29,7 +25,7 @@ def _check_against_dense(algo, A, graph, source, dtype=np.float32):
     return res
 
 
-@pytest.mark.parametrize("algo", ["bfs", "bellman_ford", "dfs"])
+@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_random_clrs_samples_match_dense_oracle(algo, dtype):
     rng = np.random.RandomState(1234)
@@ -39,10 +35,10 @@ def test_random_clrs_samples_match_dense_oracle(algo, dtype):
             _check_against_dense(algo, A, graph, source, dtype)
 
 
-@pytest.mark.parametrize("algo", ["bfs", "bellman_ford", "dfs"])
+@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
 def test_hand_written_graphs(algo, hand_graph):
     name, A, graph = hand_graph
-    sources = [None] if algo == "dfs" else range(A.shape[0])
+    sources = range(A.shape[0]) if ALGORITHMS[algo].has_source else [None]
     for s in sources:
         _check_against_dense(algo, A, graph, s)
 

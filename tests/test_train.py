@@ -11,7 +11,7 @@ import engine  # noqa: E402
 import engine.backends  # noqa: E402
 from engine.learn.module import GNNModule, GraphBatch  # noqa: E402
 from engine.learn.specs import learned_spec  # noqa: E402
-from engine.learn.trainer import TrainConfig, train  # noqa: E402
+from engine.learn.trainer import TrainConfig, pointer_accuracy, sample_batch, train  # noqa: E402
 from engine.train import main  # noqa: E402
 
 
@@ -30,8 +30,13 @@ def test_tiny_training_run_lowers_the_loss(tmp_path, algo):
     first = np.mean([r["loss"] for r in records[:8]])
     last = np.mean([r["loss"] for r in records[-8:]])
     assert last < first, (first, last)
-    assert 0.0 <= result["best_val_pointer_accuracy"] <= 1.0
-    assert (tmp_path / "best.npz").exists() and (tmp_path / "state.pt").exists()
+    # the reported best is the best validation score logged, and best.npz scores it again
+    logged = [r["val_pointer_accuracy"] for r in records if "val_pointer_accuracy" in r]
+    assert result["best_val_pointer_accuracy"] == max(logged)
+    val = sample_batch(cfg, np.random.RandomState(10_000 + cfg.seed), cfg.val_graphs, [cfg.val_size])
+    best = GNNModule.from_model(engine.Model.load(tmp_path / "best.npz"))
+    assert pointer_accuracy(best, val) == result["best_val_pointer_accuracy"]
+    assert (tmp_path / "state.pt").exists()
 
 
 def test_export_runs_on_every_backend(tmp_path):
@@ -48,6 +53,9 @@ def test_export_runs_on_every_backend(tmp_path):
         want = module.decode(model.spec["outputs"]["pi"], batch, zs[-1], Es[-1]).numpy()
     for be in engine.backends.available_backends():
         res = engine.execute(model, g, 0, backend=be, steps=ref.steps)
+        # learned float weights: backends sum in different orders, so a pointer score may tie
+        # to rounding and its argmax go either way (the contract for learned models is float32
+        # rounding, not bit-exactness)
         assert np.mean(res.outputs["pi"] == want) > 0.99, be
 
 

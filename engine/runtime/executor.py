@@ -44,8 +44,8 @@ class ExecutionResult:
         Processor steps run (``T``).
     converged : bool
         Whether the termination rule was met. False when ``max_steps`` cut a fixed-point run
-        short: the outputs are then those of an unfinished run (a compiled Bellman-Ford never
-        settles when a negative cycle is reachable), and the command line exits non-zero.
+        short: the outputs are then those of an unfinished run (a model whose states never
+        settle on this graph), and the command line exits non-zero.
     backend : str
     threads : int
     mode : str
