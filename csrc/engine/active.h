@@ -555,102 +555,64 @@ void node_readout(const LoopLayer<T>& L, const NodePlan<T>& plan, const T* row, 
 
 }  // namespace detail
 
-// Runs up to a.max_steps steps. `changed` carries the rows changed by the last layer
-// application across calls; all_changed = true before the first step. `applications` is the
-// number of layer applications done before this call (it places the ring). On entry the
-// current state is in ring[(applications - 1) mod L] (ring[L - 1] before the first step).
+namespace detail {
+
+// The step loop of run_steps: what it derives from the layers once (plans, what each layer
+// reads, whether it keeps its aggregates), the buffers it reuses across applications, and one
+// method per phase of a layer application.
 template <typename T>
-LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_changed, int64_t applications) {
-  const int64_t n = a.n, d = a.d, fz = a.fz, dg = a.dg;
-  const int64_t L = static_cast<int64_t>(a.layers.size());
-  const int64_t R = static_cast<int64_t>(a.ring.size());
-  if (R != L) throw std::invalid_argument("run_steps needs one ring buffer per layer");
-  LoopResult res;
-  res.applications = applications;
-  std::vector<uint8_t> flags(static_cast<size_t>(n), 0), msg_flags(static_cast<size_t>(n), 0),
-      next_flags(static_cast<size_t>(n), 0), mark(static_cast<size_t>(n), 0);
-  // `changed` holds the rows the next layer must treat as changed; `written` the rows whose
-  // output changed (for the readout)
-  std::vector<int64_t> rows, delta, adelta, adelta_msg, msg_changed, written;
-  std::vector<std::vector<uint8_t>> next_reads(static_cast<size_t>(L));
-  std::vector<T> g_start(static_cast<size_t>(dg)), state_start;
-  // plans, built once
+class StepLoop {
+ public:
+  explicit StepLoop(LoopArgs<T>& a);
+  LoopResult run(std::vector<int64_t>& changed, bool all_changed, int64_t applications);
+
+ private:
+  void prepare_layer(LoopLayer<T>& ly);
+  int64_t apply(int64_t i, std::vector<int64_t>& changed, bool everything, LoopResult& res);
+  bool select_rows(int64_t i, const std::vector<int64_t>& changed, bool everything);
+  void update_parts(LoopLayer<T>& ly, const T* inp, bool everything);
+  void record_changes(std::vector<int64_t>& changed, bool all, LoopResult& res);
+  void update_readouts(LoopLayer<T>& ly, int64_t i, const T* out, bool full);
+  void update_graph(LoopLayer<T>& ly, int64_t i);
+
+  LoopArgs<T>& a;
+  const int64_t n, d, fz, dg, L;
+  std::vector<uint8_t> flags, msg_flags, next_flags, mark;
+  // rows of the current application; delta: rows whose input changed (D); adelta: rows whose
+  // address features changed (adelta_msg: those whose messages read them); msg_changed: rows
+  // whose messages changed; written: rows whose output changed (for the readout); sources:
+  // rows whose changed messages an incremental application pushes
+  std::vector<int64_t> rows, delta, adelta, adelta_msg, msg_changed, written, sources;
+  bool dense = false;  // the current application computes every row
+  std::vector<std::vector<uint8_t>> next_reads;
+  std::vector<T> g_start, state_start;
   std::vector<LayerPlan<T>> plans;
-  std::vector<detail::NodePlan<T>> readout_plans, update_plans, gate_plans;
+  std::vector<NodePlan<T>> readout_plans, update_plans, gate_plans;
   std::vector<RowWorkspace<T>> workspaces;  // the calling thread's, for small applications
-  std::vector<std::vector<detail::ReadoutGroup>> readout_groups;  // per layer
+  std::vector<std::vector<ReadoutGroup>> readout_groups;  // per layer
   std::vector<T> leaf_old, leaf_saved;  // a changed leaf's previous readout values, a tree entry's
   std::vector<uint8_t> group_live;      // per readout group: still changing on the way up
-  detail::IncrementalAggregation<T> incr(a.layers, n);
+  IncrementalAggregation<T> incr;
   std::vector<char> use_incremental;  // per layer: keeps its aggregates incrementally
-  std::vector<int64_t> sources;  // rows whose changed messages an incremental application pushes
-  int64_t scratch = 1;
+  std::vector<T> xa, xb, red, gnew, ggate;
+  int64_t root_row;  // of every readout tree
+};
+
+template <typename T>
+StepLoop<T>::StepLoop(LoopArgs<T>& args)
+    : a(args), n(args.n), d(args.d), fz(args.fz), dg(args.dg), L(static_cast<int64_t>(args.layers.size())),
+      flags(static_cast<size_t>(n), 0), msg_flags(static_cast<size_t>(n), 0), next_flags(static_cast<size_t>(n), 0),
+      mark(static_cast<size_t>(n), 0), next_reads(static_cast<size_t>(L)), g_start(static_cast<size_t>(dg)),
+      incr(args.layers, args.n), root_row(readout_tree_rows(args.n) - 1) {
+  if (static_cast<int64_t>(a.ring.size()) != L) throw std::invalid_argument("run_steps needs one ring buffer per layer");
+  int64_t scratch = std::max<int64_t>(1, dg);
   for (auto& ly : a.layers) {
-    EdgePassArgs<T>& E = ly.layer.edges;
-    if (ly.agg_store && !detail::incremental_aggregation_applies(E, a.out_edge_ids != nullptr))
-      throw std::invalid_argument(
-          "agg_store needs message groups of incremental kinds (max, min, argmax, argmin), and out_edge_ids "
-          "with edge features");
-    if (ly.agg_store && !ly.winner_store && std::any_of(E.groups.begin(), E.groups.end(), [](const Group& g) {
-          return is_arg(g.kind);
-        }))
-      throw std::invalid_argument("agg_store with argmax/argmin groups needs winner_store");
-    E.S = ly.S;
-    E.Q = ly.W_dst ? ly.Q : ly.bias;
-    E.q_shared = ly.W_dst == nullptr && n != 1;
-    E.rows = nullptr;
-    validate(E, false);
-    validate_layer(ly.layer);
-    ly.layer.changed = flags.data();
-    ly.layer.msg_changed = msg_flags.data();
-    ly.layer.watch = a.watch;
-    ly.src_reads.assign(static_cast<size_t>(fz), 0);
-    ly.src_rows.clear();
-    ly.dst_rows.clear();
-    ly.src_zero.clear();
-    ly.dst_zero.clear();
-    for (int64_t j = 0; j < fz; ++j) {
-      bool src_nz = false, dst_nz = false;
-      for (int64_t c = 0; c < E.k0; ++c) {
-        src_nz = src_nz || ly.W_src[j * E.k0 + c] != T(0);
-        dst_nz = dst_nz || (ly.W_dst && ly.W_dst[j * E.k0 + c] != T(0));
-      }
-      ly.src_reads[static_cast<size_t>(j)] = src_nz ? 1 : 0;
-      if (src_nz) ly.src_rows.push_back(j);
-      if (dst_nz) ly.dst_rows.push_back(j);
-      ly.src_zero.push_back(src_nz ? 0 : 1);
-      ly.dst_zero.push_back(dst_nz ? 0 : 1);
-    }
-    E.S_zero = ly.src_rows.empty();
-    ly.node_reads.assign(ly.src_reads.begin(), ly.src_reads.end());
-    for (int64_t j : ly.dst_rows) ly.node_reads[static_cast<size_t>(j)] = 1;
-    plans.emplace_back(ly.layer);
-    for (const auto* zero : {&plans.back().update.zero_z, ly.layer.gated ? &plans.back().gate.zero_z : nullptr})
-      if (zero)
-        for (int64_t j = 0; j < fz; ++j)
-          if (!(*zero)[static_cast<size_t>(j)]) ly.node_reads[static_cast<size_t>(j)] = 1;
-    const int64_t r = static_cast<int64_t>(ly.readout_kinds.size());
-    readout_groups.push_back(detail::readout_groups(ly.readout_kinds));
-    readout_plans.emplace_back(ly.has_readout ? detail::NodePlan<T>(ly.readout, a.hx, 0) : plans.back().update);
-    update_plans.emplace_back(ly.has_graph_update ? detail::NodePlan<T>(ly.graph_update, dg, r) : plans.back().update);
-    gate_plans.emplace_back(ly.has_graph_gate ? detail::NodePlan<T>(ly.graph_gate, dg, r) : plans.back().update);
-    workspaces.emplace_back(plans.back());
-    // Incremental aggregation (always in active mode). In auto mode it is used where it pays:
-    // where a row's reduction reads many edges. A push evaluates one message per source when
-    // every target gets the same one (no edge features, one destination part), else two per
-    // edge (old and new), while an active row evaluates its in-degree's worth, and a changed
-    // row is reached from about two sources; so auto uses it where the mean in-degree exceeds
-    // twice the messages a push evaluates (measured on compiled models: ER graphs with mean
-    // in-degree 10 gain; a grid's wide frontiers of per-edge messages lose 1.6x with it).
-    const double mean_in_degree = static_cast<double>(a.m) / static_cast<double>(std::max<int64_t>(n, 1));
-    const bool pays = mean_in_degree > 2.0 * (detail::one_message_per_source(ly) ? 1.0 : 2.0);
-    use_incremental.push_back(ly.agg_store != nullptr && (a.mode == Mode::Active || (a.mode == Mode::Auto && pays)));
-    scratch = std::max({scratch, readout_plans.back().width, update_plans.back().width, gate_plans.back().width, r,
-                        dg});
+    prepare_layer(ly);
+    scratch = std::max({scratch, readout_plans.back().width, update_plans.back().width, gate_plans.back().width,
+                        static_cast<int64_t>(ly.readout_kinds.size())});
   }
-  std::vector<T> xa(static_cast<size_t>(scratch)), xb(static_cast<size_t>(scratch)), red, gnew, ggate;
-  // changes carried in from the previous call: treat them all as read by the messages
-  msg_changed = changed;
+  xa.resize(static_cast<size_t>(scratch));
+  xb.resize(static_cast<size_t>(scratch));
   // each layer's output is read by the next layer (cyclically; a single layer by itself): its
   // messages' state columns, and the state columns its output depends on in value. A row
   // that changed elsewhere only is not recomputed, and keeps its output (a single layer's
@@ -659,236 +621,335 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
     LoopLayer<T>& ly = a.layers[static_cast<size_t>(i)];
     const LoopLayer<T>& next = a.layers[static_cast<size_t>((i + 1) % L)];
     ly.layer.msg_watch = next.src_reads.data();
-    next_reads[static_cast<size_t>(i)] =
-        detail::state_reads(next, d, plans[static_cast<size_t>((i + 1) % L)].edges.k_out);
+    next_reads[static_cast<size_t>(i)] = state_reads(next, d, plans[static_cast<size_t>((i + 1) % L)].edges.k_out);
     ly.layer.next_reads = next_reads[static_cast<size_t>(i)].data();
     ly.layer.next_changed = next_flags.data();
   }
+}
 
-  const int64_t root_row = detail::readout_tree_rows(n) - 1;  // of every readout tree
+// Validates one layer and derives what the loop needs of it: which input columns its
+// messages and its update read, its plans, and whether it keeps its aggregates.
+template <typename T>
+void StepLoop<T>::prepare_layer(LoopLayer<T>& ly) {
+  EdgePassArgs<T>& E = ly.layer.edges;
+  if (ly.agg_store && !incremental_aggregation_applies(E, a.out_edge_ids != nullptr))
+    throw std::invalid_argument(
+        "agg_store needs message groups of incremental kinds (max, min, argmax, argmin), and out_edge_ids "
+        "with edge features");
+  if (ly.agg_store && !ly.winner_store &&
+      std::any_of(E.groups.begin(), E.groups.end(), [](const Group& g) { return is_arg(g.kind); }))
+    throw std::invalid_argument("agg_store with argmax/argmin groups needs winner_store");
+  E.S = ly.S;
+  E.Q = ly.W_dst ? ly.Q : ly.bias;
+  E.q_shared = ly.W_dst == nullptr && n != 1;
+  E.rows = nullptr;
+  validate(E, false);
+  validate_layer(ly.layer);
+  ly.layer.changed = flags.data();
+  ly.layer.msg_changed = msg_flags.data();
+  ly.layer.watch = a.watch;
+  ly.src_reads.assign(static_cast<size_t>(fz), 0);
+  ly.src_rows.clear();
+  ly.dst_rows.clear();
+  ly.src_zero.clear();
+  ly.dst_zero.clear();
+  for (int64_t j = 0; j < fz; ++j) {
+    bool src_nz = false, dst_nz = false;
+    for (int64_t c = 0; c < E.k0; ++c) {
+      src_nz = src_nz || ly.W_src[j * E.k0 + c] != T(0);
+      dst_nz = dst_nz || (ly.W_dst && ly.W_dst[j * E.k0 + c] != T(0));
+    }
+    ly.src_reads[static_cast<size_t>(j)] = src_nz ? 1 : 0;
+    if (src_nz) ly.src_rows.push_back(j);
+    if (dst_nz) ly.dst_rows.push_back(j);
+    ly.src_zero.push_back(src_nz ? 0 : 1);
+    ly.dst_zero.push_back(dst_nz ? 0 : 1);
+  }
+  E.S_zero = ly.src_rows.empty();
+  ly.node_reads.assign(ly.src_reads.begin(), ly.src_reads.end());
+  for (int64_t j : ly.dst_rows) ly.node_reads[static_cast<size_t>(j)] = 1;
+  plans.emplace_back(ly.layer);
+  for (const auto* zero : {&plans.back().update.zero_z, ly.layer.gated ? &plans.back().gate.zero_z : nullptr})
+    if (zero)
+      for (int64_t j = 0; j < fz; ++j)
+        if (!(*zero)[static_cast<size_t>(j)]) ly.node_reads[static_cast<size_t>(j)] = 1;
+  const int64_t r = static_cast<int64_t>(ly.readout_kinds.size());
+  readout_groups.push_back(detail::readout_groups(ly.readout_kinds));
+  readout_plans.emplace_back(ly.has_readout ? NodePlan<T>(ly.readout, a.hx, 0) : plans.back().update);
+  update_plans.emplace_back(ly.has_graph_update ? NodePlan<T>(ly.graph_update, dg, r) : plans.back().update);
+  gate_plans.emplace_back(ly.has_graph_gate ? NodePlan<T>(ly.graph_gate, dg, r) : plans.back().update);
+  workspaces.emplace_back(plans.back());
+  // Incremental aggregation (always in active mode). In auto mode it is used where it pays:
+  // where a row's reduction reads many edges. A push evaluates one message per source when
+  // every target gets the same one (no edge features, one destination part), else two per
+  // edge (old and new), while an active row evaluates its in-degree's worth, and a changed
+  // row is reached from about two sources; so auto uses it where the mean in-degree exceeds
+  // twice the messages a push evaluates (measured on compiled models: ER graphs with mean
+  // in-degree 10 gain; a grid's wide frontiers of per-edge messages lose 1.6x with it).
+  const double mean_in_degree = static_cast<double>(a.m) / static_cast<double>(std::max<int64_t>(n, 1));
+  const bool pays = mean_in_degree > 2.0 * (one_message_per_source(ly) ? 1.0 : 2.0);
+  use_incremental.push_back(ly.agg_store != nullptr && (a.mode == Mode::Active || (a.mode == Mode::Auto && pays)));
+}
+
+// Chooses the rows of application i: D (the rows changed by the last application and the
+// rows whose address features changed) and the rows D's changes reach, or every row (sets
+// `dense`). With incremental aggregation, `sources` are the rows whose changed messages are
+// pushed (the rows follow from the push).
+template <typename T>
+bool StepLoop<T>::select_rows(int64_t i, const std::vector<int64_t>& changed, bool everything) {
+  delta.clear();
+  if (!everything) {
+    for (int64_t v : changed) if (!mark[v]) { mark[v] = 1; delta.push_back(v); }
+    for (int64_t v : adelta) if (!mark[v]) { mark[v] = 1; delta.push_back(v); }
+    for (int64_t v : delta) mark[v] = 0;
+  }
+  bool all = everything || a.mode == Mode::Dense ||
+             (a.mode == Mode::Auto && static_cast<double>(delta.size()) > a.dense_nodes * static_cast<double>(n));
+  rows.clear();
+  sources.clear();
+  if (all) return true;
+  int64_t edges = 0;  // the in-edges to reduce, or the messages to push
+  if (use_incremental[static_cast<size_t>(i)]) {
+    // incremental aggregation: the sources whose messages changed push them; a push touches a
+    // scattered row as a row's reduction does, so it counts as the mean in-degree's worth of
+    // edges, and a row of D as one edge
+    const int64_t per_push = std::max<int64_t>(1, a.m / std::max<int64_t>(n, 1));
+    for (const auto* list : {&msg_changed, &adelta_msg})
+      for (int64_t u : *list)
+        if (!mark[u]) {
+          mark[u] = 1;
+          sources.push_back(u);
+          edges += per_push * (a.out_indptr[u + 1] - a.out_indptr[u]);
+        }
+    for (int64_t u : sources) mark[u] = 0;
+    edges += static_cast<int64_t>(delta.size());
+  } else {
+    // D itself, and the out-neighbours of the rows of D whose change the messages read
+    for (int64_t u : delta)
+      if (!mark[u]) { mark[u] = 1; rows.push_back(u); edges += a.in_indptr[u + 1] - a.in_indptr[u]; }
+    for (const auto* list : {&msg_changed, &adelta_msg})
+      for (int64_t u : *list)
+        for (int64_t e = a.out_indptr[u]; e < a.out_indptr[u + 1]; ++e) {
+          const int64_t v = a.out_targets[e];
+          if (!mark[v]) { mark[v] = 1; rows.push_back(v); edges += a.in_indptr[v + 1] - a.in_indptr[v]; }
+        }
+    for (int64_t v : rows) mark[v] = 0;
+  }
+  return a.mode == Mode::Auto && static_cast<double>(edges) > a.dense_edges * static_cast<double>(std::max<int64_t>(a.m, 1));
+}
+
+// The per-node parts of the first message layer for the rows whose input changed (every row
+// when `everything`): S[v] = z_v @ W_src, Q[v] = z_v @ W_dst + bias (all-zero rows of W add
+// exact zeros: skipped).
+template <typename T>
+void StepLoop<T>::update_parts(LoopLayer<T>& ly, const T* inp, bool everything) {
+  const int64_t k0 = ly.layer.edges.k0;
+  auto parts = [&](int64_t v) {
+    const T* zv = inp + v * fz;
+    row_product(ly.W_src, ly.src_rows, ly.src_zero, fz, k0, zv, ly.S + v * k0);
+    if (!ly.W_dst) return;
+    T* q = ly.Q + v * k0;
+    row_product(ly.W_dst, ly.dst_rows, ly.dst_zero, fz, k0, zv, q);
+    for (int64_t c = 0; c < k0; ++c) q[c] = q[c] + ly.bias[c];
+  };
+  if (everything) {
+#pragma omp parallel for schedule(static)
+    for (int64_t v = 0; v < n; ++v) parts(v);
+    return;
+  }
+  // a parallel region costs more than a few rows, even one that an if clause keeps serial
+  const int64_t nd = static_cast<int64_t>(delta.size());
+  if (nd > kSerialRows) {
+#pragma omp parallel for schedule(static)
+    for (int64_t j = 0; j < nd; ++j) parts(delta[static_cast<size_t>(j)]);
+  } else {
+    for (int64_t v : delta) parts(v);
+  }
+}
+
+// After an application: which rows changed for the readout (written), for the next layer's
+// messages (msg_changed) and for the next layer at all (changed); `all`: every row counts.
+template <typename T>
+void StepLoop<T>::record_changes(std::vector<int64_t>& changed, bool all, LoopResult& res) {
+  changed.clear();
+  msg_changed.clear();
+  written.clear();
+  auto record = [&](int64_t v, bool every) {
+    if (every || flags[v]) written.push_back(v);
+    if (every || msg_flags[v]) msg_changed.push_back(v);
+    if (every || next_flags[v]) changed.push_back(v);
+  };
+  if (dense) {
+    for (int64_t v = 0; v < n; ++v) record(v, all);
+    res.node_updates += n;
+  } else {
+    for (int64_t v : rows) record(v, false);
+    res.node_updates += static_cast<int64_t>(rows.size());
+  }
+}
+
+// The readout values of the rows written (all rows when `full`) and their trees.
+template <typename T>
+void StepLoop<T>::update_readouts(LoopLayer<T>& ly, int64_t i, const T* out, bool full) {
+  const int64_t r = static_cast<int64_t>(ly.readout_kinds.size());
+  const auto& rp = readout_plans[static_cast<size_t>(i)];
+  T* cache = ly.readout_cache;
+  T* tree = ly.readout_tree;
+  const auto& groups = readout_groups[static_cast<size_t>(i)];
+  if (full) {
+    for (int64_t v = 0; v < n; ++v) node_readout(ly, rp, out + v * fz, a.hx, cache + v * r, xa.data(), xb.data());
+    tree_rebuild(cache, n, tree, r, groups);
+    return;
+  }
+  // the leaves' blocks of the changed rows, fetched together (scattered on large graphs)
+  const int64_t block_bytes = kTreeFanout * r * static_cast<int64_t>(sizeof(T));
+  for (int64_t v : written) {
+    const char* blk = reinterpret_cast<const char*>(cache + (v - v % kTreeFanout) * r);
+    for (int64_t off = 0; off < block_bytes; off += 64) __builtin_prefetch(blk + off, 1);
+  }
+  leaf_old.resize(static_cast<size_t>(r));
+  leaf_saved.resize(static_cast<size_t>(r));
+  for (int64_t v : written) {
+    std::copy(cache + v * r, cache + v * r + r, leaf_old.begin());
+    node_readout(ly, rp, out + v * fz, a.hx, cache + v * r, xa.data(), xb.data());
+    tree_update_leaf(cache, n, tree, r, groups, v, leaf_old.data(), leaf_saved.data(), group_live);
+  }
+}
+
+// The graph update (and gate) from the roots of the layer's readout trees.
+template <typename T>
+void StepLoop<T>::update_graph(LoopLayer<T>& ly, int64_t i) {
+  const int64_t r = static_cast<int64_t>(ly.readout_kinds.size());
+  const T* root = ly.readout_tree + root_row * r;
+  red.assign(root, root + r);
+  if (!ly.has_graph_update) return;
+  const auto& up = update_plans[static_cast<size_t>(i)];
+  const auto& gp = gate_plans[static_cast<size_t>(i)];
+  if (ly.has_graph_gate && up.lanes != 0 && up.lanes == gp.lanes) {  // both chains at once
+    if (up.lanes == 16) node_mlp_packed16_pair(up, gp, a.g, red.data(), r, xa.data(), xb.data());
+    else node_mlp_packed32_pair(up, gp, a.g, red.data(), r, xa.data(), xb.data());
+    gnew.assign(xa.data(), xa.data() + dg);
+    ggate.assign(xb.data(), xb.data() + dg);
+  } else {
+    const T* nv = node_mlp(ly.graph_update, up, a.g, dg, red.data(), r, xa.data(), xb.data());
+    gnew.assign(nv, nv + dg);
+    if (ly.has_graph_gate) {
+      const T* gv = node_mlp(ly.graph_gate, gp, a.g, dg, red.data(), r, xa.data(), xb.data());
+      ggate.assign(gv, gv + dg);
+    }
+  }
+  if (ly.has_graph_gate) {
+    for (int64_t c = 0; c < dg; ++c) {
+      const T gg = sigmoid(ggate[static_cast<size_t>(c)]);
+      a.g[c] = gg * gnew[static_cast<size_t>(c)] + (T(1) - gg) * a.g[c];
+    }
+  } else {
+    std::copy(gnew.begin(), gnew.end(), a.g);
+  }
+}
+
+// One application of layer i (res.applications counts them; it places the ring); returns how
+// many of its rows changed a watched channel.
+template <typename T>
+int64_t StepLoop<T>::apply(int64_t i, std::vector<int64_t>& changed, bool everything, LoopResult& res) {
+  LoopLayer<T>& ly = a.layers[static_cast<size_t>(i)];
+  LayerArgs<T>& Ly = ly.layer;
+  EdgePassArgs<T>& E = Ly.edges;
+  const int64_t k = res.applications;
+  const size_t ii = static_cast<size_t>((k + L - 1) % L), oo = static_cast<size_t>(k % L);
+  T* inp = a.ring[ii];
+  T* out = a.ring[oo];
+  // 1. address deltas and this buffer's address columns
+  adelta.clear();
+  adelta_msg.clear();
+  if (dg && !a.pointers.empty()) {
+    address_delta(a, ly.last_g, a.g, ly.src_reads, ly.node_reads, adelta, adelta_msg);
+    set_address(a, inp, a.buf_g[ii], a.g);
+  }
+  if (dg) std::copy(a.g, a.g + dg, ly.last_g);
+  // 2. which rows
+  dense = select_rows(i, changed, everything);
+  // 3. per-node parts of the first message layer, for the rows whose input changed
+  // (incremental aggregation: the previous parts of the message sources, and of the rows
+  // whose destination part may change, then the push of the changed messages)
+  const bool incremental = use_incremental[static_cast<size_t>(i)] && !dense;
+  if (incremental) incr.save_parts(ly, sources, delta);
+  update_parts(ly, inp, everything);
+  if (incremental)
+    res.aggregates_reused += incr.push(a, ly, plans[static_cast<size_t>(i)].edges,
+                                       workspaces[static_cast<size_t>(i)].s, sources, delta, mark, rows);
+  // 4. the layer
+  Ly.z = inp;
+  Ly.out = out;
+  Ly.agg_store = use_incremental[static_cast<size_t>(i)] ? ly.agg_store : nullptr;
+  Ly.winner_store = use_incremental[static_cast<size_t>(i)] ? ly.winner_store : nullptr;
+  Ly.agg_from_store = incremental ? incr.from_store.data() : nullptr;
+  Ly.compare_out = !everything && (L > 1 || !dense);
+  E.rows = dense ? nullptr : rows.data();
+  E.num_rows = dense ? 0 : static_cast<int64_t>(rows.size());
+  const int64_t watched = layer_rows(Ly, plans[static_cast<size_t>(i)], &workspaces[static_cast<size_t>(i)]);
+  if (incremental)
+    for (int64_t v : rows) incr.from_store[static_cast<size_t>(v)] = 0;
+  // A first application of a layer has no previous output to compare with, except for a
+  // single layer, whose output is compared with its input: then only the rows that changed
+  // are changes for the next step.
+  record_changes(changed, everything && L > 1, res);
+  // The next application's push reads the out-edges of the rows whose messages changed: when
+  // they are few (scattered on large graphs), fetch their out-edge ranges now and their target
+  // lists after the readouts, while this application's work goes on.
+  const size_t next_layer = static_cast<size_t>((i + 1) % L);
+  const bool early_fetch =
+      use_incremental[next_layer] && !dense && static_cast<int64_t>(msg_changed.size()) <= kTouchWhole;
+  if (early_fetch)
+    for (int64_t u : msg_changed) __builtin_prefetch(a.out_indptr + u);
+  // 5. readouts and the graph update (the targets fetched before the graph update, which
+  // computes without memory traffic)
+  if (ly.has_readout) update_readouts(ly, i, out, everything || dense);
+  if (early_fetch)
+    for (int64_t u : msg_changed)
+      prefetch_span(a.out_targets + a.out_indptr[u], a.out_indptr[u + 1] - a.out_indptr[u]);
+  if (ly.has_readout) update_graph(ly, i);
+  if (early_fetch) {
+    // and the targets' stored aggregates, state rows and readout leaves
+    const LoopLayer<T>& nl = a.layers[next_layer];
+    const int64_t kw = plans[next_layer].edges.k_out, r = static_cast<int64_t>(nl.readout_kinds.size());
+    for (int64_t u : msg_changed)
+      for (int64_t e = a.out_indptr[u]; e < a.out_indptr[u + 1]; ++e) {
+        const int64_t w = a.out_targets[e];
+        __builtin_prefetch(nl.agg_store + w * kw);
+        prefetch_span(out + w * fz, fz);
+        if (nl.has_readout) __builtin_prefetch(nl.readout_cache + w * r);
+      }
+  }
+  ++res.applications;
+  return watched;
+}
+
+template <typename T>
+LoopResult StepLoop<T>::run(std::vector<int64_t>& changed, bool all_changed, int64_t applications) {
+  LoopResult res;
+  res.applications = applications;
+  // changes carried in from the previous call: treat them all as read by the messages
+  msg_changed = changed;
   for (int64_t step = 0; step < a.max_steps; ++step) {
     // the first step of a multi-layer model compares its result with the state it started
     // from (its layers' outputs are not comparable with their inputs); one layer compares
     // each row with its input
     const bool first_step = res.applications < L && L > 1;
     if (first_step) {
-      const T* cur = a.ring[static_cast<size_t>((res.applications + R - 1) % R)];
+      const T* cur = a.ring[static_cast<size_t>((res.applications + L - 1) % L)];
       state_start.assign(static_cast<size_t>(n * d), T(0));
       for (int64_t v = 0; v < n; ++v) std::copy(cur + v * fz, cur + v * fz + d, state_start.data() + v * d);
     }
     if (dg) std::copy(a.g, a.g + dg, g_start.begin());
-    int64_t watched = 0;
+    int64_t watched = 0;  // rows of the last application that changed a watched channel
     for (int64_t i = 0; i < L; ++i) {
-      LoopLayer<T>& ly = a.layers[static_cast<size_t>(i)];
-      LayerArgs<T>& Ly = ly.layer;
-      EdgePassArgs<T>& E = Ly.edges;
-      const int64_t k = res.applications;
-      const size_t ii = static_cast<size_t>((k + R - 1) % R), oo = static_cast<size_t>(k % R);
-      T* inp = a.ring[ii];
-      T* out = a.ring[oo];
-      // 1. address deltas and this buffer's address columns
-      adelta.clear();
-      adelta_msg.clear();
-      if (dg && !a.pointers.empty()) {
-        detail::address_delta(a, ly.last_g, a.g, ly.src_reads, ly.node_reads, adelta, adelta_msg);
-        detail::set_address(a, inp, a.buf_g[ii], a.g);
-      }
-      if (dg) std::copy(a.g, a.g + dg, ly.last_g);
-      // 2. which rows: D = rows changed by the last application and rows whose address
-      // features changed; compute D and its out-neighbours, or everything
-      const bool everything = all_changed || k < L;
-      delta.clear();
-      if (!everything) {
-        for (int64_t v : changed) if (!mark[v]) { mark[v] = 1; delta.push_back(v); }
-        for (int64_t v : adelta) if (!mark[v]) { mark[v] = 1; delta.push_back(v); }
-        for (int64_t v : delta) mark[v] = 0;
-      }
-      bool dense = everything || a.mode == Mode::Dense ||
-                   (a.mode == Mode::Auto && static_cast<double>(delta.size()) > a.dense_nodes * static_cast<double>(n));
-      rows.clear();
-      sources.clear();
-      if (!dense) {
-        int64_t edges = 0;  // the in-edges to reduce, or the messages to push
-        if (use_incremental[static_cast<size_t>(i)]) {
-          // incremental aggregation (below): the sources whose messages changed push them; a
-          // push touches a scattered row as a row's reduction does, so it counts as the mean
-          // in-degree's worth of edges, and a row of D as one edge
-          const int64_t per_push = std::max<int64_t>(1, a.m / std::max<int64_t>(n, 1));
-          for (const auto* list : {&msg_changed, &adelta_msg})
-            for (int64_t u : *list)
-              if (!mark[u]) {
-                mark[u] = 1;
-                sources.push_back(u);
-                edges += per_push * (a.out_indptr[u + 1] - a.out_indptr[u]);
-              }
-          for (int64_t u : sources) mark[u] = 0;
-          edges += static_cast<int64_t>(delta.size());
-        } else {
-          // D itself, and the out-neighbours of the rows of D whose change the messages read
-          for (int64_t u : delta)
-            if (!mark[u]) { mark[u] = 1; rows.push_back(u); edges += a.in_indptr[u + 1] - a.in_indptr[u]; }
-          for (const auto* list : {&msg_changed, &adelta_msg})
-            for (int64_t u : *list)
-              for (int64_t e = a.out_indptr[u]; e < a.out_indptr[u + 1]; ++e) {
-                const int64_t v = a.out_targets[e];
-                if (!mark[v]) { mark[v] = 1; rows.push_back(v); edges += a.in_indptr[v + 1] - a.in_indptr[v]; }
-              }
-          for (int64_t v : rows) mark[v] = 0;
-        }
-        if (a.mode == Mode::Auto && static_cast<double>(edges) > a.dense_edges * static_cast<double>(std::max<int64_t>(a.m, 1)))
-          dense = true;
-      }
-      // 3. per-node parts of the first message layer, for the rows whose input changed
-      // (incremental aggregation: the previous parts of the message sources, and of the
-      // rows whose destination part may change)
-      const int64_t k0 = E.k0;
-      const bool incremental = use_incremental[static_cast<size_t>(i)] && !dense;
-      if (incremental) incr.save_parts(ly, sources, delta);
-      // S[v] = z_v @ W_src, Q[v] = z_v @ W_dst + bias (all-zero rows of W add exact zeros: skipped)
-      auto parts = [&](int64_t v) {
-        const T* zv = inp + v * fz;
-        detail::row_product(ly.W_src, ly.src_rows, ly.src_zero, fz, k0, zv, ly.S + v * k0);
-        if (!ly.W_dst) return;
-        T* q = ly.Q + v * k0;
-        detail::row_product(ly.W_dst, ly.dst_rows, ly.dst_zero, fz, k0, zv, q);
-        for (int64_t c = 0; c < k0; ++c) q[c] = q[c] + ly.bias[c];
-      };
-      if (everything) {
-#pragma omp parallel for schedule(static)
-        for (int64_t v = 0; v < n; ++v) parts(v);
-      } else {
-        // a parallel region costs more than a few rows, even one that an if clause keeps serial
-        const int64_t nd = static_cast<int64_t>(delta.size());
-        if (nd > kSerialRows) {
-#pragma omp parallel for schedule(static)
-          for (int64_t j = 0; j < nd; ++j) parts(delta[static_cast<size_t>(j)]);
-        } else {
-          for (int64_t v : delta) parts(v);
-        }
-      }
-      // incremental aggregation: push the changed messages into the stored aggregates
-      if (incremental)
-        res.aggregates_reused += incr.push(a, ly, plans[static_cast<size_t>(i)].edges,
-                                           workspaces[static_cast<size_t>(i)].s, sources, delta, mark, rows);
-      // 4. the layer
-      Ly.z = inp;
-      Ly.out = out;
-      Ly.agg_store = use_incremental[static_cast<size_t>(i)] ? ly.agg_store : nullptr;
-      Ly.winner_store = use_incremental[static_cast<size_t>(i)] ? ly.winner_store : nullptr;
-      Ly.agg_from_store = incremental ? incr.from_store.data() : nullptr;
-      Ly.compare_out = !everything && (L > 1 || !dense);
-      E.rows = dense ? nullptr : rows.data();
-      E.num_rows = dense ? 0 : static_cast<int64_t>(rows.size());
-      watched = layer_rows(Ly, plans[static_cast<size_t>(i)], &workspaces[static_cast<size_t>(i)]);
-      if (incremental)
-        for (int64_t v : rows) incr.from_store[static_cast<size_t>(v)] = 0;
-      changed.clear();
-      msg_changed.clear();
-      written.clear();
-      auto record = [&](int64_t v, bool all) {
-        if (all || flags[v]) written.push_back(v);
-        if (all || msg_flags[v]) msg_changed.push_back(v);
-        if (all || next_flags[v]) changed.push_back(v);
-      };
-      if (dense) {
-        // A first application of a layer has no previous output to compare with, except for
-        // a single layer, whose output is compared with its input: then only the rows that
-        // changed are changes for the next step.
-        const bool all = everything && L > 1;
-        for (int64_t v = 0; v < n; ++v) record(v, all);
-        res.node_updates += n;
-      } else {
-        for (int64_t v : rows) record(v, false);
-        res.node_updates += static_cast<int64_t>(rows.size());
-      }
-      // The next application's push reads the out-edges of the rows whose messages changed:
-      // when they are few (scattered on large graphs), fetch their out-edge ranges now and
-      // their target lists after the readouts, while this application's work goes on.
-      const size_t next_layer = static_cast<size_t>((i + 1) % L);
-      const bool early_fetch = use_incremental[next_layer] && !dense &&
-                               static_cast<int64_t>(msg_changed.size()) <= detail::kTouchWhole;
-      bool targets_pending = early_fetch;
-      auto fetch_targets = [&]() {
-        if (!targets_pending) return;
-        targets_pending = false;
-        for (int64_t u : msg_changed)
-          detail::prefetch_span(a.out_targets + a.out_indptr[u], a.out_indptr[u + 1] - a.out_indptr[u]);
-      };
-      if (early_fetch)
-        for (int64_t u : msg_changed) __builtin_prefetch(a.out_indptr + u);
-      // 5. readouts and the graph update
-      if (ly.has_readout) {
-        const int64_t r = static_cast<int64_t>(ly.readout_kinds.size());
-        const auto& rp = readout_plans[static_cast<size_t>(i)];
-        T* cache = ly.readout_cache;
-        T* tree = ly.readout_tree;
-        const auto& groups = readout_groups[static_cast<size_t>(i)];
-        if (everything || dense) {
-          for (int64_t v = 0; v < n; ++v) detail::node_readout(ly, rp, out + v * fz, a.hx, cache + v * r, xa.data(), xb.data());
-          detail::tree_rebuild(cache, n, tree, r, groups);
-        } else {
-          // the leaves' blocks of the changed rows, fetched together (scattered on large graphs)
-          const int64_t block_bytes = detail::kTreeFanout * r * static_cast<int64_t>(sizeof(T));
-          for (int64_t v : written) {
-            const char* blk = reinterpret_cast<const char*>(cache + (v - v % detail::kTreeFanout) * r);
-            for (int64_t off = 0; off < block_bytes; off += 64) __builtin_prefetch(blk + off, 1);
-          }
-          leaf_old.resize(static_cast<size_t>(r));
-          leaf_saved.resize(static_cast<size_t>(r));
-          for (int64_t v : written) {
-            std::copy(cache + v * r, cache + v * r + r, leaf_old.begin());
-            detail::node_readout(ly, rp, out + v * fz, a.hx, cache + v * r, xa.data(), xb.data());
-            detail::tree_update_leaf(cache, n, tree, r, groups, v, leaf_old.data(), leaf_saved.data(), group_live);
-          }
-        }
-        fetch_targets();  // before the graph update, which computes without memory traffic
-        const T* root = tree + root_row * r;
-        red.assign(root, root + r);
-        if (ly.has_graph_update) {
-          const auto& up = update_plans[static_cast<size_t>(i)];
-          const auto& gp = gate_plans[static_cast<size_t>(i)];
-          if (ly.has_graph_gate && up.lanes != 0 && up.lanes == gp.lanes) {  // both chains at once
-            if (up.lanes == 16) detail::node_mlp_packed16_pair(up, gp, a.g, red.data(), r, xa.data(), xb.data());
-            else detail::node_mlp_packed32_pair(up, gp, a.g, red.data(), r, xa.data(), xb.data());
-            gnew.assign(xa.data(), xa.data() + dg);
-            ggate.assign(xb.data(), xb.data() + dg);
-          } else {
-            const T* nv = detail::node_mlp(ly.graph_update, up, a.g, dg, red.data(), r, xa.data(), xb.data());
-            gnew.assign(nv, nv + dg);
-            if (ly.has_graph_gate) {
-              const T* gv = detail::node_mlp(ly.graph_gate, gp, a.g, dg, red.data(), r, xa.data(), xb.data());
-              ggate.assign(gv, gv + dg);
-            }
-          }
-          if (ly.has_graph_gate) {
-            for (int64_t c = 0; c < dg; ++c) {
-              const T gg = detail::sigmoid(ggate[static_cast<size_t>(c)]);
-              a.g[c] = gg * gnew[static_cast<size_t>(c)] + (T(1) - gg) * a.g[c];
-            }
-          } else {
-            std::copy(gnew.begin(), gnew.end(), a.g);
-          }
-        }
-      }
-      fetch_targets();
-      if (early_fetch) {
-        // and the targets' stored aggregates, state rows and readout leaves
-        const LoopLayer<T>& nl = a.layers[next_layer];
-        const int64_t kw = plans[next_layer].edges.k_out, r = static_cast<int64_t>(nl.readout_kinds.size());
-        for (int64_t u : msg_changed)
-          for (int64_t e = a.out_indptr[u]; e < a.out_indptr[u + 1]; ++e) {
-            const int64_t w = a.out_targets[e];
-            __builtin_prefetch(nl.agg_store + w * kw);
-            detail::prefetch_span(out + w * fz, fz);
-            if (nl.has_readout) __builtin_prefetch(nl.readout_cache + w * r);
-          }
-      }
+      watched = apply(i, changed, all_changed || res.applications < L, res);
       all_changed = false;
-      ++res.applications;
     }
     ++res.steps;
     if (first_step) {
-      const T* cur = a.ring[static_cast<size_t>((res.applications + R - 1) % R)];
+      const T* cur = a.ring[static_cast<size_t>((res.applications + L - 1) % L)];
       watched = 0;
       for (int64_t v = 0; v < n; ++v) {
         bool w = false;
@@ -905,6 +966,18 @@ LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_cha
     }
   }
   return res;
+}
+
+}  // namespace detail
+
+// Runs up to a.max_steps steps. `changed` carries the rows changed by the last layer
+// application across calls; all_changed = true before the first step. `applications` is the
+// number of layer applications done before this call (it places the ring). On entry the
+// current state is in ring[(applications - 1) mod L] (ring[L - 1] before the first step).
+template <typename T>
+LoopResult run_steps(LoopArgs<T>& a, std::vector<int64_t>& changed, bool all_changed, int64_t applications) {
+  detail::StepLoop<T> loop(a);
+  return loop.run(changed, all_changed, applications);
 }
 
 }  // namespace engine
