@@ -18,13 +18,13 @@ import time
 
 import numpy as np
 
-from .. import execute, reference
-from ..algorithms import ALGORITHMS
+from ..algorithms import ALGORITHMS, reference
 from ..algorithms.samplers import CLRS_TRAIN_P, sample
 from ..compiler import compile as compile_model
 from ..errors import EngineError
 from ..graph import generate
 from ..model import Model
+from ..runtime import execute
 
 
 def load_models(names) -> list:
