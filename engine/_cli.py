@@ -10,7 +10,7 @@ import argparse
 import math
 import sys
 
-from .errors import EngineError
+from .errors import BackendUnavailableError, EngineError
 
 
 def parse_count(text: str) -> int:
@@ -73,10 +73,22 @@ def non_negative_int(text: str) -> int:
 
 
 def positive_int(text: str) -> int:
-    value = non_negative_int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (and exit 2), as every error of
+    the command lines is: ``error: <what is wrong> (see --help)``."""
+
+    def error(self, message):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def error(message: str) -> int:
@@ -92,7 +104,7 @@ def run_main(body, argv=None) -> int:
         return body(argv)
     except SystemExit as exc:  # argparse: it printed its usage line already
         return int(exc.code) if isinstance(exc.code, int) else 2
-    except (EngineError, MemoryError) as exc:
+    except (EngineError, MemoryError, BackendUnavailableError) as exc:
         return error(exc)
     except OSError as exc:
         where = f" {exc.filename}" if getattr(exc, "filename", None) else ""

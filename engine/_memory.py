@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import MemoryBudgetError
+from .errors import EngineError, MemoryBudgetError
 
 
 def proc_kib(path: str, key: str) -> int | None:
@@ -35,15 +35,29 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def memory_limit() -> int | None:
+    """``ENGINE_MEMORY_LIMIT`` in bytes (``2e9`` or ``2000000000``), or None when unset."""
+    text = os.environ.get("ENGINE_MEMORY_LIMIT", "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value == value or value <= 0 or value == float("inf"):
+        raise EngineError(f"ENGINE_MEMORY_LIMIT must be a positive number of bytes (e.g. 2e9), got {text!r}")
+    return int(value)
+
+
 def require(nbytes: int, what: str, hint: str = "use a smaller graph") -> None:
     """Raise :class:`MemoryBudgetError` if ``nbytes`` exceeds 90% of available memory.
 
     ``ENGINE_MEMORY_LIMIT`` (bytes) caps the budget further, e.g. for tests.
     """
     budget = int(available_bytes() * 0.9)
-    cap = os.environ.get("ENGINE_MEMORY_LIMIT")
-    if cap:
-        budget = min(budget, int(float(cap)))
+    cap = memory_limit()
+    if cap is not None:
+        budget = min(budget, cap)
     if nbytes > budget:
         raise MemoryBudgetError(
             f"{what} needs {nbytes / 2**30:.2f} GiB but only {budget / 2**30:.2f} GiB is available; {hint}"

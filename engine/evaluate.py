@@ -8,51 +8,65 @@ Writes results.csv, results.json and accuracy.svg to --out (default: evaluation/
 """
 from __future__ import annotations
 
-import argparse
+import os
 import sys
 
-from .analysis.generalization import evaluate, plot_svg, write_rows
+from ._cli import Parser, finite_float, non_negative_int, parse_counts, parse_seeds, run_main
+from ._files import writable_file
+from .analysis.generalization import evaluate, load_models, plot_svg, write_rows
 from .backends import BACKENDS
 from .errors import EngineError
 from .graph import FAMILIES
-from ._cli import parse_count, parse_seeds
+
+OUTPUTS = ("results.csv", "results.json", "accuracy.svg")
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m engine.evaluate", description=__doc__.split("\n\n")[0])
+def output_dir(out: str) -> str:
+    """Create the output directory if needed and check, before any work, that every output
+    file can be (re)placed there."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise EngineError(f"--out {out} exists and is not a directory")
+    os.makedirs(out, exist_ok=True)
+    for name in OUTPUTS:
+        writable_file(os.path.join(out, name), "output file")
+    return out
+
+
+def _main(argv) -> int:
+    p = Parser(prog="python -m engine.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("models", nargs="+", help="saved Model files or compiled:ALGO")
-    p.add_argument("--sizes", default="16,64,256,1e3", help="comma-separated node counts")
+    p.add_argument("--sizes", type=parse_counts, default="16,64,256,1e3", help="comma-separated node counts")
     p.add_argument("--graph", default="er", choices=sorted(FAMILIES) + ["clrs"],
                    help="generator family, or clrs: CLRS's test sampler (p drawn per graph, random source)")
-    p.add_argument("--degree", type=float, default=10.0)
-    p.add_argument("--seeds", default="0", help="comma-separated seeds")
+    p.add_argument("--degree", type=finite_float, default=10.0)
+    p.add_argument("--seeds", type=parse_seeds, default="0", help="comma-separated seeds or ranges (0-4)")
     p.add_argument("--backend", default=None, choices=list(BACKENDS))
-    p.add_argument("--steps", type=int, default=None, help="fixed step budget instead of the oracle length")
-    p.add_argument("--trace-limit", type=int, default=10_000,
+    p.add_argument("--steps", type=non_negative_int, default=None,
+                   help="fixed step budget instead of the oracle length")
+    p.add_argument("--trace-limit", type=non_negative_int, default=10_000,
                    help="per-hint accuracies for graphs up to this many nodes")
     p.add_argument("--out", default="evaluation")
     args = p.parse_args(argv)
-    try:
-        sizes = [parse_count(s) for s in args.sizes.split(",")]
-        seeds = parse_seeds(args.seeds)
-    except (ValueError, argparse.ArgumentTypeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.degree < 0:
+        raise EngineError(f"--degree must be non-negative, got {args.degree}")
+    models = load_models(args.models)  # every model loads before any work
+    out = output_dir(args.out)
 
     def progress(row):
         print(f"{row['model']:<28s} n={row['n']:<9d} seed={row['seed']} pointer accuracy "
               f"{row['pointer_accuracy']:.4f} exact={row['exact_match']} ({row['seconds']:.2f} s)", flush=True)
 
-    try:
-        rows = evaluate(args.models, sizes, family=args.graph, degree=args.degree, seeds=seeds,
-                        backend=args.backend, steps=args.steps, trace_limit=args.trace_limit, progress=progress)
-    except (EngineError, MemoryError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    write_rows(rows, args.out)
-    plot_svg(rows, f"{args.out}/accuracy.svg")
-    print(f"wrote {args.out}/results.csv, results.json, accuracy.svg ({len(rows)} rows)")
+    rows = evaluate(models, args.sizes, family=args.graph, degree=args.degree, seeds=args.seeds,
+                    backend=args.backend, steps=args.steps, trace_limit=args.trace_limit, progress=progress)
+    write_rows(rows, out)
+    plot_svg(rows, os.path.join(out, "accuracy.svg"))
+    print(f"wrote {out}/results.csv, results.json, accuracy.svg ({len(rows)} rows)")
     return 0
+
+
+def main(argv=None) -> int:
+    """The command line; returns the exit status (2: invalid input, with one line on stderr)."""
+    return run_main(_main, argv)
 
 
 if __name__ == "__main__":

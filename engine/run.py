@@ -4,7 +4,8 @@
 
 Generates (or loads) a graph, compiles the algorithm into GNN weights, executes them with
 a backend, and checks the outputs and step count against the CLRS-semantics reference.
-Exit status: 0 when exact, 1 on a mismatch, 2 on invalid input.
+Exit status: 0 when exact, 1 on a mismatch or a run that did not settle, 2 on invalid input
+(one line on stderr).
 """
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ import time
 
 from . import __version__
 from ._memory import peak_rss_bytes, require
-from ._cli import parse_count
+from ._cli import Parser, finite_float, non_negative_int, parse_count, positive_int, run_main
+from ._files import writable_file
 from .algorithms import ALGORITHMS, compilable, reference
 from .backends import BACKENDS
 from .compiler import compile as compile_model
-from .errors import EngineError
+from .errors import EngineError, NegativeCycleError
 from .runtime import MODES, execute
 from .graph import FAMILIES, generate, load
 
@@ -28,19 +30,20 @@ BYTES_PER_EDGE_BUILD = 40  # generator peak: int64 keys, sort buffers, CSR array
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m engine.run", description=__doc__.split("\n\n")[0],
+    p = Parser(prog="python -m engine.run", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--algo", required=True, choices=compilable(), help="algorithm to compile and run")
     p.add_argument("--nodes", type=parse_count, default=None, help="number of nodes, e.g. 1e6")
     p.add_argument("--graph", default="er", choices=sorted(FAMILIES), help="generator family (default er)")
-    p.add_argument("--degree", type=float, default=10.0, help="mean degree for er/ws/ba (default 10)")
+    p.add_argument("--degree", type=finite_float, default=10.0, help="mean degree for er/ws/ba (default 10)")
     p.add_argument("--directed", action="store_true", help="directed er/path graph")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--source", type=int, default=0, help="source node (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--source", type=non_negative_int, default=0, help="source node (default 0)")
     p.add_argument("--graph-file", default=None, help="load an edge list or .mtx file instead of generating")
     p.add_argument("--backend", default=None, choices=list(BACKENDS),
                    help="default: $ENGINE_BACKEND, else the first that loads (native, numba, reference)")
-    p.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="worker threads (default: $ENGINE_THREADS, else all cores)")
     p.add_argument("--mode", default="auto", choices=list(MODES),
                    help="dense: every node every step; active: changed nodes and their out-neighbours; "
                         "auto (default): active while few nodes change")
@@ -77,6 +80,8 @@ class Progress:
 
 def run(args) -> dict:
     info = ALGORITHMS[args.algo]
+    if args.save_model:
+        writable_file(args.save_model, "--save-model")  # before any work: a bad path fails now
     times = {}
     t = time.perf_counter()
     if args.graph_file:
@@ -92,8 +97,6 @@ def run(args) -> dict:
     times["generate"] = time.perf_counter() - t
     t = time.perf_counter()
     model = compile_model(args.algo, args.dtype)
-    if args.save_model:
-        model.save(args.save_model)
     times["compile"] = time.perf_counter() - t
     progress = Progress(enabled=True)
     t = time.perf_counter()
@@ -103,6 +106,8 @@ def run(args) -> dict:
     finally:
         progress.close()
     times["execute"] = time.perf_counter() - t
+    if args.save_model:  # the run was valid: keep the model it ran
+        model.save(args.save_model)
     report = {
         "algorithm": args.algo,
         "backend": result.backend,
@@ -119,13 +124,20 @@ def run(args) -> dict:
         "model": {"name": model.name, "hidden": model.hidden, "parameters": model.num_parameters(),
                   "layers_per_step": len(model.spec["layers"])},
     }
+    if not result.converged:
+        report["unsettled"] = info.unsettled
     if not args.no_verify:
         t = time.perf_counter()
-        ref = reference(args.algo, graph, args.source if info.has_source else None, trace=False, dtype=args.dtype)
+        try:
+            ref = reference(args.algo, graph, args.source if info.has_source else None, trace=False,
+                            dtype=args.dtype)
+        except NegativeCycleError as exc:  # no answer to verify against: the run cannot be right
+            report["verify"] = {"exact": False, "reference_error": str(exc)}
+        else:
+            mismatches = int(sum((result.outputs[name] != want).sum() for name, want in ref.outputs.items()))
+            report["verify"] = {"exact": mismatches == 0 and ref.steps == result.steps and result.converged,
+                                "mismatching_nodes": mismatches, "reference_steps": ref.steps}
         times["verify"] = time.perf_counter() - t
-        mismatches = int(sum((result.outputs[name] != want).sum() for name, want in ref.outputs.items()))
-        report["verify"] = {"exact": mismatches == 0 and ref.steps == result.steps,
-                            "mismatching_nodes": mismatches, "reference_steps": ref.steps}
     report["seconds"] = {k: round(v, 4) for k, v in times.items()}
     report["node_updates_per_second"] = result.node_updates / max(times["execute"], 1e-9)
     report["dense_edges_per_second"] = (graph.num_edges * result.steps * len(model.spec["layers"])
@@ -160,9 +172,13 @@ def format_report(r: dict) -> str:
         + (f", {r['dense_edges_per_second'] / 1e6:.1f} M edges/s" if r["mode"] == "dense" else ""),
         f"peak RSS   {r['peak_rss_mb']:.0f} MB",
     ]
+    if "unsettled" in r:
+        lines.append(f"settled    NO: stopped at the step limit without reaching a fixed point ({r['unsettled']})")
     if "verify" in r:
         v = r["verify"]
-        if v["exact"]:
+        if "reference_error" in v:
+            lines.append(f"verify     NO ANSWER: the reference has none ({v['reference_error']})")
+        elif v["exact"]:
             lines.append(f"verify     exact: outputs and step count equal engine.reference ({v['reference_steps']} steps)")
         else:
             lines.append(f"verify     MISMATCH: {v['mismatching_nodes']} nodes differ; "
@@ -170,15 +186,16 @@ def format_report(r: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def _main(argv) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        report = run(args)
-    except (EngineError, MemoryError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    report = run(args)
     print(json.dumps(report, indent=1) if args.json else format_report(report))
-    return 0 if report.get("verify", {}).get("exact", True) else 1
+    return 0 if report.get("verify", {}).get("exact", True) and "unsettled" not in report else 1
+
+
+def main(argv=None) -> int:
+    """The command line; returns the exit status (0 exact, 1 wrong or unsettled, 2 invalid input)."""
+    return run_main(_main, argv)
 
 
 if __name__ == "__main__":

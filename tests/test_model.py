@@ -87,7 +87,7 @@ def test_inconsistent_weights_rejected():
     (lambda s: s["layers"][0]["groups"][0].update(kind="median"), "unknown aggregation 'median'"),
     (lambda s: s["layers"][0]["groups"][0].update(size=5), "cover"),
     (lambda s: s["layers"][0]["message"].update(activations=["gelu"]), "unknown activation"),
-    (lambda s: s.update(node_inputs=["id", "color"]), "unknown node input"),
+    (lambda s: s.update(node_inputs=["id", "color"]), r"node_inputs must list inputs from \[.id., .pos., .source.\]"),
     (lambda s: s["outputs"].update(pi="nope"), "unknown decoder"),
     (lambda s: s["termination"].update(rule="forever"), "termination rule"),
     (lambda s: s["termination"].update(channels=[7]), "termination.channels"),

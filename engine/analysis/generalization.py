@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from .._files import atomic_write
 from ..algorithms import ALGORITHMS, reference
 from ..algorithms.samplers import CLRS_TRAIN_P, sample
 from ..compiler import compile as compile_model
@@ -28,9 +29,13 @@ from ..runtime import execute
 
 
 def load_models(names) -> list:
-    """``compiled:ALGO`` or a path to a saved Model; returns ``(label, model, algorithm)``."""
+    """``compiled:ALGO`` or a path to a saved Model; returns ``(label, model, algorithm)``
+    (already loaded entries pass through)."""
     out = []
     for name in names:
+        if isinstance(name, tuple):
+            out.append(name)
+            continue
         if name.startswith("compiled:"):
             algo = name.split(":", 1)[1]
             model = compile_model(algo)
@@ -109,20 +114,24 @@ def evaluate(models, sizes, *, family="er", degree=10.0, seeds=(0,), backend=Non
 
 
 def write_rows(rows, out_dir):
+    """``results.csv`` and ``results.json`` in ``out_dir``, each replaced atomically."""
     os.makedirs(out_dir, exist_ok=True)
     keys = []
     for r in rows:
         keys += [k for k in r if k not in keys]
-    tmp = os.path.join(out_dir, f".results.csv.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, os.path.join(out_dir, "results.csv"))
-    tmp = os.path.join(out_dir, f".results.json.tmp-{os.getpid()}")
-    with open(tmp, "w") as fh:
-        json.dump(rows, fh, indent=1)
-    os.replace(tmp, os.path.join(out_dir, "results.json"))
+
+    def write_csv(tmp):
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+
+    def write_json(tmp):
+        with open(tmp, "w") as fh:
+            json.dump(rows, fh, indent=1)
+
+    atomic_write(os.path.join(out_dir, "results.csv"), write_csv)
+    atomic_write(os.path.join(out_dir, "results.json"), write_json)
 
 
 def plot_svg(rows, path, metric="pointer_accuracy"):
@@ -169,7 +178,9 @@ def plot_svg(rows, path, metric="pointer_accuracy"):
             os.path.basename(os.path.dirname(os.path.abspath(model))), os.path.basename(model))
         parts.append(f'<text x="{W - R + 30}" y="{T + 18 * i + 10}">{label[:22]}</text>')
     parts.append("</svg>")
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as fh:
-        fh.write("\n".join(parts))
-    os.replace(tmp, path)
+
+    def write(tmp):
+        with open(tmp, "w") as fh:
+            fh.write("\n".join(parts))
+
+    atomic_write(path, write)

@@ -68,6 +68,34 @@ class EdgeInputs:
         return sum(aggregation(int(c)).arg for c in self.groups[:, 0])
 
 
+def check_inputs(graph, edges: EdgeInputs, rows=None) -> None:
+    """What a backend without checks of its own (Numba: no bounds checks) must refuse before
+    it reads: an untrusted CSR (:meth:`~engine.Graph.trusted`), parts, edge inputs or rows of
+    the wrong shape, rows out of range, and bad group tables (:func:`check_edges`)."""
+    check_edges(edges)
+    n, m = graph.num_nodes, graph.num_edges
+    if not graph.trusted():
+        graph.validate()
+    k0 = edges.S.shape[1] if getattr(edges.S, "ndim", 0) == 2 else -1
+    if getattr(edges.S, "ndim", 0) != 2 or edges.S.shape[0] != n:
+        raise EngineError(f"S must be an (n={n}, k0) array, got shape {getattr(edges.S, 'shape', None)}")
+    if getattr(edges.Q, "ndim", 0) != 2 or edges.Q.shape[0] not in (n, 1) or edges.Q.shape[1] != k0:
+        raise EngineError(f"Q must be ({n} or 1, {k0}), got shape {getattr(edges.Q, 'shape', None)}")
+    if edges.E is not None and edges.E.shape[1]:
+        if edges.E.shape[0] != m or edges.We is None or edges.We.shape != (edges.E.shape[1], k0):
+            raise EngineError(f"E must be ({m}, f_e) with We (f_e, {k0}); got {edges.E.shape} and "
+                              f"{getattr(edges.We, 'shape', None)}")
+    width = k0
+    for layer in edges.tail:
+        if layer.weight.shape[0] != width or layer.bias.shape != (layer.weight.shape[1],):
+            raise EngineError(f"a message layer of shape {layer.weight.shape} does not follow width {width}")
+        width = layer.weight.shape[1]
+    if rows is not None:
+        rows = np.asarray(rows)
+        if rows.size and (rows.min() < 0 or rows.max() >= n):
+            raise EngineError(f"rows must be node ids in [0, {n})")
+
+
 def check_edges(edges: EdgeInputs) -> None:
     """Refuse group tables a backend cannot reduce: unknown codes, gaps, overlaps."""
     groups = np.asarray(edges.groups)

@@ -22,7 +22,7 @@ def _untrusted(graph) -> bool:
     copies; anything else (a graph-like object, arrays made writeable again) is checked."""
     from ..graph import Graph
 
-    return not isinstance(graph, Graph) or graph.indptr.flags.writeable or graph.indices.flags.writeable
+    return not isinstance(graph, Graph) or not graph.trusted()
 
 
 class NativeBackend(Backend):

@@ -12,7 +12,7 @@ import numpy as np
 from numba import prange
 
 from ..model.registry import aggregation
-from .base import Backend, EdgeInputs, check_edges
+from .base import Backend, EdgeInputs, check_inputs
 
 # aggregation codes (engine.model.registry), compile-time constants of the kernel; check_edges
 # refuses any other code before the kernel runs
@@ -189,7 +189,7 @@ class NumbaBackend(Backend):
     name = "numba"
 
     def edge_pass(self, graph, edges: EdgeInputs, rows=None):
-        check_edges(edges)
+        check_inputs(graph, edges, rows)
         rows = np.arange(graph.num_nodes, dtype=np.int64) if rows is None else np.ascontiguousarray(rows, np.int64)
         S, E, We = edges.S, edges.E, edges.We
         n = rows.shape[0]

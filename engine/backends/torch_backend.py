@@ -23,28 +23,40 @@ from . import torch_ops as ops
 from .base import Backend, EdgeInputs, check_edges
 
 
+def _device(device) -> "torch.device":
+    """``device`` as a torch device this machine has; :class:`EngineError` naming what is wrong
+    (``$ENGINE_TORCH_DEVICE`` included) otherwise."""
+    try:
+        target = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise EngineError(f"invalid torch device {device!r} (ENGINE_TORCH_DEVICE or device=): {exc}") from None
+    if target.type == "cuda":
+        if not torch.cuda.is_available():
+            raise EngineError(f"device {device!r}: this torch build or machine has no CUDA device")
+        if target.index is not None and target.index >= torch.cuda.device_count():
+            raise EngineError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA devices")
+    elif target.type != "cpu":
+        raise EngineError(f"device {device!r}: the torch backend runs on 'cpu' or 'cuda[:index]'")
+    return target
+
+
 class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, device: str | None = None):
         if device is None:
             device = os.environ.get("ENGINE_TORCH_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.device = torch.device(device)
+        self.device = _device(device)
         self._graphs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def on(self, device) -> "TorchBackend":
         """A torch backend on ``device`` (this one if it is already there)."""
-        try:
-            target = torch.device(device)
-        except (RuntimeError, TypeError) as exc:
-            raise EngineError(f"invalid torch device {device!r}: {exc}") from None
-        if target.type == "cuda" and not torch.cuda.is_available():
-            raise EngineError(f"device {device!r}: this torch build or machine has no CUDA device")
+        target = _device(device)
         return self if target == self.device else TorchBackend(str(target))
 
     def to(self, device) -> "TorchBackend":
         """Use ``device`` from now on (``"cpu"``, ``"cuda"``, ``"cuda:1"``...)."""
-        self.device = torch.device(device)
+        self.device = _device(device)
         self._graphs = weakref.WeakKeyDictionary()
         return self
 

@@ -5,12 +5,19 @@ node ``v`` are ``indices[indptr[v]:indptr[v + 1]]`` (their sources), sorted asce
 ``weights`` aligned to them. ``indptr`` is int64, ``indices`` int32, ``weights`` float32
 (float64 on request) or ``None`` for an unweighted graph.
 
-Edge semantics follow CLRS's reading of an adjacency matrix: an edge ``u -> v`` wherever
-``A[u, v] != 0``, with weight ``A[u, v]``.
+Two kinds of input, one rule each:
+
+* **Matrices** (:meth:`Graph.from_dense`, :meth:`Graph.from_scipy`, Matrix Market files) are
+  read as the matrix they represent, as CLRS reads its adjacency matrices: an edge ``u -> v``
+  wherever ``A[u, v] != 0``, with weight ``A[u, v]``; entries stored twice in a sparse matrix
+  are summed first, so ``from_scipy(A)`` is ``from_dense(A.toarray())`` (an entry summing to 0
+  is no edge).
+* **Edge lists** (:meth:`Graph.from_edges`, :meth:`Graph.from_networkx`, edge-list files) are
+  edges: every listed edge exists, a weight of 0 included; repeated ``(u, v)`` pairs are kept
+  as parallel edges (pass ``duplicates="min"``/``"sum"``/``"first"`` to merge them, or
+  ``"error"`` to refuse them).
 
 * Self-loops are ordinary edges (CLRS keeps them).
-* Duplicate edges are kept as parallel edges by :meth:`Graph.from_edges` (pass
-  ``duplicates="min"``/``"sum"``/``"first"`` to merge them, or ``"error"`` to refuse them).
   Parallel edges count once each in sum and mean aggregation and do not change min/max
   aggregation; the references treat them as CLRS would treat the lightest one
   (Bellman-Ford) or as one edge (BFS, DFS).
@@ -42,7 +49,8 @@ def _as_ids(name: str, arr) -> np.ndarray:
     if a.ndim != 1:
         raise GraphError(f"{name} must be one-dimensional, got shape {a.shape}")
     if a.size and not np.issubdtype(a.dtype, np.integer):
-        if np.issubdtype(a.dtype, np.floating) and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+        if (np.issubdtype(a.dtype, np.floating) and np.all(np.isfinite(a)) and np.all(a == np.round(a))
+                and np.all(np.abs(a) < 2.0**62)):
             a = a.astype(np.int64)
         else:
             raise GraphError(f"{name} must hold integer node ids, got dtype {a.dtype}")
@@ -70,8 +78,11 @@ class Graph:
         Free-form description (family, generator parameters, seed).
 
     Use the constructors :meth:`from_edges`, :meth:`from_dense`, :meth:`from_scipy`,
-    :meth:`from_networkx` or the loaders in :mod:`engine.graph.io`; they validate. The arrays
-    of a validated graph are read-only (the kernels rely on them staying valid).
+    :meth:`from_networkx` or the loaders in :mod:`engine.graph.io`; they validate. A graph
+    owns its arrays: the constructor copies the ones it is given, and the copies are
+    read-only, so changing the caller's arrays afterwards changes nothing here (the kernels
+    trust a validated graph). Arrays made writeable again are checked by the kernels before
+    use.
     """
 
     num_nodes: int
@@ -81,14 +92,30 @@ class Graph:
     directed: bool = True
     meta: dict = field(default_factory=dict)
     _out: tuple | None = field(default=None, repr=False)
+    _own: bool = field(default=False, repr=False)  # internal: the arrays are already this graph's own
 
     # ------------------------------------------------------------------ construction
     def __post_init__(self):
+        if not self._own:  # the caller keeps its arrays; the graph validates and freezes copies
+            self.indptr = np.array(self.indptr, copy=True) if isinstance(self.indptr, np.ndarray) else self.indptr
+            self.indices = np.array(self.indices, copy=True) if isinstance(self.indices, np.ndarray) else self.indices
+            if isinstance(self.weights, np.ndarray):
+                self.weights = np.array(self.weights, copy=True)
+        self._own = True
         self.validate()
         # validated arrays are frozen: the kernels trust them, so they must not change later
         for arr in (self.indptr, self.indices, self.weights):
             if arr is not None:
                 arr.flags.writeable = False
+
+    @classmethod
+    def _owning(cls, n, indptr, indices, weights=None, directed=True, meta=None) -> "Graph":
+        """Internal: a graph over arrays made for it (or frozen ones of another graph), not copied."""
+        return cls(n, indptr, indices, weights, directed, dict(meta or {}), _own=True)
+
+    def trusted(self) -> bool:
+        """Whether the kernels may skip validating the CSR: its arrays are still frozen."""
+        return not (self.indptr.flags.writeable or self.indices.flags.writeable)
 
     def validate(self) -> None:
         """Check the CSR invariants; raise :class:`GraphError` naming the first violation."""
@@ -198,13 +225,15 @@ class Graph:
     @classmethod
     def _from_sorted_keys(cls, keys: np.ndarray, n: int, weights=None, *, directed=True, meta=None) -> "Graph":
         """Internal: ``keys = dst * n + src`` sorted ascending (the CSR order)."""
+        if weights is not None and (weights.base is not None or not weights.flags.owndata):
+            weights = weights.copy()  # possibly the caller's: the graph owns its arrays
         if n == 0:
-            return cls(0, np.zeros(1, np.int64), np.zeros(0, np.int32), weights, directed, dict(meta or {}))
+            return cls._owning(0, np.zeros(1, np.int64), np.zeros(0, np.int32), weights, directed, meta)
         dst = keys // n
         indices = (keys - dst * n).astype(np.int32)
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(dst, minlength=n), out=indptr[1:])
-        return cls(n, indptr, indices, weights, directed, dict(meta or {}))
+        return cls._owning(n, indptr, indices, weights, directed, meta)
 
     @classmethod
     def from_dense(cls, A, *, dtype=None, meta: dict | None = None) -> "Graph":
@@ -221,23 +250,26 @@ class Graph:
 
     @classmethod
     def from_scipy(cls, matrix, *, dtype=None, meta: dict | None = None) -> "Graph":
-        """From a ``scipy.sparse`` matrix/array read as ``A[u, v]`` = weight of ``u -> v``.
-
-        Explicitly stored zeros are dropped, as in :meth:`from_dense`.
+        """From a ``scipy.sparse`` matrix/array read as the matrix it represents: ``A[u, v]``
+        = weight of ``u -> v`` where nonzero. Entries stored twice are summed, then zeros
+        (stored ones and sums to zero) dropped: the same graph as :meth:`from_dense` of
+        ``A.toarray()``.
         """
         import scipy.sparse as sp
 
         if not sp.issparse(matrix):
             raise GraphError(f"expected a scipy.sparse matrix, got {type(matrix).__name__}")
-        if matrix.shape[0] != matrix.shape[1]:
+        if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
             raise GraphError(f"matrix must be square, got shape {matrix.shape}")
-        coo = matrix.tocoo()
+        coo = sp.coo_array(matrix, copy=True)
+        if coo.dtype == bool:
+            coo = coo.astype(np.float32)
+        if not np.issubdtype(coo.dtype, np.number) or np.iscomplexobj(coo.data):
+            raise GraphError(f"matrix entries must be real numbers, got dtype {coo.dtype}")
+        coo.sum_duplicates()
         keep = coo.data != 0
-        data = np.asarray(coo.data[keep])
-        if data.dtype == bool:
-            data = data.astype(np.float32)
-        return cls.from_edges(coo.row[keep], coo.col[keep], matrix.shape[0], data, dtype=dtype,
-                              directed=True, duplicates="sum", meta=meta)
+        return cls.from_edges(coo.row[keep], coo.col[keep], matrix.shape[0], np.asarray(coo.data[keep]),
+                              dtype=dtype, directed=True, meta=meta)
 
     @classmethod
     def from_networkx(cls, G, *, weight: str = "weight", dtype=None) -> "Graph":
@@ -298,6 +330,8 @@ class Graph:
 
                 transpose = partial(jit(_transpose), self.num_nodes)
             self._out = transpose(self.indptr, self.indices)
+            for arr in self._out:  # trusted like the graph's own arrays
+                arr.flags.writeable = False
         return self._out
 
     def check_node(self, node, what: str = "source") -> int:
@@ -344,7 +378,7 @@ class Graph:
         """The same graph with weights in ``dtype`` (float32 or float64)."""
         dt = _weight_dtype(dtype)
         w = self.weights.astype(dt) if self.weights is not None else None
-        return Graph(self.num_nodes, self.indptr, self.indices, w, self.directed, dict(self.meta))
+        return Graph._owning(self.num_nodes, self.indptr, self.indices, w, self.directed, self.meta)
 
     def nbytes(self) -> int:
         b = self.indptr.nbytes + self.indices.nbytes

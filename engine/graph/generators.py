@@ -25,6 +25,16 @@ def _check_n(n, minimum=1) -> int:
     return int(n)
 
 
+def _check_seed(seed) -> int:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise GraphError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def _rng(seed) -> np.random.Generator:
+    return np.random.default_rng(_check_seed(seed))
+
+
 def _splitmix64(x: np.ndarray) -> np.ndarray:
     """Vectorised splitmix64 finaliser on uint64 (wrapping arithmetic)."""
     with np.errstate(over="ignore"):
@@ -48,6 +58,7 @@ def pair_weights(src: np.ndarray, dst: np.ndarray, n: int, seed: int, symmetric:
 
 def _finish(keys: np.ndarray, n: int, *, directed: bool, weighted: bool, seed: int, dtype, meta: dict) -> Graph:
     """Sort, de-duplicate and wrap keys ``dst * n + src`` as a Graph."""
+    seed = _check_seed(seed)
     keys.sort()
     if keys.size > 1:
         keep = np.empty(keys.size, dtype=bool)
@@ -80,7 +91,7 @@ def erdos_renyi(n, degree: float = 10.0, *, directed: bool = False, self_loops: 
     n = _check_n(n)
     if not np.isfinite(degree) or degree < 0 or degree > n:
         raise GraphError(f"degree must lie in [0, n={n}], got {degree!r}")
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     count = int(round(n * degree if directed else n * degree / 2))
     u = rng.integers(0, n, size=count, dtype=np.int64)
     v = rng.integers(0, n, size=count, dtype=np.int64)
@@ -124,7 +135,7 @@ def path(n, *, directed: bool = False, weighted: bool = False, seed: int = 0, dt
 def random_tree(n, *, weighted: bool = False, seed: int = 0, dtype=None) -> Graph:
     """Random recursive tree: node ``i >= 1`` joins a uniform earlier node; undirected."""
     n = _check_n(n)
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     child = np.arange(1, n, dtype=np.int64)
     parent = (rng.random(n - 1) * child).astype(np.int64)
     return _finish(_both_directions(parent, child, n), n, directed=False, weighted=weighted, seed=seed,
@@ -140,7 +151,7 @@ def watts_strogatz(n, k: int = 10, p: float = 0.1, *, weighted: bool = False, se
         raise GraphError(f"k must be an even integer in [2, n), got {k!r}")
     if not 0.0 <= p <= 1.0:
         raise GraphError(f"p must lie in [0, 1], got {p!r}")
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     u = np.repeat(np.arange(n, dtype=np.int64), k // 2)
     v = (u + np.tile(np.arange(1, k // 2 + 1, dtype=np.int64), n)) % n
     rewire = rng.random(u.size) < p
@@ -159,7 +170,7 @@ def barabasi_albert(n, m: int = 5, *, weighted: bool = False, seed: int = 0, dty
     n = _check_n(n)
     if not isinstance(m, (int, np.integer)) or m < 1:
         raise GraphError(f"m must be a positive integer, got {m!r}")
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     slots = 2 * n * m
     odd = np.arange(1, slots, 2, dtype=np.int64)
     # slot k (odd) copies slot r in [0, k-1]; even slot 2j holds node j // m
@@ -181,7 +192,7 @@ def delaunay(n, *, weighted: bool = False, seed: int = 0, dtype=None) -> Graph:
     from scipy.spatial import Delaunay
 
     n = _check_n(n, minimum=3)
-    pts = np.random.default_rng(seed).random((n, 2))
+    pts = _rng(seed).random((n, 2))
     tri = Delaunay(pts).simplices.astype(np.int64)
     u = np.concatenate([tri[:, 0], tri[:, 1], tri[:, 2]])
     v = np.concatenate([tri[:, 1], tri[:, 2], tri[:, 0]])
@@ -209,6 +220,9 @@ def generate(family: str, n, *, degree: float = 10.0, directed: bool = False, we
     """
     if family not in FAMILIES:
         raise GraphError(f"unknown graph family {family!r}; allowed: {sorted(FAMILIES)}")
+    _check_seed(seed)
+    if not np.isfinite(degree) or degree < 0:
+        raise GraphError(f"degree must be a finite non-negative number, got {degree!r}")
     kw = dict(weighted=weighted, seed=seed, dtype=dtype)
     if family == "er":
         return erdos_renyi(n, degree, directed=directed, **kw)

@@ -1,7 +1,14 @@
-"""Graph file loaders: whitespace edge lists and Matrix Market."""
+"""Graph file loaders: whitespace edge lists and Matrix Market (plain, .gz or .bz2).
+
+:func:`load` tells the formats apart by content (a Matrix Market file starts with
+``%%MatrixMarket``), and refuses a file whose name says ``.mtx`` when its content is not one.
+"""
 from __future__ import annotations
 
+import bz2
+import gzip
 import os
+import warnings
 
 import numpy as np
 
@@ -25,11 +32,12 @@ def load_edge_list(path, *, num_nodes: int | None = None, base: int = 0, directe
     """
     if base not in (0, 1):
         raise GraphError(f"base must be 0 or 1, got {base!r}")
-    if not os.path.exists(path):
-        raise GraphError(f"edge list {path!s} does not exist")
+    _check_file(path, "edge list")
     try:
-        data = np.loadtxt(path, comments=("#", "%"), ndmin=2, dtype=np.float64)
-    except ValueError as exc:
+        with warnings.catch_warnings():  # an empty file is a graph without edges, not a problem
+            warnings.filterwarnings("ignore", message="loadtxt: input contained no data")
+            data = np.loadtxt(path, comments=("#", "%"), ndmin=2, dtype=np.float64)
+    except (ValueError, OSError, EOFError, UnicodeDecodeError) as exc:
         raise GraphError(f"{path!s}: not a whitespace-separated edge list of numbers ({exc})") from None
     if data.size == 0:
         data = np.zeros((0, 2))
@@ -60,24 +68,50 @@ def load_matrix_market(path, *, dtype=None) -> Graph:
     """
     import scipy.io
 
-    if not os.path.exists(path):
-        raise GraphError(f"Matrix Market file {path!s} does not exist")
+    _check_file(path, "Matrix Market file")
     try:
         info = scipy.io.mminfo(path)
         A = scipy.io.mmread(path)
     except Exception as exc:  # noqa: BLE001 - scipy raises several types for bad files
-        raise GraphError(f"{path!s}: not a readable Matrix Market file ({exc})") from None
+        raise GraphError(f"{path!s}: not a readable Matrix Market file ({type(exc).__name__}: {exc})") from None
     import scipy.sparse as sp
 
     if not sp.issparse(A):
         A = sp.coo_array(A)
     g = Graph.from_scipy(A, dtype=dtype, meta={"family": "file", "path": str(path)})
-    return Graph(g.num_nodes, g.indptr, g.indices, None if info[4] == "pattern" else g.weights,
-                 directed=info[5] not in ("symmetric", "hermitian", "skew-symmetric"), meta=g.meta)
+    return Graph._owning(g.num_nodes, g.indptr, g.indices, None if info[4] == "pattern" else g.weights,
+                         directed=info[5] not in ("symmetric", "hermitian", "skew-symmetric"), meta=g.meta)
+
+
+def _check_file(path, what: str) -> None:
+    if not os.path.exists(path):
+        raise GraphError(f"{what} {path!s} does not exist")
+    if not os.path.isfile(path):
+        raise GraphError(f"{what} {path!s} is not a regular file (a directory?)")
+
+
+def _first_line(path) -> bytes:
+    """The first line of a file, decompressed if it is gzip or bzip2 ('' if unreadable)."""
+    with open(path, "rb") as fh:
+        magic = fh.read(3)
+    opener = gzip.open if magic[:2] == b"\x1f\x8b" else bz2.open if magic == b"BZh" else open
+    try:
+        with opener(path, "rb") as fh:
+            return fh.readline(256)
+    except (OSError, EOFError):
+        return b""
 
 
 def load(path, **kw) -> Graph:
-    """Load by extension: ``.mtx`` as Matrix Market, anything else as an edge list."""
-    if str(path).endswith(".mtx"):
+    """Load a graph file: Matrix Market when its content says so (``%%MatrixMarket``, also
+    compressed), else a whitespace edge list. A name ending in ``.mtx`` (any case, optionally
+    ``.gz``/``.bz2``) must hold Matrix Market; otherwise :class:`GraphError`."""
+    _check_file(path, "graph file")
+    is_mm = _first_line(path).lstrip().lower().startswith(b"%%matrixmarket")
+    name = str(path).lower()
+    says_mm = name.endswith((".mtx", ".mtx.gz", ".mtx.bz2"))
+    if says_mm and not is_mm:
+        raise GraphError(f"{path!s}: named as Matrix Market (.mtx) but it does not start with %%MatrixMarket")
+    if is_mm:
         return load_matrix_market(path, **kw)
     return load_edge_list(path, **kw)

@@ -12,13 +12,17 @@ any field of :class:`TrainConfig`.
 
 ``DIR`` receives ``best.npz`` (the best-on-validation :class:`~engine.Model`, runnable on
 every backend), ``last.npz``, ``metrics.jsonl`` and ``state.pt`` (model, optimiser and
-sampler state). Every file is written atomically, and a run started again with the same
-``DIR`` resumes from ``state.pt``.
+sampler state, tensors and plain values only: it loads with ``weights_only=True``, so a
+crafted file cannot run code). Every file is written atomically. A run started again with
+the same ``DIR`` and configuration resumes from ``state.pt`` (``steps`` may grow), with the
+log cut back to the checkpoint; a different configuration, or run files without a
+``state.pt``, are refused unless ``force_new`` starts afresh.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -27,10 +31,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .._files import atomic_write
 from ..algorithms import algorithm, reference
 from ..algorithms.samplers import CLRS_TRAIN_P, sample
+from ..errors import EngineError
+from ..model.registry import PROCESSOR_KINDS
 from .module import GNNModule, GraphBatch, segment_log_softmax
-from .specs import learned_spec
+from .specs import HINT_MODES, learned_spec
 
 
 @dataclass
@@ -54,6 +61,60 @@ class TrainConfig:
     layer_norm: bool = False
     hint_mode: str = "encoded_decoded"
     extra: dict = field(default_factory=dict)
+
+    def validate(self) -> "TrainConfig":
+        """Check every field's type and range; :class:`EngineError` names the first bad one."""
+        def integer(name, minimum):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+                raise EngineError(f"config {name} must be an integer >= {minimum}, got {v!r}")
+
+        def number(name, minimum, strict):
+            v = getattr(self, name)
+            ok = (not isinstance(v, bool) and isinstance(v, (int, float, np.number)) and math.isfinite(v)
+                  and (v > minimum if strict else v >= minimum))
+            if not ok:
+                raise EngineError(f"config {name} must be a finite number {'>' if strict else '>='} {minimum}, "
+                                  f"got {v!r}")
+
+        algorithm(self.algo)
+        if self.processor not in PROCESSOR_KINDS:
+            raise EngineError(f"config processor must be one of {list(PROCESSOR_KINDS)}, got {self.processor!r}")
+        if self.hint_mode not in HINT_MODES:
+            raise EngineError(f"config hint_mode must be one of {list(HINT_MODES)}, got {self.hint_mode!r}")
+        for name in ("hidden", "steps", "batch", "val_size", "val_graphs", "eval_every", "heads"):
+            integer(name, 1)
+        integer("seed", 0)
+        number("lr", 0, strict=True)
+        number("grad_clip", 0, strict=True)
+        number("hint_loss_weight", 0, strict=False)
+        for name in ("gated", "layer_norm"):
+            if not isinstance(getattr(self, name), bool):
+                raise EngineError(f"config {name} must be true or false, got {getattr(self, name)!r}")
+        sizes = self.train_sizes
+        if (not isinstance(sizes, (tuple, list)) or not sizes
+                or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes)):
+            raise EngineError(f"config train_sizes must be a non-empty list of positive integers, got {sizes!r}")
+        if (not isinstance(self.p, (tuple, list)) or not self.p
+                or not all(isinstance(q, (int, float)) and not isinstance(q, bool) and 0 < q <= 1 for q in self.p)):
+            raise EngineError(f"config p must be a non-empty list of edge probabilities in (0, 1], got {self.p!r}")
+        if self.processor == "gatv2" and self.hidden % self.heads:
+            raise EngineError(f"config heads ({self.heads}) must divide hidden ({self.hidden}) for gatv2")
+        if not isinstance(self.extra, dict):
+            raise EngineError(f"config extra must be an object, got {self.extra!r}")
+        return self
+
+    def plain(self) -> dict:
+        """The fields as JSON values (tuples as lists), as checkpoints store and compare them."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_fields(cls, fields: dict) -> "TrainConfig":
+        """A validated config from field values (lists become tuples); unknown fields refused."""
+        unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise EngineError(f"unknown config fields {unknown}; allowed: {[f.name for f in dataclasses.fields(cls)]}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}).validate()
 
 
 # ----------------------------------------------------------------------------- data
@@ -189,16 +250,88 @@ def pointer_accuracy(module, data) -> float:
 
 
 # ----------------------------------------------------------------------------- files
-def _atomic(path, write):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    write(tmp)
-    os.replace(tmp, path)
+RUN_FILES = ("best.npz", "last.npz", "metrics.jsonl", "state.pt")
 
 
-def train(cfg: TrainConfig, out: str, progress=True) -> dict:
-    """Train (or resume) into directory ``out``; returns the final metrics."""
-    algorithm(cfg.algo)
+def save_state(path: str, module, opt, rng: np.random.RandomState, step: int, best: float, cfg: TrainConfig):
+    """The checkpoint, as tensors and plain values (loadable with ``weights_only=True``)."""
+    kind, keys, pos, has_gauss, gauss = rng.get_state()
+    snapshot = {"module": module.state_dict(), "optimizer": opt.state_dict(),
+                "rng": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                        "has_gauss": int(has_gauss), "gauss": float(gauss)},
+                "step": int(step), "best": float(best), "config": cfg.plain()}
+    atomic_write(path, lambda tmp: torch.save(snapshot, tmp))
+
+
+def load_state(path: str) -> dict:
+    """A checkpoint written by :func:`save_state`; never unpickles code."""
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises several types for bad or unsafe files
+        raise EngineError(f"{path} is not a checkpoint this trainer can load safely "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if not isinstance(state, dict) or not {"module", "optimizer", "rng", "step", "best", "config"} <= set(state):
+        raise EngineError(f"{path} is not a checkpoint of engine.train")
+    return state
+
+
+def _rng_state(saved: dict) -> tuple:
+    return (saved["kind"], saved["keys"].numpy().astype(np.uint32), saved["pos"], saved["has_gauss"], saved["gauss"])
+
+
+def _truncate_log(path: str, step: int) -> None:
+    """Keep the records of steps up to ``step`` (the checkpoint's): steps run after it are run again."""
+    if not os.path.exists(path):
+        return
+    keep = []
+    with open(path) as fh:
+        for line in fh:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                break  # a line cut by a kill: everything after it is after the checkpoint too
+            if not isinstance(record, dict) or record.get("step", step + 1) > step:
+                break
+            keep.append(line if line.endswith("\n") else line + "\n")
+
+    def write(tmp):
+        with open(tmp, "w") as fh:
+            fh.writelines(keep)
+
+    atomic_write(path, write)
+
+
+def _prepare_dir(out: str, cfg: TrainConfig, force_new: bool):
+    """The checkpoint to resume from (None: a fresh run), after checking that resuming is
+    what the directory and the configuration allow."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise EngineError(f"--out {out} exists and is not a directory")
     os.makedirs(out, exist_ok=True)
+    state_path = os.path.join(out, "state.pt")
+    present = [name for name in RUN_FILES if os.path.exists(os.path.join(out, name))]
+    if force_new:
+        for name in present:
+            os.unlink(os.path.join(out, name))
+        return None
+    if not present:
+        return None
+    if "state.pt" not in present:
+        raise EngineError(f"{out} holds files of another run ({', '.join(present)}) but no state.pt to resume "
+                          "from; use an empty directory, or --force-new to replace them")
+    state = load_state(state_path)
+    mine, theirs = cfg.plain(), dict(state["config"])
+    differ = sorted(k for k in mine if k != "steps" and mine.get(k) != theirs.get(k))
+    if differ:
+        what = ", ".join(f"{k}: {theirs.get(k)!r} there, {mine[k]!r} here" for k in differ[:4])
+        raise EngineError(f"{out} holds a run with another configuration ({what}); resume with the same one, "
+                          "or pass --force-new")
+    return state
+
+
+def train(cfg: TrainConfig, out: str, progress=True, force_new: bool = False) -> dict:
+    """Train (or resume) into directory ``out``; returns the final metrics."""
+    cfg.validate()
+    state = _prepare_dir(out, cfg, force_new)
     torch.manual_seed(cfg.seed)
     spec = learned_spec(cfg.algo, cfg.processor, cfg.hidden, cfg.gated, cfg.heads, cfg.hint_mode, cfg.layer_norm)
     module = GNNModule.initialised(spec, cfg.seed, scale=1.0)
@@ -206,14 +339,15 @@ def train(cfg: TrainConfig, out: str, progress=True) -> dict:
     rng = np.random.RandomState(cfg.seed)
     val = sample_batch(cfg, np.random.RandomState(10_000 + cfg.seed), cfg.val_graphs, [cfg.val_size])
     state_path = os.path.join(out, "state.pt")
+    log_path = os.path.join(out, "metrics.jsonl")
     step, best = 0, -1.0
-    if os.path.exists(state_path):
-        state = torch.load(state_path, weights_only=False)
+    if state is not None:
         module.load_state_dict(state["module"])
         opt.load_state_dict(state["optimizer"])
-        rng.set_state(state["rng"])
+        rng.set_state(_rng_state(state["rng"]))
         step, best = state["step"], state["best"]
-    log = open(os.path.join(out, "metrics.jsonl"), "a")
+        _truncate_log(log_path, step)
+    log = open(log_path, "a")
     t0 = time.perf_counter()
     while step < cfg.steps:
         data = sample_batch(cfg, rng, cfg.batch, cfg.train_sizes)
@@ -229,12 +363,9 @@ def train(cfg: TrainConfig, out: str, progress=True) -> dict:
             record["val_pointer_accuracy"] = acc
             if acc > best:
                 best = acc
-                model = module.to_model()
-                _atomic(os.path.join(out, "best.npz"), lambda p: model.save(p))
-            _atomic(os.path.join(out, "last.npz"), lambda p: module.to_model().save(p))
-            snapshot = {"module": module.state_dict(), "optimizer": opt.state_dict(), "rng": rng.get_state(),
-                        "step": step, "best": best, "config": dataclasses.asdict(cfg)}
-            _atomic(state_path, lambda p: torch.save(snapshot, p))
+                module.to_model().save(os.path.join(out, "best.npz"))
+            module.to_model().save(os.path.join(out, "last.npz"))
+            save_state(state_path, module, opt, rng, step, best, cfg)
         log.write(json.dumps(record) + "\n")
         log.flush()
         if progress and sys.stderr.isatty():

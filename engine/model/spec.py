@@ -121,6 +121,30 @@ def _require(cond, msg):
         raise ModelError(msg)
 
 
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x and abs(x) != float("inf")
+
+
+EXACT_DOMAIN_KEYS = {"max_nodes": "a positive integer", "max_abs_weight": "a positive number",
+                     "min_abs_nonzero_weight": "a non-negative number"}
+
+
+def _check_domain_spec(dom) -> None:
+    """``exact_domain``: absent, or an object of the bounds the executor enforces."""
+    if dom is None:
+        return
+    _require(isinstance(dom, dict), "spec.exact_domain must be an object")
+    for key, value in dom.items():
+        _require(key in EXACT_DOMAIN_KEYS, f"unknown spec.exact_domain bound {key!r}; allowed: {list(EXACT_DOMAIN_KEYS)}")
+        ok = (_is_int(value) and value > 0) if key == "max_nodes" else (
+            _is_number(value) and (value > 0 if key == "max_abs_weight" else value >= 0))
+        _require(ok, f"spec.exact_domain.{key} must be {EXACT_DOMAIN_KEYS[key]}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class FeedbackSlot:
     """A fed-back hint: decoder ``decoder`` of type ``kind`` writes ``width`` node columns of
@@ -207,21 +231,25 @@ def expected_shapes(spec: dict) -> dict:
     _require(spec.get("version") == VERSION, f"spec.version {spec.get('version')!r} is not supported; "
                                              f"this engine reads version {VERSION}")
     _require(spec.get("dtype") in R.DTYPES, f"spec.dtype must be one of {list(R.DTYPES)}, got {spec.get('dtype')!r}")
-    for name in spec.get("node_inputs", []):
-        _require(name in R.NODE_FEATURES, f"unknown node input {name!r}; allowed: {sorted(R.NODE_FEATURES)}")
-    for name in spec.get("edge_inputs", []):
-        _require(name in R.EDGE_FEATURES, f"unknown edge input {name!r}; allowed: {list(R.EDGE_FEATURES)}")
+    _require(isinstance(spec.get("name", ""), str), "spec.name must be a string")
+    for key, allowed in (("node_inputs", sorted(R.NODE_FEATURES)), ("edge_inputs", list(R.EDGE_FEATURES))):
+        names = spec.get(key, [])
+        _require(isinstance(names, list) and all(isinstance(x, str) and x in allowed for x in names),
+                 f"spec.{key} must list inputs from {allowed}, got {names!r}")
     d = spec.get("hidden")
-    _require(isinstance(d, int) and d > 0, f"spec.hidden must be a positive integer, got {d!r}")
+    _require(_is_int(d) and d > 0, f"spec.hidden must be a positive integer, got {d!r}")
     fx = len(spec.get("node_inputs", []))
     dg = spec.get("graph_hidden", 0)
-    _require(isinstance(dg, int) and dg >= 0, f"spec.graph_hidden must be a non-negative integer, got {dg!r}")
+    _require(_is_int(dg) and dg >= 0, f"spec.graph_hidden must be a non-negative integer, got {dg!r}")
     for key in ("graph_pointers", "graph_broadcast"):
         ch = spec.get(key, [])
-        _require(isinstance(ch, list) and all(isinstance(c, int) and 0 <= c < dg for c in ch),
+        _require(isinstance(ch, list) and all(_is_int(c) and 0 <= c < dg for c in ch),
                  f"spec.{key} must list graph channels in [0, {dg})")
+    for key in ("decoders", "outputs", "hints"):
+        _require(isinstance(spec.get(key, {}), dict), f"spec.{key} must be an object")
     for name, dec in spec.get("decoders", {}).items():
         _require(isinstance(dec, dict), f"decoders.{name} must be an object")
+    _check_domain_spec(spec.get("exact_domain"))
     lay = layout(spec)
     fz, fe = lay.fz, lay.fe
     shapes = {"init.weight": (fx, d), "init.bias": (d,)}
