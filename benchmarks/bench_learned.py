@@ -4,7 +4,7 @@ from ._common import SIZES, er_graph
 
 
 def _model(processor):
-    from engine.learn.specs import learned_spec
+    from engine.algorithms.specs import learned_spec
     from engine.model.factory import random_model
 
     return random_model(learned_spec("bfs", processor, 128, hint_mode="decoded_only"), seed=0)

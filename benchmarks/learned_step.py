@@ -34,7 +34,7 @@ def _rss_mb() -> float:
 def _setup(n, degree, hidden):
     import engine
     from engine.graph import generators
-    from engine.learn.specs import learned_spec
+    from engine.algorithms.specs import learned_spec
     from engine.model.factory import random_model
 
     spec = learned_spec("bfs", "mpnn", hidden, hint_mode="decoded_only")

@@ -16,7 +16,7 @@ from .model.registry import PROCESSOR_KINDS
 
 
 def _main(argv) -> int:
-    from .learn.specs import HINT_MODES
+    from .algorithms.specs import HINT_MODES
     from .learn.trainer import TrainConfig, train
 
     p = Parser(prog="python -m engine.train", description=__doc__.split("\n\n")[0])

@@ -175,3 +175,53 @@ def test_million_nodes_exact(algo):
     res = engine.execute(engine.compile(algo), g, 0)
     assert res.steps == ref.steps
     np.testing.assert_array_equal(res.outputs["pi"], ref.outputs["pi"])
+
+
+# ----------------------------------------------------------------------------- inside learned architectures
+def _learned_part(spec):
+    return {k: v for k, v in spec.items() if k not in ("name", "exact_domain", "description")}
+
+
+@pytest.mark.parametrize("hint_mode", ["encoded_decoded", "decoded_only", "none"])
+def test_mpnn_compiled_bfs_has_the_learned_spec(hint_mode):
+    """Same spec as training produces (weight names and shapes, decoders, feedback), only the
+    weights set analytically, none of them depending on the graph size."""
+    from engine.algorithms.specs import learned_spec
+
+    model = engine.compile("bfs", processor="mpnn", hidden=32, hint_mode=hint_mode)
+    assert _learned_part(model.spec) == _learned_part(learned_spec("bfs", "mpnn", 32, hint_mode=hint_mode))
+    assert model.spec["exact_domain"] == {"max_nodes": 2**23}
+
+
+@pytest.mark.parametrize("hidden", [6, 128])
+def test_mpnn_compiled_bfs_equals_the_reference(hidden, backend):
+    model = engine.compile("bfs", processor="mpnn", hidden=hidden)
+    rng = np.random.RandomState(3)
+    cases = [sample("bfs", n, rng, p=(0.1, 0.3, 0.6, 0.9))[1:] for n in (1, 2, 4, 5, 7, 11, 16, 20) for _ in range(3)]
+    cases += [(Graph.from_dense(A), s) for A in HAND.values() for s in range(A.shape[0])]
+    cases += [(generators.erdos_renyi(60, 2, directed=True, self_loops=True, seed=1), 5),
+              (generators.grid(6, 9), 0), (generators.path(30), 29)]
+    for g, s in cases:
+        ref = engine.reference("bfs", g, s, trace=True)
+        res = engine.execute(model, g, s, backend=backend, steps=ref.steps, trace=True)
+        np.testing.assert_array_equal(res.outputs["pi"], ref.outputs["pi"])
+        for name, expected in ref.hints.items():
+            np.testing.assert_array_equal(res.hints[name], expected, err_msg=name)
+
+
+def test_mpnn_compiled_bfs_domain():
+    model = engine.compile("bfs", processor="mpnn")
+    with pytest.raises(engine.EngineError, match="at most 8388608 nodes"):
+        engine.runtime.check_domain(model, Graph.from_edges([], [], 2**23 + 1))
+    with pytest.raises(engine.EngineError, match="float32"):
+        engine.compile("bfs", "float64", processor="mpnn")
+    with pytest.raises(engine.EngineError, match="no 'gcn' compiler"):
+        engine.compile("bfs", processor="gcn")
+
+
+@pytest.mark.slow
+def test_mpnn_compiled_bfs_million_nodes():
+    g = generators.erdos_renyi(10**6, 10, seed=0)
+    ref = engine.reference("bfs", g, 0, trace=False)
+    res = engine.execute(engine.compile("bfs", processor="mpnn"), g, 0, steps=ref.steps)
+    np.testing.assert_array_equal(res.outputs["pi"], ref.outputs["pi"])

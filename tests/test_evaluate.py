@@ -42,7 +42,7 @@ def test_a_model_must_name_its_algorithm(tmp_path):
 
 def test_untrained_learned_model_is_measured_not_exact(tmp_path):
     pytest.importorskip("torch")
-    from engine.learn.specs import learned_spec
+    from engine.algorithms.specs import learned_spec
     from engine.model.factory import random_weights
     from engine import Model
 

@@ -79,7 +79,7 @@ def test_executor_matches_the_module_with_feedback(algo, processor):
     mask, mask_one, categorical and scalar hints)."""
     torch = pytest.importorskip("torch")
     from engine.learn import GNNModule, GraphBatch
-    from engine.learn.specs import learned_spec
+    from engine.algorithms.specs import learned_spec
 
     spec = learned_spec(algo, processor, 16, hint_mode="encoded_decoded")
     assert spec["feedback"]

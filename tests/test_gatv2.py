@@ -10,8 +10,8 @@ import engine.backends  # noqa: E402
 from engine.errors import ModelError  # noqa: E402
 from engine.graph import generators  # noqa: E402
 from engine.learn import GNNModule, GraphBatch  # noqa: E402
-from engine.learn.gatv2 import gatv2_layer  # noqa: E402
-from engine.learn.specs import learned_spec  # noqa: E402
+from engine.model.factory import gatv2_layer  # noqa: E402
+from engine.algorithms.specs import learned_spec  # noqa: E402
 from engine.learn.trainer import TrainConfig, train  # noqa: E402
 
 

@@ -25,11 +25,15 @@ def _module_trace(module, batch, steps):
     return torch.stack(ro.states).numpy(), hints, outputs
 
 
-@pytest.mark.parametrize("algo", compilable())
-def test_compiled_model_in_the_module_matches_the_executor(algo):
-    """Every compiled model (BFS, Bellman-Ford, DFS: graph state, readouts, addresses) gives
-    the executor's states, hints and outputs in the module, bit for bit, at every step."""
-    model = engine.compile(algo)
+COMPILED = [(algo, form) for algo in compilable() for form in sorted(ALGORITHMS[algo].compilers)]
+
+
+@pytest.mark.parametrize("algo, form", COMPILED)
+def test_compiled_model_in_the_module_matches_the_executor(algo, form):
+    """Every compiled model (compact BFS, Bellman-Ford, DFS: graph state, readouts, addresses;
+    and those compiled into learned architectures, with hints fed back) gives the executor's
+    states, hints and outputs in the module, bit for bit, at every step."""
+    model = engine.compile(algo) if form == "compact" else engine.compile(algo, processor=form, hidden=16)
     info = ALGORITHMS[algo]
     rng = np.random.RandomState(4)
     graphs = [sample(algo, n, rng, p=(0.2, 0.5))[1] for n in (5, 9, 14)]
@@ -37,7 +41,8 @@ def test_compiled_model_in_the_module_matches_the_executor(algo):
     module = GNNModule.from_model(model)
     for g in graphs:
         source = 3 % g.num_nodes if info.has_source else None
-        res = engine.execute(model, g, source, backend="reference", hidden=True, trace=True)
+        steps = engine.reference(algo, g, source).steps if model.spec["termination"]["rule"] == "steps" else None
+        res = engine.execute(model, g, source, backend="reference", hidden=True, trace=True, steps=steps)
         states, hints, outputs = _module_trace(module, GraphBatch(g, source, model.spec), res.steps)
         np.testing.assert_array_equal(states, res.hidden)
         for name, want in res.hints.items():  # a graph scalar: one value per graph of the batch
@@ -111,7 +116,7 @@ def test_gradients_flow_to_every_processor_weight():
 def test_layer_norm_update_on_every_backend(processor):
     """CLRS's optional layer norm of the processor output: the module, every backend and the
     formula agree."""
-    from engine.learn.specs import learned_spec
+    from engine.algorithms.specs import learned_spec
 
     spec = learned_spec("bfs", processor, 16, layer_norm=True, hint_mode="decoded_only")
     module = GNNModule.initialised(spec, seed=2)

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 import engine  # noqa: E402
 import engine.backends  # noqa: E402
 from engine.learn.module import GNNModule, GraphBatch  # noqa: E402
-from engine.learn.specs import learned_spec  # noqa: E402
+from engine.algorithms.specs import learned_spec  # noqa: E402
 from engine.learn.trainer import TrainConfig, pointer_accuracy, sample_batch, train  # noqa: E402
 from engine.train import main  # noqa: E402
 

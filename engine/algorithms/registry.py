@@ -54,8 +54,10 @@ class Algorithm:
         ``n -> T`` when the trace length is fixed by ``n`` alone.
     compilers : dict
         Compiled forms, ``processor -> "module:function"`` (``"compact"``: the smallest exact
-        spec); the function takes ``dtype`` (and, for a learned processor, ``hidden`` and
-        ``hint_mode``) and returns a :class:`~engine.Model`. Imported on first use.
+        spec; a learned processor such as ``"mpnn"``: the learned spec of that processor with
+        analytic weights); the function takes ``dtype`` (and, for a learned processor,
+        ``hidden`` and ``hint_mode``) and returns a :class:`~engine.Model`. Imported on first
+        use.
     unsettled : str
         What it means when a compiled model of it never reaches its fixed point (the command
         line says so).
@@ -96,7 +98,8 @@ ALGORITHMS = {
     "bfs": Algorithm(
         "bfs", bfs, has_source=True, weighted=False, directed=False,
         outputs=(Probe("pi", "pointer"),), hints=(Probe("reach_h", "mask"), Probe("pi_h", "pointer")),
-        bytes_per_hint_node=8, compilers={"compact": "engine.compiler.bfs:compile_bfs"}),
+        bytes_per_hint_node=8, compilers={"compact": "engine.compiler.bfs:compile_bfs",
+                                          "mpnn": "engine.compiler.bfs_mpnn:compile_bfs_mpnn"}),
     "bellman_ford": Algorithm(
         "bellman_ford", bellman_ford, has_source=True, weighted=True, directed=False,
         outputs=(Probe("pi", "pointer"),),

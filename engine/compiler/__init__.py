@@ -9,16 +9,28 @@ from __future__ import annotations
 from ..algorithms.registry import algorithm
 
 
-def compile(algo: str, dtype="float32"):
-    """Return the compiled :class:`~engine.Model` for ``algo`` in ``dtype``.
+def compile(algo: str, dtype="float32", *, processor: str | None = None, hidden: int = 128,
+            hint_mode: str = "encoded_decoded"):
+    """Return the compiled :class:`~engine.Model` for ``algo``.
 
     Parameters
     ----------
     algo : str
         An algorithm with a compiler (:func:`engine.algorithms.compilable`).
     dtype : {"float32", "float64"}
+    processor : {None, "mpnn", ...}, optional
+        None: the compact construction (the smallest exact spec, the fast path at 10^6
+        nodes). A learned processor: a Model whose spec is exactly the learned spec of
+        ``(algo, processor, hidden, hint_mode)`` (same weight names and shapes, decoders and
+        feedback), its weights set analytically (unused units zero): the point in the learned
+        parameter space that comparisons measure against.
+    hidden, hint_mode
+        The learned spec's width and CLRS hint mode (with ``processor`` only).
     """
-    return algorithm(algo).compiler("compact")(dtype)
+    info = algorithm(algo)
+    if processor is None:
+        return info.compiler("compact")(dtype)
+    return info.compiler(processor)(dtype, hidden=hidden, hint_mode=hint_mode)
 
 
 __all__ = ["compile"]

@@ -44,6 +44,23 @@ class Builder:
                              graph_broadcast=[self.graph.index(c) for c in broadcast])
         self.weights: dict = {}  # name -> (array, row names or None, column names or None)
 
+    @classmethod
+    def for_spec(cls, spec: dict, hidden: list) -> "Builder":
+        """A builder over an existing spec (e.g. a learned architecture's), its hidden channels
+        named by ``hidden`` (the rest ``h<i>``) and ``z``'s fed-back hint columns named
+        ``f_<decoder>`` (``f_<decoder>_<class>`` for a categorical), its edge inputs likewise."""
+        from ..model.spec import layout
+
+        lay = layout(spec)
+        names = list(hidden) + [f"h{i}" for i in range(len(hidden), spec["hidden"])]
+        b = cls(spec.get("name", "compiled"), names, list(spec.get("node_inputs", [])),
+                list(spec.get("edge_inputs", [])), spec["dtype"])
+        fed = [f"f_{s.decoder}" if s.width == 1 else f"f_{s.decoder}_{k}" for s in lay.feedback for k in range(s.width)]
+        b.z_names = names + b.node_inputs + fed
+        b.edge_inputs = b.edge_inputs + [f"f_{s.decoder}" for s in lay.feedback if s.kind == "pointer"]
+        b.spec = spec
+        return b
+
     def h(self, name: str) -> int:
         return self.hidden.index(name)
 

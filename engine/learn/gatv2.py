@@ -27,20 +27,8 @@ from torch import nn
 
 from ..errors import ModelError
 from ..model.registry import PROCESSOR_KINDS
+from ..model.factory import gatv2_layer
 from ..model.spec import layout
-
-
-def gatv2_layer(hidden: int, heads: int, include_self: bool = True) -> dict:
-    """The layer spec of one GATv2 layer of width ``hidden`` with ``heads`` heads."""
-    if heads < 1 or hidden % heads:
-        raise ModelError(f"GATv2 needs heads >= 1 dividing hidden={hidden}, got heads={heads}")
-    d, head = hidden, hidden // heads
-    return {
-        "include_self": include_self,
-        "message": {"widths": [4 * d, heads + d], "activations": ["relu", "identity"]},
-        "groups": [{"kind": "softmax", "size": 1 + head} for _ in range(heads)],
-        "update": {"widths": [d], "activations": ["relu"]},
-    }
 
 
 def _layout(d: int, heads: int):

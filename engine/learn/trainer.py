@@ -37,7 +37,7 @@ from ..algorithms.samplers import CLRS_TRAIN_P, sample
 from ..errors import EngineError
 from ..model.registry import PROCESSOR_KINDS
 from .module import GNNModule, GraphBatch, segment_log_softmax
-from .specs import HINT_MODES, learned_spec
+from ..algorithms.specs import HINT_MODES, learned_spec
 
 
 @dataclass
@@ -158,12 +158,22 @@ def _targets(data, batch: GraphBatch, name: str, stage: str, T: int):
 
 
 def pointer_nll(module, name, batch, z, E, target, mask):
-    """Cross-entropy of the pointer decoder over in-neighbours and self."""
+    """Cross-entropy of the pointer decoder over in-neighbours and self: ``-log`` of the
+    probability the softmax over a node's candidates puts on its target node (summed over the
+    candidates that are that node: the self message and a self-loop, or parallel edges)."""
     scores, src, pos, _ = module.pointer_scores(name, batch, z, E)
     logp = segment_log_softmax(scores, pos, batch.num_nodes)
     hit = (src == torch.from_numpy(target.astype(np.int64))[pos]) & torch.from_numpy(mask)[pos]
+    # per node, log sum over its hits of p (a log-sum-exp over the hits, -inf where none)
+    masked = torch.where(hit, logp, torch.full_like(logp, float("-inf")))
+    top = torch.full((batch.num_nodes,), float("-inf"), dtype=logp.dtype).scatter_reduce(
+        0, pos, masked.detach(), reduce="amax")
+    safe_top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    total = torch.zeros(batch.num_nodes, dtype=logp.dtype).index_add(0, pos, torch.exp(masked - safe_top[pos]))
+    node_logp = torch.log(total) + safe_top
+    valid = torch.from_numpy(mask) & torch.isfinite(top)
     count = max(int(mask.sum()), 1)
-    return -(logp * hit).sum() / count
+    return -torch.where(valid, node_logp, torch.zeros_like(node_logp)).sum() / count
 
 
 def decoder_loss(module, kind, name, batch, z, E, target, mask):
@@ -194,9 +204,10 @@ def _final(stacked, steps_per_item):
     return stacked[torch.from_numpy(steps_per_item), torch.arange(stacked.shape[1])]
 
 
-def batch_loss(module, cfg: TrainConfig, data) -> torch.Tensor:
-    """Output loss (from each graph's final step) plus the hint loss over every step, with
-    hints fed back soft when the spec feeds them back (CLRS's training)."""
+def loss_terms(module, cfg: TrainConfig, data) -> dict:
+    """The training loss by term: ``output_<name>`` (from each graph's final step) and
+    ``hint_<name>`` (over steps ``1 .. T-1``, weighted by ``cfg.hint_loss_weight``), with hints
+    fed back soft when the spec feeds them back (CLRS's training)."""
     spec = module.spec
     batch = GraphBatch(data["graphs"], data["sources"], spec)
     T = max(r.steps for r in data["refs"])
@@ -209,10 +220,11 @@ def batch_loss(module, cfg: TrainConfig, data) -> torch.Tensor:
     if batch.E is not None:
         steps_per_edge = np.repeat([r.steps for r in data["refs"]], [g.num_edges for g in data["graphs"]])
         E_final = _final(torch.stack(Es), steps_per_edge)
-    loss = torch.zeros(())
+    terms = {}
     for name, dec in spec["outputs"].items():
         target, valid = _targets(data, batch, name, "outputs", T)
-        loss = loss + decoder_loss(module, info.output(name).kind, dec, batch, z_final, E_final, target, valid)
+        terms[f"output_{name}"] = decoder_loss(module, info.output(name).kind, dec, batch, z_final, E_final,
+                                               target, valid)
     if cfg.hint_loss_weight and T > 1:
         # every step's hints at once: steps 1 .. T-1 as disjoint copies of the batch
         reps = batch.repeat(T - 1)
@@ -226,9 +238,14 @@ def batch_loss(module, cfg: TrainConfig, data) -> torch.Tensor:
             kind = info.hint(name).kind
             if kind == "pointer":
                 target = target + shift
-            loss = loss + cfg.hint_loss_weight * decoder_loss(
+            terms[f"hint_{name}"] = cfg.hint_loss_weight * decoder_loss(
                 module, kind, dec, reps, Z, E, target.reshape(-1), valid.reshape(-1))
-    return loss
+    return terms
+
+
+def batch_loss(module, cfg: TrainConfig, data) -> torch.Tensor:
+    """The training loss: the sum of :func:`loss_terms`."""
+    return sum(loss_terms(module, cfg, data).values(), torch.zeros(()))
 
 
 def pointer_accuracy(module, data) -> float:

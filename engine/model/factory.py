@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ModelError
 from .spec import FORMAT, VERSION, Model, expected_shapes
 
 
@@ -51,6 +52,19 @@ def mpnn_spec(hidden: int = 16, *, node_inputs=("pos", "source"), edge_inputs=("
         spec["decoders"]["ptr"] = {"type": "pointer", "widths": [hidden, 1], "activations": ["relu", "identity"]}
         spec["outputs"]["ptr"] = "ptr"
     return spec
+
+
+def gatv2_layer(hidden: int, heads: int, include_self: bool = True) -> dict:
+    """The layer spec of one GATv2 layer of width ``hidden`` with ``heads`` heads."""
+    if heads < 1 or hidden % heads:
+        raise ModelError(f"GATv2 needs heads >= 1 dividing hidden={hidden}, got heads={heads}")
+    d, head = hidden, hidden // heads
+    return {
+        "include_self": include_self,
+        "message": {"widths": [4 * d, heads + d], "activations": ["relu", "identity"]},
+        "groups": [{"kind": "softmax", "size": 1 + head} for _ in range(heads)],
+        "update": {"widths": [d], "activations": ["relu"]},
+    }
 
 
 def random_weights(spec: dict, seed: int = 0, scale: float = 1.0) -> dict:

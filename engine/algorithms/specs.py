@@ -1,11 +1,13 @@
-"""The specs of learned models: CLRS's encode-process-decode over the architecture family."""
+"""The specs of learned models of an algorithm: CLRS's encode-process-decode over the
+architecture family (what engine.learn trains, and what engine.compiler compiles into when a
+processor is named)."""
 from __future__ import annotations
 
-from ..algorithms import algorithm
+from ..model.factory import gatv2_layer
+from .registry import algorithm
 from ..errors import EngineError
 from ..model.registry import FEEDBACK_TYPES, PROCESSOR_KINDS as PROCESSORS
 from ..model.spec import FORMAT, VERSION
-from .gatv2 import gatv2_layer
 
 HINT_MODES = ("encoded_decoded", "decoded_only", "none")
 
