@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ._cli import Parser, non_negative_int, positive_int, run_main
+from ._cli import Parser, non_negative_float, non_negative_int, parse_counts, positive_int, run_main
 from .algorithms import ALGORITHMS
 from .errors import EngineError
 from .model.registry import PROCESSOR_KINDS
@@ -29,13 +29,23 @@ def _main(argv) -> int:
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--steps", type=positive_int, default=None)
     p.add_argument("--batch", type=positive_int, default=None)
+    p.add_argument("--init", default="random", choices=["random", "compiled"],
+                   help="start from random weights or from the compiled point of the same spec")
+    p.add_argument("--init-noise", type=non_negative_float, default=0.0, metavar="SIGMA",
+                   help="Gaussian noise on the start point, SIGMA times each tensor's RMS")
+    p.add_argument("--l1", type=non_negative_float, default=0.0, metavar="LAMBDA", help="L1 penalty on every weight")
+    p.add_argument("--eval-sizes", type=parse_counts, default=None,
+                   help="sizes scored at every evaluation (ER, mean degree 5), e.g. 64,1e3,1e5")
     p.add_argument("--config", default=None, help="JSON file overriding TrainConfig fields")
     p.add_argument("--force-new", action="store_true",
                    help="start afresh in --out, replacing the files of a run there (else it resumes)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     fields = {"algo": args.algo, "processor": args.processor, "hidden": args.hidden, "seed": args.seed,
-              "heads": args.heads, "hint_mode": args.hint_mode, "layer_norm": args.layer_norm}
+              "heads": args.heads, "hint_mode": args.hint_mode, "layer_norm": args.layer_norm, "init": args.init,
+              "init_noise": args.init_noise, "l1": args.l1}
+    if args.eval_sizes is not None:
+        fields["eval_sizes"] = args.eval_sizes
     if args.config:
         try:
             with open(args.config) as fh:

@@ -81,3 +81,21 @@ def test_learned_spec_decodes_every_node_hint():
     spec = learned_spec("dfs", hidden=8)
     assert set(spec["hints"]) == {"pi_h", "color", "d", "f", "s_prev", "s", "u", "v", "s_last"}
     engine.Model(spec, {k: np.zeros(v) for k, v in engine.model.spec.expected_shapes(spec).items()})
+
+
+def test_training_from_the_compiled_point(tmp_path):
+    """--init compiled starts at the compiled BFS (exact at every evaluated size, loss ~0,
+    gradients ~0: Adam barely moves); noise moves the start point and the run records how far
+    training travels; the L1 penalty is part of the loss."""
+    base = dict(algo="bfs", hidden=8, steps=4, batch=4, train_sizes=(4, 7), eval_every=2, val_graphs=4,
+                eval_sizes=(64, 300), init="compiled")
+    train(TrainConfig(**base), str(tmp_path / "exact"), progress=False)
+    last = _losses(tmp_path / "exact")[-1]
+    assert last["loss"] < 1e-20 and last["distance"] < 1e-12
+    assert last["exact_64"] and last["exact_300"] and last["val_pointer_accuracy"] == 1.0
+    train(TrainConfig(**dict(base, init_noise=0.5, l1=1e-3)), str(tmp_path / "noisy"), progress=False)
+    noisy = _losses(tmp_path / "noisy")
+    assert noisy[0]["loss"] > 1e-3 and noisy[-1]["distance"] > 0
+    assert {"accuracy_64", "accuracy_300"} <= set(noisy[-1])
+    with pytest.raises(engine.EngineError, match="does not have this run's spec"):
+        train(TrainConfig(**dict(base, layer_norm=True)), str(tmp_path / "ln"), progress=False)

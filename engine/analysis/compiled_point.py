@@ -22,22 +22,6 @@ from ..algorithms import ALGORITHMS
 from ..model.spec import Model
 
 
-def perturbed(module, sigma: float, rng: np.random.Generator):
-    """A copy of ``module`` with Gaussian noise of standard deviation ``sigma`` times each
-    parameter tensor's RMS (tensors that are all zero get noise of scale ``sigma``)."""
-    import copy
-
-    import torch
-
-    other = copy.deepcopy(module)
-    with torch.no_grad():
-        for p in other.parameters():
-            rms = float(p.detach().pow(2).mean().sqrt()) if p.numel() else 0.0
-            noise = torch.from_numpy(rng.standard_normal(tuple(p.shape))).to(p.dtype)
-            p.add_(noise * sigma * (rms if rms > 0 else 1.0))
-    return other
-
-
 def compiled_point(model: Model, algo: str, *, batches: int = 4, batch: int = 32, seed: int = 0,
                    directions: int = 8, eps: float = 1e-3) -> dict:
     """The training loss of ``model`` (in a learned architecture) on CLRS training batches.
@@ -62,7 +46,9 @@ def compiled_point(model: Model, algo: str, *, batches: int = 4, batch: int = 32
     import torch
 
     from ..learn.module import GNNModule
-    from ..learn.trainer import TrainConfig, loss_terms, sample_batch
+    import copy
+
+    from ..learn.trainer import TrainConfig, loss_terms, perturb, sample_batch
 
     cfg = TrainConfig(algo=algo, batch=batch, seed=seed).validate()
     module = GNNModule.from_model(model)
@@ -85,7 +71,8 @@ def compiled_point(model: Model, algo: str, *, batches: int = 4, batch: int = 32
     changes = []
     with torch.no_grad():
         for _ in range(directions):
-            other = perturbed(module, eps, noise)
+            other = copy.deepcopy(module)
+            perturb(other, eps, noise)
             changes.append(float(sum(mean_terms(other).values()) - loss))
     return {"algorithm": algo, "model": model.name, "batches": batches, "batch": batch,
             "loss": float(loss.detach()), "terms": {k: float(v.detach()) for k, v in terms.items()}, "grad_norm": grad,

@@ -40,6 +40,9 @@ from .module import GNNModule, GraphBatch, segment_log_softmax
 from ..algorithms.specs import HINT_MODES, learned_spec
 
 
+INITS = ("random", "compiled")
+
+
 @dataclass
 class TrainConfig:
     algo: str = "bfs"
@@ -60,6 +63,10 @@ class TrainConfig:
     heads: int = 1
     layer_norm: bool = False
     hint_mode: str = "encoded_decoded"
+    init: str = "random"  # "random" (Glorot-style) or "compiled" (engine.compile with this processor)
+    init_noise: float = 0.0  # Gaussian noise on the start point: sigma times each tensor's RMS
+    l1: float = 0.0  # L1 penalty on every weight (added to the loss)
+    eval_sizes: tuple = ()  # sizes scored at every evaluation (ER graphs, mean degree 5, native backend)
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> "TrainConfig":
@@ -88,6 +95,13 @@ class TrainConfig:
         number("lr", 0, strict=True)
         number("grad_clip", 0, strict=True)
         number("hint_loss_weight", 0, strict=False)
+        number("init_noise", 0, strict=False)
+        number("l1", 0, strict=False)
+        if self.init not in INITS:
+            raise EngineError(f"config init must be one of {list(INITS)}, got {self.init!r}")
+        if not isinstance(self.eval_sizes, (tuple, list)) or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in self.eval_sizes):
+            raise EngineError(f"config eval_sizes must be a list of positive integers, got {self.eval_sizes!r}")
         for name in ("gated", "layer_norm"):
             if not isinstance(getattr(self, name), bool):
                 raise EngineError(f"config {name} must be true or false, got {getattr(self, name)!r}")
@@ -345,13 +359,70 @@ def _prepare_dir(out: str, cfg: TrainConfig, force_new: bool):
     return state
 
 
+def perturb(module, sigma: float, rng: np.random.Generator) -> None:
+    """Add Gaussian noise to every parameter, in place: ``sigma`` times the tensor's RMS (or
+    ``sigma`` itself for an all-zero tensor)."""
+    with torch.no_grad():
+        for p in module.parameters():
+            rms = float(p.detach().pow(2).mean().sqrt()) if p.numel() else 0.0
+            noise = torch.from_numpy(rng.standard_normal(tuple(p.shape))).to(p.dtype)
+            p.add_(noise * sigma * (rms if rms > 0 else 1.0))
+
+
+def initial_module(cfg: TrainConfig, spec: dict):
+    """The module training starts from: random weights, or the compiled point of the same
+    spec (``cfg.init``), plus ``cfg.init_noise``."""
+    if cfg.init == "compiled":
+        from ..compiler import compile as compile_model
+
+        model = compile_model(cfg.algo, processor=cfg.processor, hidden=cfg.hidden, hint_mode=cfg.hint_mode)
+        same = {k: v for k, v in model.spec.items() if k not in ("name", "exact_domain", "description")}
+        if same != {k: v for k, v in spec.items() if k not in ("name", "description")}:
+            raise EngineError(f"the compiled {cfg.algo} ({cfg.processor}) does not have this run's spec "
+                              "(layer norm, gates and heads must be as it was compiled)")
+        module = GNNModule(spec)
+        with torch.no_grad():
+            for name, w in model.weights.items():
+                module.w(name).copy_(torch.from_numpy(w))
+    else:
+        module = GNNModule.initialised(spec, cfg.seed, scale=1.0)
+    if cfg.init_noise:
+        perturb(module, cfg.init_noise, np.random.default_rng(cfg.seed))
+    return module
+
+
+def size_scores(module, cfg: TrainConfig) -> dict:
+    """Pointer accuracy and exact match of the current weights on one ER graph (mean degree
+    5, seed 0, source 0) per size of ``cfg.eval_sizes``, run by the executor."""
+    from ..graph import generate
+    from ..runtime import execute
+
+    info = algorithm(cfg.algo)
+    model = module.to_model()
+    out = {}
+    for n in cfg.eval_sizes:
+        g = generate("er", n, degree=5.0, directed=info.directed, weighted=info.weighted, seed=0)
+        source = 0 if info.has_source else None
+        ref = reference(cfg.algo, g, source, trace=False)
+        res = execute(model, g, source, steps=ref.steps)
+        name = info.primary_output
+        out[f"accuracy_{n}"] = float(np.mean(res.outputs[name] == ref.outputs[name]))
+        out[f"exact_{n}"] = bool(np.array_equal(res.outputs[name], ref.outputs[name]))
+    return out
+
+
+def _flat(module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1).double() for p in module.parameters()])
+
+
 def train(cfg: TrainConfig, out: str, progress=True, force_new: bool = False) -> dict:
     """Train (or resume) into directory ``out``; returns the final metrics."""
     cfg.validate()
     state = _prepare_dir(out, cfg, force_new)
     torch.manual_seed(cfg.seed)
     spec = learned_spec(cfg.algo, cfg.processor, cfg.hidden, cfg.gated, cfg.heads, cfg.hint_mode, cfg.layer_norm)
-    module = GNNModule.initialised(spec, cfg.seed, scale=1.0)
+    module = initial_module(cfg, spec)
+    start = _flat(module)  # the start point: distances travelled are measured from it
     opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
     rng = np.random.RandomState(cfg.seed)
     val = sample_batch(cfg, np.random.RandomState(10_000 + cfg.seed), cfg.val_graphs, [cfg.val_size])
@@ -369,6 +440,8 @@ def train(cfg: TrainConfig, out: str, progress=True, force_new: bool = False) ->
     while step < cfg.steps:
         data = sample_batch(cfg, rng, cfg.batch, cfg.train_sizes)
         loss = batch_loss(module, cfg, data)
+        if cfg.l1:
+            loss = loss + cfg.l1 * sum(p.abs().sum() for p in module.parameters())
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
@@ -378,6 +451,9 @@ def train(cfg: TrainConfig, out: str, progress=True, force_new: bool = False) ->
         if step % cfg.eval_every == 0 or step == cfg.steps:
             acc = pointer_accuracy(module, val)
             record["val_pointer_accuracy"] = acc
+            record["distance"] = float(torch.linalg.norm(_flat(module) - start) / max(float(torch.linalg.norm(start)),
+                                                                                      1e-30))
+            record.update(size_scores(module, cfg))
             if acc > best:
                 best = acc
                 module.to_model().save(os.path.join(out, "best.npz"))
