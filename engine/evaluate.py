@@ -4,7 +4,9 @@
     python -m engine.evaluate DIR/best.npz --sizes 64 --graph clrs --seeds 0-63   # CLRS's test protocol
 
 A CHECKPOINT is a saved Model (e.g. DIR/best.npz from engine.train) or ``compiled:ALGO``.
-Writes results.csv, results.json and accuracy.svg to --out (default: evaluation/).
+Writes results.jsonl (one line per finished cell: a rerun skips what is done),
+results.csv, results.json and accuracy.png/.svg to --out (default: evaluation/).
+``--cluster local:N`` or ``--cluster tcp://HOST:PORT`` runs the cells on Dask.
 """
 from __future__ import annotations
 
@@ -13,12 +15,12 @@ import sys
 
 from ._cli import Parser, finite_float, non_negative_int, parse_counts, parse_seeds, run_main
 from ._files import writable_file
-from .analysis.generalization import evaluate, load_models, plot_svg, write_rows
+from .analysis.generalization import evaluate, load_models, plot_accuracy
 from .backends import BACKENDS
 from .errors import EngineError
 from .graph import FAMILIES
 
-OUTPUTS = ("results.csv", "results.json", "accuracy.svg")
+OUTPUTS = ("results.jsonl", "results.csv", "results.json", "accuracy.png", "accuracy.svg")
 
 
 def output_dir(out: str) -> str:
@@ -45,6 +47,8 @@ def _main(argv) -> int:
                    help="fixed step budget instead of the oracle length")
     p.add_argument("--trace-limit", type=non_negative_int, default=10_000,
                    help="per-hint accuracies for graphs up to this many nodes")
+    p.add_argument("--cluster", default=None,
+                   help="run the cells on Dask: local:N (N worker processes) or tcp://HOST:PORT (a scheduler)")
     p.add_argument("--out", default="evaluation")
     args = p.parse_args(argv)
     if args.degree < 0:
@@ -52,16 +56,15 @@ def _main(argv) -> int:
     models = load_models(args.models)  # every model loads before any work
     out = output_dir(args.out)
 
-    def progress(row):
-        print(f"{row['model']:<28s} n={row['n']:<9d} seed={row['seed']} pointer accuracy "
-              f"{row['pointer_accuracy']:.4f} exact={row['exact_match']} ({row['seconds']:.2f} s)", flush=True)
-
     rows = evaluate(models, args.sizes, family=args.graph, degree=args.degree, seeds=args.seeds,
-                    backend=args.backend, steps=args.steps, trace_limit=args.trace_limit, progress=progress)
-    write_rows(rows, out)
-    plot_svg(rows, os.path.join(out, "accuracy.svg"))
-    print(f"wrote {out}/results.csv, results.json, accuracy.svg ({len(rows)} rows)")
-    return 0
+                    backend=args.backend, steps=args.steps, trace_limit=args.trace_limit, out=out,
+                    cluster=args.cluster, progress=True)
+    plot_accuracy(rows, os.path.join(out, "accuracy"))
+    failed = [r for r in rows if r["status"] != "ok"]
+    for r in failed:
+        print(f"failed: {r['model']} n={r['n']} seed={r['seed']}: {r['reason']}", file=sys.stderr)
+    print(f"wrote {out}/results.csv, results.json, accuracy.png/.svg ({len(rows)} rows, {len(failed)} failed)")
+    return 1 if failed else 0
 
 
 def main(argv=None) -> int:

@@ -1,6 +1,7 @@
 """``python -m engine.train``: train a GNN of the family on CLRS traces.
 
     python -m engine.train --algo bfs --processor mpnn --hidden 128 --seed 0 --out DIR
+    python -m engine.train --algo bfs --seeds 0-4 --cluster local:2 --out DIR   # a seed sweep on Dask
 
 See :mod:`engine.learn.trainer` for the setup (CLRS's defaults) and the files written to DIR.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ._cli import Parser, non_negative_float, non_negative_int, parse_counts, positive_int, run_main
+from ._cli import Parser, non_negative_float, non_negative_int, parse_counts, parse_seeds, positive_int, run_main
 from .algorithms import ALGORITHMS
 from .errors import EngineError
 from .model.registry import PROCESSOR_KINDS
@@ -27,6 +28,11 @@ def _main(argv) -> int:
     p.add_argument("--hint-mode", default="encoded_decoded", choices=list(HINT_MODES))
     p.add_argument("--layer-norm", action="store_true", help="layer-normalise the processor output (CLRS use_ln)")
     p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--seeds", type=parse_seeds, default=None,
+                   help="a seed sweep (e.g. 0-4): one run per seed in OUT/seed-<s>, resumable, in the sweep "
+                        "log OUT/seeds.jsonl")
+    p.add_argument("--cluster", default=None,
+                   help="with --seeds: train the seeds on Dask, local:N (N worker processes) or tcp://HOST:PORT")
     p.add_argument("--steps", type=positive_int, default=None)
     p.add_argument("--batch", type=positive_int, default=None)
     p.add_argument("--init", default="random", choices=["random", "compiled"],
@@ -59,9 +65,22 @@ def _main(argv) -> int:
         fields["steps"] = args.steps
     if args.batch is not None:
         fields["batch"] = args.batch
-    result = train(TrainConfig.from_fields(fields), args.out, force_new=args.force_new)
-    print(json.dumps(result))
-    return 0
+    cfg = TrainConfig.from_fields(fields)
+    if args.seeds is None:
+        if args.cluster:
+            raise EngineError("--cluster trains a seed sweep: give --seeds too (e.g. --seeds 0-4)")
+        print(json.dumps(train(cfg, args.out, force_new=args.force_new)))
+        return 0
+    from .analysis.sweep import ResultLog, run_cells
+    from .learn.trainer import SeedTask
+
+    if args.force_new:
+        raise EngineError("--force-new replaces one run; remove the sweep's directory to start a sweep afresh")
+    rows = run_cells([{"seed": s} for s in args.seeds], SeedTask(cfg.plain(), args.out), ResultLog(args.out, "seeds"),
+                     cluster=args.cluster, desc="train", retries=0)
+    for row in rows:
+        print(json.dumps(row))
+    return 1 if any(r["status"] != "ok" for r in rows) else 0
 
 
 def main(argv=None) -> int:

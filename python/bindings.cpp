@@ -26,12 +26,24 @@ constexpr int64_t kMaxThreads = 1024;
 template <typename T>
 using Array = py::array_t<T, py::array::c_style>;
 
+// Whether dt is T in native byte order. Compared by kind, size and byte order, not by object
+// identity: arrays that crossed a process boundary (pickled, e.g. by Dask) carry an equal
+// but distinct dtype object.
+template <typename T>
+bool is_dtype(const py::dtype& dt) {
+  const py::dtype want = py::dtype::of<T>();
+  const char order = dt.byteorder();
+  return dt.kind() == want.kind() && dt.itemsize() == want.itemsize() &&
+         (order == '=' || order == '|' || order == want.byteorder() ||
+          (order == '<' && py::module_::import("sys").attr("byteorder").cast<std::string>() == "little"));
+}
+
 template <typename T>
 Array<T> require(const py::object& obj, const char* name, std::vector<int64_t> shape) {
   // shape entries < 0 mean "any"
   if (!py::isinstance<py::array>(obj)) throw py::value_error(std::string(name) + " must be a numpy array");
   auto arr = py::reinterpret_borrow<py::array>(obj);
-  if (!arr.dtype().is(py::dtype::of<T>()))
+  if (!is_dtype<T>(arr.dtype()))
     throw py::value_error(std::string(name) + " has dtype " + py::str(arr.dtype()).cast<std::string>() +
                           ", expected " + py::str(py::dtype::of<T>()).cast<std::string>());
   if (!(arr.flags() & py::array::c_style)) throw py::value_error(std::string(name) + " must be C-contiguous");
@@ -263,8 +275,8 @@ int64_t layer_pass_typed(const py::object& indptr, const py::object& indices, co
 bool is_double(const py::object& S, const char* name = "S") {
   if (!py::isinstance<py::array>(S)) throw py::value_error(std::string(name) + " must be a numpy array");
   auto dt = py::reinterpret_borrow<py::array>(S).dtype();
-  if (dt.is(py::dtype::of<float>())) return false;
-  if (dt.is(py::dtype::of<double>())) return true;
+  if (is_dtype<float>(dt)) return false;
+  if (is_dtype<double>(dt)) return true;
   throw py::value_error("features must be float32 or float64, got " + py::str(dt).cast<std::string>());
 }
 

@@ -29,7 +29,9 @@ def test_cli_writes_tidy_files(tmp_path):
     assert {r["n"] for r in rows} == {16, 1000} and len(rows) == 4
     assert (out / "results.csv").read_text().startswith("model,algorithm,family")
     svg = (out / "accuracy.svg").read_text()
-    assert svg.startswith("<svg") and "compiled:bfs" in svg
+    assert "<svg" in svg and "compiled:bfs" in svg  # matplotlib, text kept as text
+    assert (out / "accuracy.png").read_bytes().startswith(b"\x89PNG")
+    assert len((out / "results.jsonl").read_text().splitlines()) == 4
     assert main(["compiled:bfs", "--sizes", "ten", "--out", str(out)]) == 2
 
 

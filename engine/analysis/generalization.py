@@ -10,9 +10,6 @@ plot of pointer accuracy against n with a band of one standard deviation over se
 """
 from __future__ import annotations
 
-import csv
-import json
-import math
 import os
 import time
 
@@ -93,94 +90,100 @@ def test_graph(algo, family, n, degree, seed):
     return g, 0
 
 
+def evaluation_cells(models, sizes, *, family="er", degree=10.0, seeds=(0,)) -> list:
+    """The cells of an evaluation, one per model, size and seed (plain values: a cell is a
+    task's argument and a log key). ``models``: ``(label, model, algorithm)`` triples."""
+    return [{"model": label, "algorithm": algo, "family": family,
+             "degree": degree if family != CLRS_FAMILY else None, "n": int(n), "seed": int(seed)}
+            for label, _, algo in models for n in sizes for seed in seeds]
+
+
+def evaluate_cell(cell: dict, models: dict, threads=None, *, backend=None, steps=None, trace_limit=10_000) -> dict:
+    """One evaluation cell: the graph is generated here from its seed, the model taken from
+    ``models`` (label -> Model, shipped once to a worker)."""
+    from ..backends import get_backend
+
+    if threads is not None:
+        get_backend(backend, threads)
+    g, source = test_graph(cell["algorithm"], cell["family"], cell["n"], cell["degree"], cell["seed"])
+    row = evaluate_one(models[cell["model"]], cell["algorithm"], g, cell["seed"], source=source, backend=backend,
+                       steps=steps, trace_limit=trace_limit)
+    return {k: v for k, v in row.items() if k not in ("n", "seed")}
+
+
+class _EvaluationTask:
+    """``evaluate_cell`` with its options bound (picklable, for Dask)."""
+
+    def __init__(self, **options):
+        self.options = options
+
+    def __call__(self, cell, models, threads):
+        return evaluate_cell(cell, models, threads, **self.options)
+
+
+def cell_memory(models: dict):
+    """A rough peak-memory estimate of an evaluation cell: the graph, its transpose, the
+    reference and the model's buffers."""
+    def estimate(cell):
+        n = cell["n"]
+        m = n * max(cell["degree"] or n, 4.0) if cell["family"] != CLRS_FAMILY else n * n
+        fz = models[cell["model"]].hidden + 16
+        return int(60 * m + 16 * n * fz)
+    return estimate
+
+
 def evaluate(models, sizes, *, family="er", degree=10.0, seeds=(0,), backend=None, steps=None,
-             trace_limit=10_000, progress=None):
-    """One row per model, size and seed (see :func:`evaluate_one`). ``family`` is a generator
-    name (:data:`engine.graph.FAMILIES`, mean in-degree ``degree``) or ``"clrs"`` (CLRS's
-    sampler, as its test sets are drawn)."""
-    rows = []
-    for label, model, algo in load_models(models):
-        for n in sizes:
-            for seed in seeds:
-                g, source = test_graph(algo, family, n, degree, seed)
-                row = {"model": label, "algorithm": algo, "family": family,
-                       "degree": degree if family != CLRS_FAMILY else None}
-                row.update(evaluate_one(model, algo, g, seed, source=source, backend=backend, steps=steps,
-                                        trace_limit=trace_limit))
-                rows.append(row)
-                if progress:
-                    progress(row)
-    return rows
+             trace_limit=10_000, out=None, cluster=None, progress=False):
+    """One row per model, size and seed (see :func:`evaluate_one`), in that order. ``family``
+    is a generator name (:data:`engine.graph.FAMILIES`, mean in-degree ``degree``) or
+    ``"clrs"`` (CLRS's sampler, as its test sets are drawn). With ``out``, rows are appended
+    to ``out/results.jsonl`` as cells finish and a rerun skips the cells done; ``cluster``
+    runs the cells on Dask (:mod:`engine.analysis.sweep`)."""
+    from .sweep import ResultLog, run_cells
+
+    loaded = load_models(models)
+    cells = evaluation_cells(loaded, sizes, family=family, degree=degree, seeds=seeds)
+    by_label = {label: model for label, model, _ in loaded}
+    task = _EvaluationTask(backend=backend, steps=steps, trace_limit=trace_limit)
+    return run_cells(cells, task, ResultLog(out), shared=by_label, cluster=cluster, desc="evaluate",
+                     progress=progress, memory=cell_memory(by_label))
 
 
-def write_rows(rows, out_dir):
-    """``results.csv`` and ``results.json`` in ``out_dir``, each replaced atomically."""
-    os.makedirs(out_dir, exist_ok=True)
-    keys = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
+def plot_accuracy(rows, path_stem: str, metric: str = "pointer_accuracy") -> list:
+    """Accuracy against n (log scale), one line per model, a band of one standard deviation
+    over seeds, with matplotlib (the ``plots`` extra): ``<path_stem>.png`` and ``.svg``.
+    Returns the files written."""
+    import matplotlib
 
-    def write_csv(tmp):
-        with open(tmp, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=keys)
-            w.writeheader()
-            w.writerows(rows)
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text in the SVG (editable, searchable)
+    import matplotlib.pyplot as plt
 
-    def write_json(tmp):
-        with open(tmp, "w") as fh:
-            json.dump(rows, fh, indent=1)
-
-    atomic_write(os.path.join(out_dir, "results.csv"), write_csv)
-    atomic_write(os.path.join(out_dir, "results.json"), write_json)
-
-
-def plot_svg(rows, path, metric="pointer_accuracy"):
-    """Accuracy against n (log scale), one line per model, a band of +- one standard
-    deviation over seeds. Plain SVG: no plotting library needed."""
-    W, H, L, B, R, T = 640, 400, 60, 50, 170, 20
-    models = sorted({r["model"] for r in rows})
-    sizes = sorted({r["n"] for r in rows})
-    lx = [math.log10(n) for n in sizes]
-    x0, x1 = min(lx), max(lx) if max(lx) > min(lx) else min(lx) + 1
-    sx = lambda v: L + (math.log10(v) - x0) / (x1 - x0) * (W - L - R)  # noqa: E731
-    sy = lambda a: T + (1 - a) * (H - T - B)  # noqa: E731
-    colors = ["#1b6ca8", "#d1495b", "#2e933c", "#edae49", "#6a4c93", "#00798c"]
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" '
-             f'font-size="12">', f'<rect width="{W}" height="{H}" fill="white"/>',
-             f'<line x1="{L}" y1="{sy(0)}" x2="{W - R}" y2="{sy(0)}" stroke="black"/>',
-             f'<line x1="{L}" y1="{sy(0)}" x2="{L}" y2="{sy(1)}" stroke="black"/>']
-    for a in (0, 0.25, 0.5, 0.75, 1.0):
-        parts.append(f'<text x="{L - 8}" y="{sy(a) + 4}" text-anchor="end">{a:.2f}</text>')
-    for n in sizes:
-        parts.append(f'<text x="{sx(n)}" y="{sy(0) + 18}" text-anchor="middle">{n:g}</text>')
-    parts.append(f'<text x="{(L + W - R) / 2}" y="{H - 8}" text-anchor="middle">nodes (log scale)</text>')
-    parts.append(f'<text x="14" y="{(T + H - B) / 2}" transform="rotate(-90 14 {(T + H - B) / 2})" '
-                 f'text-anchor="middle">{metric.replace("_", " ")}</text>')
-    for i, model in enumerate(models):
-        c = colors[i % len(colors)]
-        pts = []
-        for n in sizes:
-            vals = [r[metric] for r in rows if r["model"] == model and r["n"] == n]
-            if vals:
-                pts.append((n, float(np.mean(vals)), float(np.std(vals))))
-        if not pts:
-            continue
-        upper = " ".join(f"{sx(n)},{sy(min(1, m + s))}" for n, m, s in pts)
-        lower = " ".join(f"{sx(n)},{sy(max(0, m - s))}" for n, m, s in reversed(pts))
-        parts.append(f'<polygon points="{upper} {lower}" fill="{c}" fill-opacity="0.2" stroke="none"/>')
-        parts.append(f'<polyline points="{" ".join(f"{sx(n)},{sy(m)}" for n, m, _ in pts)}" fill="none" '
-                     f'stroke="{c}" stroke-width="2"/>')
-        for n, m, _ in pts:
-            parts.append(f'<circle cx="{sx(n)}" cy="{sy(m)}" r="3" fill="{c}"/>')
-        parts.append(f'<rect x="{W - R + 12}" y="{T + 18 * i}" width="12" height="12" fill="{c}"/>')
+    rows = [r for r in rows if r.get("status", "ok") == "ok" and metric in r]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for model in sorted({r["model"] for r in rows}):
+        sizes = sorted({r["n"] for r in rows if r["model"] == model})
+        vals = [[r[metric] for r in rows if r["model"] == model and r["n"] == n] for n in sizes]
+        mean = np.array([np.mean(v) for v in vals])
+        std = np.array([np.std(v) for v in vals])
         # a checkpoint is named by its run directory too (runs all hold a best.npz)
         label = model if model.startswith("compiled:") else os.path.join(
             os.path.basename(os.path.dirname(os.path.abspath(model))), os.path.basename(model))
-        parts.append(f'<text x="{W - R + 30}" y="{T + 18 * i + 10}">{label[:22]}</text>')
-    parts.append("</svg>")
-
-    def write(tmp):
-        with open(tmp, "w") as fh:
-            fh.write("\n".join(parts))
-
-    atomic_write(path, write)
+        line, = ax.plot(sizes, mean, marker="o", label=label)
+        ax.fill_between(sizes, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1), color=line.get_color(),
+                        alpha=0.2, linewidth=0)
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("nodes (log scale)")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.grid(True, alpha=0.3)
+    if rows:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    written = []
+    for ext in ("png", "svg"):
+        path = f"{path_stem}.{ext}"
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format=ext, dpi=150))
+        written.append(path)
+    plt.close(fig)
+    return written

@@ -469,3 +469,17 @@ def train(cfg: TrainConfig, out: str, progress=True, force_new: bool = False) ->
     if progress and sys.stderr.isatty():
         sys.stderr.write("\n")
     return {"step": step, "best_val_pointer_accuracy": best}
+
+
+class SeedTask:
+    """Train one seed of a sweep into ``<out>/seed-<seed>`` (resuming a run found there): a
+    picklable task for :func:`engine.analysis.sweep.run_cells`."""
+
+    def __init__(self, fields: dict, out: str):
+        self.fields, self.out = dict(fields), out
+
+    def __call__(self, cell: dict, shared, threads) -> dict:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        cfg = TrainConfig.from_fields(dict(self.fields, seed=cell["seed"]))
+        return train(cfg, os.path.join(self.out, f"seed-{cell['seed']}"), progress=False)
