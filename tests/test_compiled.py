@@ -182,46 +182,98 @@ def _learned_part(spec):
     return {k: v for k, v in spec.items() if k not in ("name", "exact_domain", "description")}
 
 
-@pytest.mark.parametrize("hint_mode", ["encoded_decoded", "decoded_only", "none"])
-def test_mpnn_compiled_bfs_has_the_learned_spec(hint_mode):
+MPNN_MODES = [("bfs", "encoded_decoded"), ("bfs", "decoded_only"), ("bfs", "none"),
+              ("bellman_ford", "encoded_decoded")]
+MPNN_DOMAINS = {"bfs": {"max_nodes": 2**23},
+                "bellman_ford": {"max_nodes": 2**23, "max_abs_weight": 2.0, "min_abs_nonzero_weight": 2.0**-30}}
+
+
+@pytest.mark.parametrize("algo,hint_mode", MPNN_MODES)
+def test_mpnn_compiled_has_the_learned_spec(algo, hint_mode):
     """Same spec as training produces (weight names and shapes, decoders, feedback), only the
     weights set analytically, none of them depending on the graph size."""
     from engine.algorithms.specs import learned_spec
 
-    model = engine.compile("bfs", processor="mpnn", hidden=32, hint_mode=hint_mode)
-    assert _learned_part(model.spec) == _learned_part(learned_spec("bfs", "mpnn", 32, hint_mode=hint_mode))
-    assert model.spec["exact_domain"] == {"max_nodes": 2**23}
+    model = engine.compile(algo, processor="mpnn", hidden=32, hint_mode=hint_mode)
+    assert _learned_part(model.spec) == _learned_part(learned_spec(algo, "mpnn", 32, hint_mode=hint_mode))
+    assert model.spec["exact_domain"] == MPNN_DOMAINS[algo]
 
 
-@pytest.mark.parametrize("hidden", [6, 128])
-def test_mpnn_compiled_bfs_equals_the_reference(hidden, backend):
-    model = engine.compile("bfs", processor="mpnn", hidden=hidden)
+def _mpnn_cases(algo):
+    """CLRS's sampled graphs of every size, the hand-written graphs from every source, and
+    directed graphs with self-loops; for Bellman-Ford also ties (few distinct weights), negative
+    weights and zero-weight cycles through the source (its in-neighbours tie with d_s)."""
     rng = np.random.RandomState(3)
-    cases = [sample("bfs", n, rng, p=(0.1, 0.3, 0.6, 0.9))[1:] for n in (1, 2, 4, 5, 7, 11, 16, 20) for _ in range(3)]
+    cases = [sample(algo, n, rng, p=(0.1, 0.3, 0.6, 0.9))[1:] for n in (1, 2, 4, 5, 7, 11, 16, 20) for _ in range(3)]
     cases += [(Graph.from_dense(A), s) for A in HAND.values() for s in range(A.shape[0])]
-    cases += [(generators.erdos_renyi(60, 2, directed=True, self_loops=True, seed=1), 5),
-              (generators.grid(6, 9), 0), (generators.path(30), 29)]
-    for g, s in cases:
-        ref = engine.reference("bfs", g, s, trace=True)
+    weighted = algo == "bellman_ford"
+    cases += [(generators.erdos_renyi(60, 2, directed=True, self_loops=True, weighted=weighted, seed=1), 5),
+              (generators.grid(6, 9, weighted=weighted), 0), (generators.path(30, weighted=weighted), 29)]
+    if algo == "bellman_ford":
+        for n in (6, 12, 30):
+            for _ in range(4):
+                A = rng.binomial(1, 0.3, size=(n, n)) * rng.choice([0.25, 0.5, 1.0], size=(n, n))
+                cases.append((Graph.from_dense(A), int(rng.randint(n))))
+        r2 = np.random.default_rng(2)
+        for _ in range(6):
+            src, dst = r2.integers(0, 25, 120), r2.integers(0, 25, 120)
+            keep = src < dst  # a DAG: no negative cycle
+            w = r2.choice([-1.0, -0.5, 0.5, 1.0, 1.5], keep.sum())
+            cases.append((Graph.from_edges(src[keep], dst[keep], 25, w, duplicates="min"), 0))
+        zero_cycles = [Graph.from_edges([0, 1], [1, 0], 2, [0.5, -0.5]),
+                       Graph.from_edges([2, 0, 1, 1, 2], [0, 1, 2, 0, 1], 3, [-1.0, 0.5, 0.5, -0.5, 1.0])]
+        cases += [(g, s) for g in zero_cycles for s in range(g.num_nodes)]
+        cases += [(generators.generate(f, 300, weighted=True, degree=4, seed=3), 7) for f in ("er", "ws", "ba")]
+    return cases
+
+
+@pytest.mark.parametrize("algo,hidden", [("bfs", 6), ("bfs", 128), ("bellman_ford", 11), ("bellman_ford", 128)])
+def test_mpnn_compiled_equals_the_reference(algo, hidden, backend):
+    """Outputs and every hint at every step, bit for bit, on every backend."""
+    model = engine.compile(algo, processor="mpnn", hidden=hidden)
+    for g, s in _mpnn_cases(algo):
+        ref = engine.reference(algo, g, s, trace=True)
         res = engine.execute(model, g, s, backend=backend, steps=ref.steps, trace=True)
         np.testing.assert_array_equal(res.outputs["pi"], ref.outputs["pi"])
         for name, expected in ref.hints.items():
             np.testing.assert_array_equal(res.hints[name], expected, err_msg=name)
 
 
-def test_mpnn_compiled_bfs_domain():
+def test_mpnn_compiled_domain():
     model = engine.compile("bfs", processor="mpnn")
     with pytest.raises(engine.EngineError, match="at most 8388608 nodes"):
         engine.runtime.check_domain(model, Graph.from_edges([], [], 2**23 + 1))
-    with pytest.raises(engine.EngineError, match="float32"):
-        engine.compile("bfs", "float64", processor="mpnn")
+    for algo in ("bfs", "bellman_ford"):
+        with pytest.raises(engine.EngineError, match="float32"):
+            engine.compile(algo, "float64", processor="mpnn")
     with pytest.raises(engine.EngineError, match="no 'gcn' compiler"):
         engine.compile("bfs", processor="gcn")
 
 
+def test_mpnn_compiled_bellman_ford_domain():
+    """The weight range is enforced at its boundary; the construction needs hints fed back and
+    its eleven channels."""
+    model = engine.compile("bellman_ford", processor="mpnn", hidden=16)
+    for w, ok in ((2.0, True), (-2.0, True), (2.0**-30, True), (np.nextafter(np.float32(2.0), np.float32(3)), False),
+                  (2.0**-31, False)):
+        g = Graph.from_edges([0, 1], [1, 2], 3, np.array([w, 0.5], dtype=np.float32))
+        if ok:
+            res = engine.execute(model, g, 0, steps=engine.reference("bellman_ford", g, 0).steps)
+            np.testing.assert_array_equal(res.outputs["pi"], engine.reference("bellman_ford", g, 0).outputs["pi"])
+        else:
+            with pytest.raises(engine.EngineError, match="exact for"):
+                engine.execute(model, g, 0, steps=3)
+    for mode in ("decoded_only", "none"):
+        with pytest.raises(engine.EngineError, match="fed back"):
+            engine.compile("bellman_ford", processor="mpnn", hint_mode=mode)
+    with pytest.raises(engine.EngineError, match="hidden >= 11"):
+        engine.compile("bellman_ford", processor="mpnn", hidden=10)
+
+
 @pytest.mark.slow
-def test_mpnn_compiled_bfs_million_nodes():
-    g = generators.erdos_renyi(10**6, 10, seed=0)
-    ref = engine.reference("bfs", g, 0, trace=False)
-    res = engine.execute(engine.compile("bfs", processor="mpnn"), g, 0, steps=ref.steps)
+@pytest.mark.parametrize("algo", ["bfs", "bellman_ford"])
+def test_mpnn_compiled_million_nodes(algo):
+    g = generators.erdos_renyi(10**6, 10, weighted=algo == "bellman_ford", seed=0)
+    ref = engine.reference(algo, g, 0, trace=False)
+    res = engine.execute(engine.compile(algo, processor="mpnn"), g, 0, steps=ref.steps)
     np.testing.assert_array_equal(res.outputs["pi"], ref.outputs["pi"])

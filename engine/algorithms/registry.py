@@ -104,7 +104,8 @@ ALGORITHMS = {
         "bellman_ford", bellman_ford, has_source=True, weighted=True, directed=False,
         outputs=(Probe("pi", "pointer"),),
         hints=(Probe("pi_h", "pointer"), Probe("d", "scalar"), Probe("msk", "mask")),
-        bytes_per_hint_node=12, compilers={"compact": "engine.compiler.bellman_ford:compile_bellman_ford"},
+        bytes_per_hint_node=12, compilers={"compact": "engine.compiler.bellman_ford:compile_bellman_ford",
+                   "mpnn": "engine.compiler.bellman_ford_mpnn:compile_bellman_ford_mpnn"},
         unsettled="distances still fall: a negative-weight cycle is reachable from the source"),
     "dfs": Algorithm(
         "dfs", dfs, has_source=False, weighted=False, directed=True,

@@ -41,7 +41,8 @@ def compiled_point(model: Model, algo: str, *, batches: int = 4, batch: int = 32
     dict
         ``loss`` (mean over batches), ``terms`` (per term), ``grad_norm`` (L2 over every
         parameter, of the mean loss), ``direction_changes`` (loss at ``point + eps d`` minus
-        the loss, per direction) and ``minimum_along_directions`` (no direction lowers it).
+        the loss, per direction; None where it is not finite), ``non_finite_directions`` and
+        ``minimum_along_directions`` (no finite direction lowers it; None if none is finite).
     """
     import torch
 
@@ -74,9 +75,14 @@ def compiled_point(model: Model, algo: str, *, batches: int = 4, batch: int = 32
             other = copy.deepcopy(module)
             perturb(other, eps, noise)
             changes.append(float(sum(mean_terms(other).values()) - loss))
+    finite = [c for c in changes if np.isfinite(c)]
     return {"algorithm": algo, "model": model.name, "batches": batches, "batch": batch,
             "loss": float(loss.detach()), "terms": {k: float(v.detach()) for k, v in terms.items()}, "grad_norm": grad,
-            "eps": eps, "direction_changes": changes, "minimum_along_directions": all(c >= 0 for c in changes)}
+            "eps": eps, "direction_changes": [c if np.isfinite(c) else None for c in changes],
+            "non_finite_directions": len(changes) - len(finite),
+            # a direction whose loss is not finite (weights so large that eps times their RMS
+            # overflows) neither confirms nor refutes a minimum
+            "minimum_along_directions": all(c >= 0 for c in finite) if finite else None}
 
 
 def _main(argv) -> int:
