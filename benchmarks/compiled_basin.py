@@ -11,8 +11,10 @@ every ``--eval-every`` steps. Writes, under ``--out``, one run directory per cel
 ``last.npz`` and ``metrics.jsonl``; ``best.npz`` and ``state.pt`` are removed to keep the
 committed results small) and ``basin.json`` / ``basin.md``: per cell the loss at the start
 and the end, the distance travelled, and accuracy and exact match at every size at the end;
-per noise level, the share of seeds exact at the largest size. A finished cell is not run
-again (the trainer resumes or skips it).
+per noise level, the share of seeds exact at the largest size. A run whose loss or gradient
+stops being finite ends there (``diverged_at``; its last finite weights are the ones
+evaluated, and "loss last" is its last finite loss). A finished cell is not run again (the
+trainer resumes or skips it).
 """
 from __future__ import annotations
 
@@ -20,6 +22,11 @@ import argparse
 import json
 import os
 import sys
+
+
+def _mean(values) -> str:
+    """The mean of the finite values, or "n/a" when no run had one."""
+    return f"{sum(values) / len(values):.3g}" if values else "n/a"
 
 
 def _cells(args):
@@ -53,7 +60,8 @@ def main(argv=None) -> int:
                           init_noise=sigma, l1=l1, eval_every=args.eval_every,
                           eval_sizes=tuple(args.eval_sizes))
         log = os.path.join(run, "metrics.jsonl")
-        done = os.path.exists(log) and any(json.loads(line).get("step") == args.steps for line in open(log))
+        done = os.path.exists(log) and any(json.loads(line).get("step") == args.steps or json.loads(line).get("diverged")
+                                           for line in open(log))
         if not done:
             train(cfg, run, progress=False, force_new=not os.path.exists(os.path.join(run, "state.pt")))
             for name in ("best.npz", "state.pt"):
@@ -61,8 +69,10 @@ def main(argv=None) -> int:
                     os.unlink(os.path.join(run, name))
         records = [json.loads(line) for line in open(log)]
         evals = [r for r in records if "val_pointer_accuracy" in r]
+        finite = [r["loss"] for r in records if r.get("loss") is not None and r["loss"] == r["loss"]]
         row = {"l1": l1, "sigma": sigma, "seed": seed, "steps": args.steps, "loss_first": records[0]["loss"],
-               "loss_last": records[-1]["loss"], "distance": evals[-1]["distance"],
+               "loss_last": finite[-1] if finite else None, "distance": evals[-1]["distance"],
+               "diverged_at": records[-1]["step"] if records[-1].get("diverged") else None,
                "val_pointer_accuracy": evals[-1]["val_pointer_accuracy"]}
         for n in args.eval_sizes:
             row[f"accuracy_{n}"] = evals[-1][f"accuracy_{n}"]
@@ -78,10 +88,14 @@ def main(argv=None) -> int:
     for l1 in args.l1:
         for sigma in args.sigmas:
             cell = [r for r in rows if r["l1"] == l1 and r["sigma"] == sigma]
-            acc = "; ".join(" / ".join(f"{r[f'accuracy_{n}']:.4f}" for n in args.eval_sizes) for r in cell)
-            lines.append(f"| {l1:g} | {sigma:g} | {sum(r[f'exact_{largest}'] for r in cell)} / {len(cell)} | {acc} | "
-                         f"{sum(r['loss_first'] for r in cell) / len(cell):.3g} -> "
-                         f"{sum(r['loss_last'] for r in cell) / len(cell):.3g} | "
+            acc = "; ".join(" / ".join("n/a" if r[f"accuracy_{n}"] is None else f"{r[f'accuracy_{n}']:.4f}"
+                                       for n in args.eval_sizes) for r in cell)
+            broke = [r["diverged_at"] for r in cell if r["diverged_at"] is not None]
+            note = f" ({len(broke)} diverged, at step {', '.join(map(str, broke))})" if broke else ""
+            firsts = [r["loss_first"] for r in cell if r["loss_first"] is not None]
+            lasts = [r["loss_last"] for r in cell if r["loss_last"] is not None]
+            lines.append(f"| {l1:g} | {sigma:g} | {sum(r[f'exact_{largest}'] for r in cell)} / {len(cell)}{note} | "
+                         f"{acc} | {_mean(firsts)} -> {_mean(lasts)} | "
                          f"{sum(r['distance'] for r in cell) / len(cell):.3g} |")
     with open(os.path.join(args.out, "basin.md"), "w") as fh:
         fh.write("\n".join(lines) + "\n")

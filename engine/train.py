@@ -69,7 +69,12 @@ def _main(argv) -> int:
     if args.seeds is None:
         if args.cluster:
             raise EngineError("--cluster trains a seed sweep: give --seeds too (e.g. --seeds 0-4)")
-        print(json.dumps(train(cfg, args.out, force_new=args.force_new)))
+        result = train(cfg, args.out, force_new=args.force_new)
+        print(json.dumps(result))
+        if result.get("diverged"):
+            print(f"engine.train: the run diverged at step {result['step']} (non-finite loss or gradient); "
+                  f"its last finite weights are in {args.out}", file=sys.stderr)
+            return 1
         return 0
     from .analysis.sweep import ResultLog, run_cells
     from .learn.trainer import SeedTask
@@ -80,7 +85,7 @@ def _main(argv) -> int:
                      cluster=args.cluster, desc="train", retries=0)
     for row in rows:
         print(json.dumps(row))
-    return 1 if any(r["status"] != "ok" for r in rows) else 0
+    return 1 if any(r["status"] != "ok" or r.get("diverged") for r in rows) else 0
 
 
 def main(argv=None) -> int:

@@ -99,3 +99,48 @@ def test_training_from_the_compiled_point(tmp_path):
     assert {"accuracy_64", "accuracy_300"} <= set(noisy[-1])
     with pytest.raises(engine.EngineError, match="does not have this run's spec"):
         train(TrainConfig(**dict(base, layer_norm=True)), str(tmp_path / "ln"), progress=False)
+
+
+def test_a_non_finite_step_ends_the_run_at_its_last_finite_weights(tmp_path, monkeypatch):
+    """A loss that stops being finite (the sharp Bellman-Ford compiled point does this under
+    Adam) ends the run before the optimiser step: the record says so, the weights kept are
+    finite and evaluated, the command exits 1, and a resume does not train on."""
+    import engine.learn.trainer as trainer
+
+    calls = {"n": 0}
+    real = trainer.batch_loss
+
+    def blows_up_at_step_3(module, cfg, data):
+        calls["n"] += 1
+        loss = real(module, cfg, data)
+        return loss * float("inf") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(trainer, "batch_loss", blows_up_at_step_3)
+    cfg = TrainConfig(algo="bfs", hidden=8, steps=10, batch=4, train_sizes=(4,), eval_every=5, val_graphs=4,
+                      eval_sizes=(32,))
+    result = train(cfg, str(tmp_path), progress=False)
+    assert result == {"step": 3, "best_val_pointer_accuracy": result["best_val_pointer_accuracy"], "diverged": True}
+    records = _losses(tmp_path)
+    assert [r["step"] for r in records] == [1, 2, 3]
+    assert records[-1]["diverged"] is True and records[-1]["loss"] is None and "accuracy_32" in records[-1]
+    kept = engine.Model.load(tmp_path / "last.npz")
+    assert all(np.isfinite(w).all() for w in kept.weights.values())
+    cfg.steps = 20
+    assert train(cfg, str(tmp_path), progress=False)["diverged"] and len(_losses(tmp_path)) == 3
+    calls["n"] = 0
+    assert main(["--algo", "bfs", "--hidden", "8", "--steps", "5", "--batch", "2", "--out", str(tmp_path / "cli")]) == 1
+
+
+def test_noise_relative_to_rms_survives_huge_compiled_constants():
+    """Bellman-Ford's compiled weights reach 2^90: their square overflows float32, so the
+    RMS is taken in float64 and the perturbed weights stay finite and near their size."""
+    from engine.learn.trainer import perturb
+
+    module = GNNModule(learned_spec("bellman_ford", hidden=8))
+    with torch.no_grad():
+        for p in module.parameters():
+            p.fill_(2.0 ** 90)
+    perturb(module, 0.01, np.random.default_rng(0))
+    for p in module.parameters():
+        rel = (p.detach().double() / 2.0 ** 90 - 1).abs()
+        assert torch.isfinite(p).all() and float(rel.max()) < 0.1 and float(rel.max()) > 0

@@ -17,6 +17,11 @@ crafted file cannot run code). Every file is written atomically. A run started a
 the same ``DIR`` and configuration resumes from ``state.pt`` (``steps`` may grow), with the
 log cut back to the checkpoint; a different configuration, or run files without a
 ``state.pt``, are refused unless ``force_new`` starts afresh.
+
+A step whose loss or gradient norm is not finite ends the run before the optimiser takes
+it: the log's last record carries ``"diverged": true`` (and ``null`` for what was not
+finite), the last finite weights are evaluated and saved, and a resume of that run returns
+at once (the result says ``diverged``).
 """
 from __future__ import annotations
 
@@ -284,13 +289,16 @@ def pointer_accuracy(module, data) -> float:
 RUN_FILES = ("best.npz", "last.npz", "metrics.jsonl", "state.pt")
 
 
-def save_state(path: str, module, opt, rng: np.random.RandomState, step: int, best: float, cfg: TrainConfig):
-    """The checkpoint, as tensors and plain values (loadable with ``weights_only=True``)."""
+def save_state(path: str, module, opt, rng: np.random.RandomState, step: int, best: float, cfg: TrainConfig,
+               diverged: bool = False):
+    """The checkpoint, as tensors and plain values (loadable with ``weights_only=True``);
+    ``diverged`` marks a run stopped by a non-finite loss or gradient (it is not resumed)."""
     kind, keys, pos, has_gauss, gauss = rng.get_state()
     snapshot = {"module": module.state_dict(), "optimizer": opt.state_dict(),
                 "rng": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                         "has_gauss": int(has_gauss), "gauss": float(gauss)},
-                "step": int(step), "best": float(best), "config": cfg.plain()}
+                "step": int(step), "best": float(best), "config": cfg.plain(),
+                "diverged": bool(diverged)}
     atomic_write(path, lambda tmp: torch.save(snapshot, tmp))
 
 
@@ -364,9 +372,10 @@ def perturb(module, sigma: float, rng: np.random.Generator) -> None:
     ``sigma`` itself for an all-zero tensor)."""
     with torch.no_grad():
         for p in module.parameters():
-            rms = float(p.detach().pow(2).mean().sqrt()) if p.numel() else 0.0
-            noise = torch.from_numpy(rng.standard_normal(tuple(p.shape))).to(p.dtype)
-            p.add_(noise * sigma * (rms if rms > 0 else 1.0))
+            # in float64: compiled weights reach 2^90, whose square overflows float32
+            rms = float(p.detach().double().pow(2).mean().sqrt()) if p.numel() else 0.0
+            noise = torch.from_numpy(rng.standard_normal(tuple(p.shape)) * sigma * (rms if rms > 0 else 1.0))
+            p.add_(noise.to(p.dtype))
 
 
 def initial_module(cfg: TrainConfig, spec: dict):
@@ -404,7 +413,11 @@ def size_scores(module, cfg: TrainConfig) -> dict:
         g = generate("er", n, degree=5.0, directed=info.directed, weighted=info.weighted, seed=0)
         source = 0 if info.has_source else None
         ref = reference(cfg.algo, g, source, trace=False)
-        res = execute(model, g, source, steps=ref.steps)
+        try:
+            res = execute(model, g, source, steps=ref.steps)
+        except EngineError as exc:  # weights whose activations overflow decode NaN scores
+            out[f"accuracy_{n}"], out[f"exact_{n}"], out[f"error_{n}"] = None, False, str(exc)
+            continue
         name = info.primary_output
         out[f"accuracy_{n}"] = float(np.mean(res.outputs[name] == ref.outputs[name]))
         out[f"exact_{n}"] = bool(np.array_equal(res.outputs[name], ref.outputs[name]))
@@ -435,8 +448,11 @@ def train(cfg: TrainConfig, out: str, progress=True, force_new: bool = False) ->
         rng.set_state(_rng_state(state["rng"]))
         step, best = state["step"], state["best"]
         _truncate_log(log_path, step)
+    if state is not None and state.get("diverged"):
+        return {"step": step, "best_val_pointer_accuracy": best, "diverged": True}
     log = open(log_path, "a")
     t0 = time.perf_counter()
+    diverged = False
     while step < cfg.steps:
         data = sample_batch(cfg, rng, cfg.batch, cfg.train_sizes)
         loss = batch_loss(module, cfg, data)
@@ -444,11 +460,19 @@ def train(cfg: TrainConfig, out: str, progress=True, force_new: bool = False) ->
             loss = loss + cfg.l1 * sum(p.abs().sum() for p in module.parameters())
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
-        opt.step()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip))
         step += 1
-        record = {"step": step, "loss": loss.item()}
-        if step % cfg.eval_every == 0 or step == cfg.steps:
+        value = loss.item()
+        diverged = not (math.isfinite(value) and math.isfinite(grad_norm))
+        if diverged:
+            # A non-finite loss or gradient would turn every weight into NaN at the step:
+            # the run stops at the last finite weights, which are evaluated and kept.
+            record = {"step": step, "loss": value if math.isfinite(value) else None,
+                      "grad_norm": grad_norm if math.isfinite(grad_norm) else None, "diverged": True}
+        else:
+            opt.step()
+            record = {"step": step, "loss": value}
+        if diverged or step % cfg.eval_every == 0 or step == cfg.steps:
             acc = pointer_accuracy(module, val)
             record["val_pointer_accuracy"] = acc
             record["distance"] = float(torch.linalg.norm(_flat(module) - start) / max(float(torch.linalg.norm(start)),
@@ -458,9 +482,11 @@ def train(cfg: TrainConfig, out: str, progress=True, force_new: bool = False) ->
                 best = acc
                 module.to_model().save(os.path.join(out, "best.npz"))
             module.to_model().save(os.path.join(out, "last.npz"))
-            save_state(state_path, module, opt, rng, step, best, cfg)
+            save_state(state_path, module, opt, rng, step, best, cfg, diverged=diverged)
         log.write(json.dumps(record) + "\n")
         log.flush()
+        if diverged:
+            break
         if progress and sys.stderr.isatty():
             sys.stderr.write(f"\r  step {step}/{cfg.steps}  loss {record['loss']:.4f}  best val {best:.3f}  "
                              f"{time.perf_counter() - t0:.0f} s")
@@ -468,7 +494,10 @@ def train(cfg: TrainConfig, out: str, progress=True, force_new: bool = False) ->
     log.close()
     if progress and sys.stderr.isatty():
         sys.stderr.write("\n")
-    return {"step": step, "best_val_pointer_accuracy": best}
+    result = {"step": step, "best_val_pointer_accuracy": best}
+    if diverged:
+        result["diverged"] = True
+    return result
 
 
 class SeedTask:
