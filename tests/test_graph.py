@@ -159,12 +159,11 @@ def test_generator_shapes():
 
 
 @pytest.mark.slow
-def test_million_node_generation_is_fast():
-    import time
-    t = time.perf_counter()
+def test_million_node_generation_has_the_requested_degree():
+    """The size the benchmarks use (its speed is timed by asv: bench_reference.Generators)."""
     g = generators.erdos_renyi(10**6, 10.0, weighted=True, seed=0)
     assert g.num_edges == pytest.approx(10**7, rel=0.001)
-    assert time.perf_counter() - t < 30
+    assert np.all(np.diff(g.indptr) >= 0) and g.indices.min() >= 0 and g.indices.max() < 10**6
 
 
 def test_transpose_implementations_agree():

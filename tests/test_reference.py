@@ -181,11 +181,8 @@ def test_trace_auto_switches_off_for_large_graphs():
 
 @pytest.mark.slow
 def test_million_node_references_against_scipy():
-    import time
     g = generators.erdos_renyi(10**6, 10.0, weighted=True, seed=0, dtype="float64")
-    t = time.perf_counter()
-    res = engine.reference("bfs", g, 0)
-    assert time.perf_counter() - t < 60
+    res = engine.reference("bfs", g, 0)  # its speed is timed by asv (bench_reference.References)
     order = csgraph.breadth_first_order(g.to_scipy(), 0, return_predecessors=False)
     assert int(res.final["reach"].sum()) == order.size
     res = engine.reference("bellman_ford", g, 0)
