@@ -60,8 +60,8 @@ def main(argv=None) -> int:
                           init_noise=sigma, l1=l1, eval_every=args.eval_every,
                           eval_sizes=tuple(args.eval_sizes))
         log = os.path.join(run, "metrics.jsonl")
-        done = os.path.exists(log) and any(json.loads(line).get("step") == args.steps or json.loads(line).get("diverged")
-                                           for line in open(log))
+        done = os.path.exists(log) and any(r.get("step") == args.steps or r.get("diverged")
+                                           for r in map(json.loads, open(log)))
         if not done:
             train(cfg, run, progress=False, force_new=not os.path.exists(os.path.join(run, "state.pt")))
             for name in ("best.npz", "state.pt"):

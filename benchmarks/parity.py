@@ -54,13 +54,15 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import engine
+    from engine.algorithms import ALGORITHMS
     from engine.graph import generators
 
     report = {}
     for path in args.models:
         model = engine.Model.load(path)
         algo = (model.spec.get("description") or {}).get("algorithm")
-        g = generators.erdos_renyi(args.nodes, args.degree, weighted=True, directed=algo == "dfs", seed=0)
+        directed = ALGORITHMS[algo].directed if algo in ALGORITHMS else False
+        g = generators.erdos_renyi(args.nodes, args.degree, weighted=True, directed=directed, seed=0)
         report[path] = parity(model, g, args.steps)
         kind = (model.spec.get("processor") or {}).get("kind", "mpnn")
         for be, row in report[path].items():

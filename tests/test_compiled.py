@@ -206,7 +206,7 @@ def _mpnn_cases(algo):
     rng = np.random.RandomState(3)
     cases = [sample(algo, n, rng, p=(0.1, 0.3, 0.6, 0.9))[1:] for n in (1, 2, 4, 5, 7, 11, 16, 20) for _ in range(3)]
     cases += [(Graph.from_dense(A), s) for A in HAND.values() for s in range(A.shape[0])]
-    weighted = algo == "bellman_ford"
+    weighted = ALGORITHMS[algo].weighted
     cases += [(generators.erdos_renyi(60, 2, directed=True, self_loops=True, weighted=weighted, seed=1), 5),
               (generators.grid(6, 9, weighted=weighted), 0), (generators.path(30, weighted=weighted), 29)]
     if algo == "bellman_ford":
@@ -273,7 +273,7 @@ def test_mpnn_compiled_bellman_ford_domain():
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", ["bfs", "bellman_ford"])
 def test_mpnn_compiled_million_nodes(algo):
-    g = generators.erdos_renyi(10**6, 10, weighted=algo == "bellman_ford", seed=0)
+    g = generators.erdos_renyi(10**6, 10, weighted=ALGORITHMS[algo].weighted, seed=0)
     ref = engine.reference(algo, g, 0, trace=False)
     res = engine.execute(engine.compile(algo, processor="mpnn"), g, 0, steps=ref.steps)
     np.testing.assert_array_equal(res.outputs["pi"], ref.outputs["pi"])

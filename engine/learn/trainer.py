@@ -26,6 +26,7 @@ at once (the result says ``diverged``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -400,27 +401,37 @@ def initial_module(cfg: TrainConfig, spec: dict):
     return module
 
 
+@functools.lru_cache(maxsize=4)
+def _size_case(algo: str, n: int):
+    """The evaluation graph of size ``n`` (ER, mean degree 5, seed 0, source 0), its step
+    count and the reference's primary output: built once per run and size, not at every
+    evaluation."""
+    from ..graph import generate
+
+    info = algorithm(algo)
+    g = generate("er", n, degree=5.0, directed=info.directed, weighted=info.weighted, seed=0)
+    source = 0 if info.has_source else None
+    ref = reference(algo, g, source, trace=False)
+    return g, source, ref.steps, ref.outputs[info.primary_output]
+
+
 def size_scores(module, cfg: TrainConfig) -> dict:
     """Pointer accuracy and exact match of the current weights on one ER graph (mean degree
     5, seed 0, source 0) per size of ``cfg.eval_sizes``, run by the executor."""
-    from ..graph import generate
     from ..runtime import execute
 
-    info = algorithm(cfg.algo)
+    name = algorithm(cfg.algo).primary_output
     model = module.to_model()
     out = {}
     for n in cfg.eval_sizes:
-        g = generate("er", n, degree=5.0, directed=info.directed, weighted=info.weighted, seed=0)
-        source = 0 if info.has_source else None
-        ref = reference(cfg.algo, g, source, trace=False)
+        g, source, steps, want = _size_case(cfg.algo, int(n))
         try:
-            res = execute(model, g, source, steps=ref.steps)
+            res = execute(model, g, source, steps=steps)
         except EngineError as exc:  # weights whose activations overflow decode NaN scores
             out[f"accuracy_{n}"], out[f"exact_{n}"], out[f"error_{n}"] = None, False, str(exc)
             continue
-        name = info.primary_output
-        out[f"accuracy_{n}"] = float(np.mean(res.outputs[name] == ref.outputs[name]))
-        out[f"exact_{n}"] = bool(np.array_equal(res.outputs[name], ref.outputs[name]))
+        out[f"accuracy_{n}"] = float(np.mean(res.outputs[name] == want))
+        out[f"exact_{n}"] = bool(np.array_equal(res.outputs[name], want))
     return out
 
 
