@@ -57,6 +57,11 @@ def test_untrained_learned_model_is_measured_not_exact(tmp_path):
     assert rows[0]["pointer_accuracy"] == np.mean(res.outputs["pi"] == ref.outputs["pi"]) < 1.0
     assert not rows[0]["exact_match"]
     assert np.isfinite(rows[0]["hint_reach_h_accuracy"])
+    from engine.analysis.baselines import pointer_baselines
+
+    rules = pointer_baselines(g, ref.outputs["pi"])
+    assert rows[0]["best_trivial_accuracy"] == max(rules.values())
+    assert rows[0]["best_trivial_rule"] in rules
 
 
 def test_clrs_test_distribution_and_seed_ranges(tmp_path):

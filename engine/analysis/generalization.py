@@ -5,7 +5,8 @@ chosen) backend for the reference's number of steps (CLRS's oracle termination) 
 budget, and compare with :func:`engine.reference`: pointer accuracy and exact match of the
 output, and, where the trace fits (``trace_limit`` nodes), per-hint accuracy over steps
 ``1 .. T-1`` and the first of those steps at which a hint diverges (-1: none; hint 0 is the
-initial state, which CLRS gives as an input rather than asking for it). Results are tidy rows (CSV and JSON) plus an SVG
+initial state, which CLRS gives as an input rather than asking for it; scalars within
+:data:`engine.analysis.behaviour.SCALAR_TOLERANCE`). Results are tidy rows (CSV and JSON) plus an SVG
 plot of pointer accuracy against n with a band of one standard deviation over seeds.
 """
 from __future__ import annotations
@@ -22,6 +23,8 @@ from ..compiler import compile as compile_model
 from ..errors import EngineError
 from ..graph import generate
 from ..model import Model
+from .baselines import pointer_baselines
+from .behaviour import trace_agreement
 from ..runtime import execute
 
 
@@ -60,20 +63,15 @@ def evaluate_one(model, algo, graph, seed, *, source=None, backend=None, steps=N
            "reference_steps": ref.steps, "seconds": round(time.perf_counter() - t, 4),
            "pointer_accuracy": float(np.mean(res.outputs[out] == ref.outputs[out])),
            "exact_match": bool(np.array_equal(res.outputs[out], ref.outputs[out]) and res.steps == ref.steps)}
+    if info.output(out).kind == "pointer":  # what rules that run no algorithm score on this graph
+        rules = pointer_baselines(graph, ref.outputs[out])
+        row["best_trivial_rule"] = max(rules, key=rules.get)
+        row["best_trivial_accuracy"] = rules[row["best_trivial_rule"]]
     if trace and res.hints:
-        first = None
-        for name, want in ref.hints.items():
-            if name not in res.hints:
-                continue
-            got = res.hints[name]
-            T = min(len(got), len(want))
-            # from step 1: hint 0 is the initial state, an input in CLRS, not a prediction
-            per_step = [float(np.mean(np.asarray(got[t]) == np.asarray(want[t]))) for t in range(1, T)]
-            row[f"hint_{name}_accuracy"] = float(np.mean(per_step)) if per_step else float("nan")
-            bad = [t for t in range(1, T) if not np.array_equal(got[t], want[t])]
-            if bad and (first is None or bad[0] < first):
-                first = bad[0]
-        row["first_divergence_step"] = first if first is not None else -1
+        agreement = trace_agreement(algo, res.hints, ref.hints)
+        for name, h in agreement["hints"].items():
+            row[f"hint_{name}_accuracy"] = float(np.mean(h["per_step"])) if h["per_step"] else float("nan")
+        row["first_divergence_step"] = agreement["first_divergence_step"]
     return row
 
 

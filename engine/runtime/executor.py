@@ -110,10 +110,19 @@ def check_domain(model: Model, graph) -> None:
                           f"{dom['min_abs_nonzero_weight']:g}; this graph has {nz.min():g}")
 
 
+def _call_on_state(on_state, t: int, z: np.ndarray, d: int) -> None:
+    view = z[:, :d]
+    view.flags.writeable = False
+    try:
+        on_state(t, view)
+    finally:
+        del view
+
+
 def execute(model: Model, graph, source: int | None = None, *, backend: str | None = None,
             trace: bool = False, steps: int | None = None, max_steps: int | None = None,
             hidden: bool = False, threads: int | None = None, mode: str = "auto",
-            progress=None, device: str | None = None) -> ExecutionResult:
+            progress=None, device: str | None = None, on_state=None) -> ExecutionResult:
     """Run ``model`` on ``graph``.
 
     Parameters
@@ -146,6 +155,10 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     device : str, optional
         For ``backend="torch"``: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... (default
         ``$ENGINE_TORCH_DEVICE``, else CUDA when available). Other backends run on the CPU.
+    on_state : callable, optional
+        Called as ``on_state(t, h)`` with each state ``h_0 .. h_T`` (``(n, d)``, a read-only
+        view valid during the call only): statistics over states without keeping them
+        (``hidden=True`` keeps them all). Runs the step loop in Python.
     """
     if not isinstance(model, Model):
         raise ModelError(f"expected an engine.Model, got {type(model).__name__}")
@@ -185,7 +198,7 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
         mode = "dense"  # auto: every input column changes every step, nothing to skip
     stepper = ActiveStepper(run, mode) if mode != "dense" else None
     # the backend's own step loop, when it has one and nothing is needed between steps
-    use_native_loop = be.has_step_loop and not trace and not hidden and not feedback
+    use_native_loop = be.has_step_loop and not trace and not hidden and not feedback and on_state is None
     limit = steps if steps is not None else (max_steps if max_steps is not None else 4 * n + 16)
     d = model.hidden
     if hidden:
@@ -204,6 +217,8 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     z[:, :d] = run.initial_state()
     native_loop = NativeLoop(run, mode, z, spare, g) if use_native_loop else None
     states = [z[:, :d].copy()] if hidden else None
+    if on_state is not None:
+        _call_on_state(on_state, 0, z, d)
     hint_rows = {name: [] for name in plan.hints} if trace else None
     converged = steps is not None
     t = 0
@@ -232,6 +247,8 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
         t += 1
         if hidden:
             states.append(z[:, :d].copy())
+        if on_state is not None:
+            _call_on_state(on_state, t, z, d)
         if progress is not None:
             progress(t)
         if watch is not None and changed == 0:
