@@ -30,9 +30,10 @@ from ..errors import EngineError
 class ResultLog:
     """Rows keyed by their cell, appended to ``<out>/<name>.jsonl`` as cells finish."""
 
-    def __init__(self, out: str | None, name: str = "results"):
-        """``out`` None: rows kept in memory only (an in-process sweep without files)."""
-        self.out, self.name = out, name
+    def __init__(self, out: str | None, name: str = "results", *, tables: bool = True):
+        """``out`` None: rows kept in memory only (an in-process sweep without files).
+        ``tables`` False: the caller writes its own tables from the rows (nested rows)."""
+        self.out, self.name, self.tables = out, name, tables
         self.path = os.path.join(out, f"{name}.jsonl") if out is not None else None
         self.rows: dict = {}  # key (a JSON string) -> row
         if self.path is not None and os.path.exists(self.path):
@@ -73,7 +74,7 @@ class ResultLog:
 
     def write_tables(self, keys) -> list:
         rows = self.table(keys)
-        if self.path is None:
+        if self.path is None or not self.tables:
             return rows
         os.makedirs(self.out, exist_ok=True)
         columns = []
@@ -147,11 +148,9 @@ def _failed(cell: dict, key: str, exc: BaseException) -> dict:
 
 
 def _bar(total: int, desc: str, enabled: bool):
-    try:
-        from tqdm import tqdm
-    except ImportError:  # the progress extra is optional: then no bar
-        return None
-    return tqdm(total=total, desc=desc, unit="cell", disable=not enabled, file=sys.stderr)
+    from .._progress import bar
+
+    return bar(total, desc, "cell", enabled)
 
 
 def run_cells(cells: list, task, log: ResultLog, *, shared=None, cluster: str | None = None, retries: int = 1,
@@ -165,8 +164,7 @@ def run_cells(cells: list, task, log: ResultLog, *, shared=None, cluster: str | 
     keys = [cell_key(c) for c in cells]
     todo = [(c, k) for c, k in zip(cells, keys) if not log.done(k)]
     bar = _bar(len(cells), desc, progress)
-    if bar is not None:
-        bar.update(len(cells) - len(todo))
+    bar.update(len(cells) - len(todo))
     failed = running = 0
 
     def finish(cell, key, row=None, exc=None):
@@ -177,9 +175,8 @@ def run_cells(cells: list, task, log: ResultLog, *, shared=None, cluster: str | 
         else:
             row = dict(cell, cell=key, status="ok", **row)
         log.append(row)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(running=running, failed=failed)
+        bar.update(1)
+        bar.set_postfix(running=running, failed=failed)
 
     try:
         with sweep_client(cluster) as (client, threads):
@@ -215,8 +212,7 @@ def run_cells(cells: list, task, log: ResultLog, *, shared=None, cluster: str | 
                     else:
                         finish(cell, key, row)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         log.write_tables(keys)
     return log.table(keys)
 

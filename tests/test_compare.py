@@ -1,0 +1,249 @@
+"""engine.compare: every measure on constructed cases with known answers.
+
+A model that *is* the compiled model scores CKA 1, probe R^2 1 and accuracy 1; a model with
+shuffled weights scores near chance; streaming statistics equal the in-memory ones.
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import engine
+from engine.analysis import behaviour
+from engine.analysis.compare import (compare, compare_cell, compare_cells, find_checkpoints, fit_probes,
+                                     probe_targets)
+from engine.analysis.statistics import CKAMoments, ProbeScore, RidgeMoments, bootstrap_ci, linear_cka
+from engine.graph import generate
+from engine.model import Model
+
+
+def _cka_in_memory(X, Y):
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    return np.linalg.norm(Xc.T @ Yc) ** 2 / (np.linalg.norm(Xc.T @ Xc) * np.linalg.norm(Yc.T @ Yc))
+
+
+def test_streaming_cka_equals_in_memory():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 12))
+    Y = X[:, :5] @ rng.normal(size=(5, 7)) + 0.5 * rng.normal(size=(1000, 7))
+    m = CKAMoments(12, 7)
+    for a in range(0, 1000, 137):  # uneven chunks
+        m.add(X[a:a + 137], Y[a:a + 137])
+    assert m.cka() == pytest.approx(_cka_in_memory(X, Y), rel=1e-10)
+    # merged moments of two halves equal one pass
+    h1, h2 = CKAMoments(12, 7), CKAMoments(12, 7)
+    h1.add(X[:400], Y[:400])
+    h2.add(X[400:], Y[400:])
+    h1.merge(h2)
+    assert h1.cka() == pytest.approx(m.cka(), rel=1e-12)
+    Xs, Ys = (X - X.mean(0)) / X.std(0), (Y - Y.mean(0)) / Y.std(0)
+    assert m.cka(standardise=True) == pytest.approx(_cka_in_memory(Xs, Ys), rel=1e-10)
+
+
+def test_cka_known_values():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(2000, 6))
+    Q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    assert linear_cka(X, 3.0 * X @ Q + 5.0) == pytest.approx(1.0, abs=1e-12)  # rotation, scale, shift
+    assert linear_cka(X, rng.normal(size=(2000, 6))) < 0.02  # independent
+    # a constant column changes nothing once dropped; standardising removes per-channel scale
+    Y = np.concatenate([X * np.array([1, 1e6, 1, 1, 1, 1]), np.ones((2000, 1))], axis=1)
+    assert linear_cka(X, Y, standardise=True) == pytest.approx(1.0, abs=1e-12)
+    assert linear_cka(X, Y) < 0.5  # raw CKA is dominated by the large channel
+    assert np.isnan(linear_cka(X, np.ones((2000, 3))))
+
+
+def test_ridge_probe_streaming_equals_in_memory():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(600, 8)) * np.arange(1, 9) + 3.0
+    X[:, 5] = 2.0  # a constant input
+    y = np.stack([X[:, 0] - 2 * X[:, 3] + 0.1 * rng.normal(size=600), X[:, 7]], axis=1)
+    m = RidgeMoments(8, 2)
+    for a in range(0, 600, 100):
+        m.add(X[a:a + 100], y[a:a + 100])
+    alpha = 1e-2
+    probe = m.fit(alpha)
+    keep = X.std(0) > 0
+    Xs = (X[:, keep] - X[:, keep].mean(0)) / X[:, keep].std(0)
+    yc = y - y.mean(0)
+    w = np.linalg.solve(Xs.T @ Xs + alpha * 600 * np.eye(Xs.shape[1]), Xs.T @ yc)
+    want = Xs @ w + y.mean(0)
+    np.testing.assert_allclose(probe.predict(X), want, rtol=1e-9, atol=1e-9)
+    assert probe.weights[5].tolist() == [0.0, 0.0]
+    score = ProbeScore(2)
+    for a in range(0, 600, 77):
+        score.add(probe.predict(X[a:a + 77]), y[a:a + 77])
+    r2 = 1 - ((y - want) ** 2).sum(0) / ((y - y.mean(0)) ** 2).sum(0)
+    np.testing.assert_allclose(score.r2(), r2, rtol=1e-9)
+    assert score.r2()[1] > 0.999 and score.r2()[0] > 0.99
+
+
+def test_probe_score_mask_accuracy_and_constant_target():
+    s = ProbeScore(1)
+    s.add(np.array([[0.9], [0.2], [0.6], [0.4]]), np.array([1, 0, 0, 0]))
+    assert s.accuracy()[0] == 0.75
+    c = ProbeScore(1)
+    c.add(np.array([[1.0], [1.0]]), np.array([1.0, 1.0]))
+    assert np.isnan(c.r2()[0])  # R^2 undefined on a constant target
+
+
+def test_bootstrap_interval():
+    rng = np.random.default_rng(3)
+    groups = [rng.normal(loc, 1.0, size=200) for loc in (0.0, 0.1, -0.1)]
+    lo, hi = bootstrap_ci(groups, resamples=500)
+    assert lo < np.mean(np.concatenate(groups)) < hi
+    assert bootstrap_ci([[0.5, 0.5, 0.5]], resamples=50) == (0.5, 0.5)
+    assert all(np.isnan(bootstrap_ci([])))
+
+
+def test_trace_agreement_and_compounding_known_answer():
+    want = {"reach_h": np.array([[1, 0, 0], [1, 1, 0], [1, 1, 1], [1, 1, 1]], dtype=np.float32),
+            "pi_h": np.array([[0, 1, 2], [0, 0, 2], [0, 0, 1], [0, 0, 1]], dtype=np.int32)}
+    got = {"reach_h": want["reach_h"].copy(), "pi_h": want["pi_h"].copy()}
+    got["pi_h"][2, 2] = 2  # wrong at step 2, node 2, right again at step 3? no: step 3 also wrong
+    got["pi_h"][3, 2] = 2
+    got["pi_h"][3, 0] = 1  # and a new error at step 3, node 0
+    a = behaviour.trace_agreement("bfs", got, want)
+    assert a["first_divergence_step"] == 2
+    assert a["hints"]["reach_h"]["first_divergence_step"] == -1
+    h = a["hints"]["pi_h"]
+    assert h["per_step"] == [1.0, pytest.approx(2 / 3), pytest.approx(1 / 3)]
+    # pairs (1,2) and (2,3) over 3 nodes: right at t: 3 + 2; right at t+1: 2 + 1; both: 2 + 1
+    assert (h["pairs"], h["right_before"], h["right_after"], h["right_both"]) == (6, 5, 3, 3)
+    c = behaviour.compounding(h)
+    assert c["p_right_given_right"] == pytest.approx(3 / 5) and c["p_right_given_wrong"] == 0.0
+    assert c["p_right"] == pytest.approx(3 / 6)
+
+
+def test_pointer_baselines_known_answer():
+    from engine.analysis.baselines import pointer_baselines
+
+    # in-neighbours: 0 <- {1}, 1 <- {0, 2}, 2 <- {1, 3}, 3 <- {2} (a path), target: BFS from 0
+    g = engine.Graph.from_edges([0, 1, 1, 2, 2, 3], [1, 0, 2, 1, 3, 2], 4)
+    b = pointer_baselines(g, np.array([0, 0, 1, 2]))
+    assert b["self"] == 0.25
+    assert b["lowest candidate"] == 1.0
+    assert b["highest candidate"] == 0.0  # 0 -> 1, 1 -> 2, 2 -> 3, 3 -> 3
+    assert b["highest in-neighbour below"] == 1.0
+    assert b["random candidate"] == pytest.approx((1 / 2 + 1 / 3 + 1 / 3 + 1 / 2) / 4)
+
+
+def test_scalar_hints_right_within_the_stated_tolerance():
+    ok = behaviour.right("scalar", np.array([1.005, 2.0, 100.5, 0.02]), np.array([1.0, 2.5, 100.0, 0.0]))
+    assert ok.tolist() == [True, False, True, False]
+
+
+def test_execute_on_state_sees_every_hidden_state():
+    model = engine.compile("bfs", processor="mpnn", hidden=16)
+    g = generate("er", 200, degree=4, seed=1)
+    ref = engine.reference("bfs", g, 0)
+    seen = []
+    engine.execute(model, g, 0, steps=ref.steps, on_state=lambda t, h: seen.append((t, h.copy(), h.flags.writeable)))
+    full = engine.execute(model, g, 0, steps=ref.steps, hidden=True).hidden
+    assert [t for t, _, _ in seen] == list(range(ref.steps + 1))
+    assert not any(w for _, _, w in seen)
+    for t, h, _ in seen:
+        assert np.array_equal(h, full[t])
+
+
+def _shared(learned, compiled, algo, graphs=24):
+    label = "m"
+    return {"models": {label: learned}, "compiled": {label: compiled},
+            "probes": {label: fit_probes(learned, compiled, algo, graphs=graphs)},
+            "targets": {label: probe_targets(algo, compiled)}}
+
+
+def _cell(algo, n, family="er", graphs=1):
+    return {"model": "m", "algorithm": algo, "family": family, "degree": 6.0, "n": n, "seed": 0, "graphs": graphs}
+
+
+@pytest.mark.parametrize("algo", ["bfs", "bellman_ford"])
+def test_the_compiled_model_scores_perfectly_against_itself(algo):
+    compiled = engine.compile(algo, processor="mpnn", hidden=32)
+    row = compare_cell(_cell(algo, 400, graphs=2), _shared(compiled, compiled, algo))
+    assert row["compiled_exact"] and all(row["exact_match"]) and row["clrs_score"] == 1.0
+    assert all(f == -1 for f in row["first_divergence_step"])
+    assert all(v == pytest.approx(1.0, abs=1e-9) for v in row["cka"])
+    assert all(v == pytest.approx(1.0, abs=1e-9) for v in row["cka_standardised"])
+    scored = 0
+    for name, vals in row["probe_r2"].items():
+        finite = [v for v in vals if v is not None]  # None: the channel is constant here (R^2 undefined)
+        assert not finite or min(finite) > 0.999, name
+        scored += bool(finite)
+    assert scored >= len(row["probe_r2"]) - 2  # Bellman-Ford's negative-distance channels stay 0 here
+    for name, vals in row["probe_accuracy"].items():
+        assert min(vals) == 1.0, name
+    for name, c in row["compounding"].items():
+        assert c["right_both"] == c["pairs"], name
+
+
+def test_shuffled_weights_score_near_chance():
+    algo = "bfs"
+    compiled = engine.compile(algo, processor="mpnn", hidden=32)
+    rng = np.random.default_rng(0)
+    shuffled = Model(compiled.spec, {k: rng.permutation(v.ravel()).reshape(v.shape) for k, v in compiled.weights.items()})
+    row = compare_cell(_cell(algo, 2000), _shared(shuffled, compiled, algo))
+    assert row["compiled_exact"]
+    # no better than a rule that runs no algorithm (the lowest candidate is often BFS's parent)
+    assert row["output_accuracy"][0] <= max(row["baselines"].values()) + 0.05
+    assert not any(row["exact_match"])
+    assert np.nanmean(row["cka_standardised"]) < 0.5
+    channel_r2 = [v for name, vals in row["probe_r2"].items() if name.startswith("channel:") for v in vals
+                  if v is not None]
+    assert np.median(channel_r2) < 0.5
+
+
+def test_compare_end_to_end_writes_the_report_and_resumes(tmp_path):
+    run = tmp_path / "bfs-compiled" / "seed-0"
+    run.mkdir(parents=True)
+    engine.compile("bfs", processor="mpnn", hidden=16).save(str(run / "best.npz"))
+    out = str(tmp_path / "cmp")
+    kwargs = dict(sizes=(16, 200), families=("er", "ws"), seeds=(0,), nodes_per_cell=64, probe_graphs=12,
+                  parameters=False, out=out)
+    result = compare([str(tmp_path / "bfs-compiled")], **kwargs)
+    for name in ("report.md", "summary.csv", "graphs.csv", "steps.csv", "question.csv", "results.json",
+                 "accuracy.png", "accuracy.svg", "internal.png", "probes_bfs.png", "steps_bfs.png"):
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    summary = result["tables"]["summary"]
+    assert {(s["family"], s["n"]) for s in summary} == {("er", 16), ("er", 200), ("ws", 16), ("ws", 200)}
+    assert all(s["output_accuracy"] == 1.0 and s["exact_match"] == 1.0 and s["compiled_exact"] for s in summary)
+    assert next(s for s in summary if s["n"] == 16)["graphs"] == 4  # 64 nodes per cell
+    doc = json.load(open(os.path.join(out, "results.json")))
+    assert doc["question"][0]["accuracy_largest"] == 1.0
+    with open(os.path.join(out, "cells.jsonl")) as fh:
+        lines = fh.readlines()
+    again = compare([str(tmp_path / "bfs-compiled")], **kwargs)  # resumes: no cell is run twice
+    with open(os.path.join(out, "cells.jsonl")) as fh:
+        assert fh.readlines() == lines
+    assert json.dumps(again["tables"]["summary"]) == json.dumps(summary)
+
+
+def test_checkpoints_are_checked(tmp_path):
+    with pytest.raises(engine.EngineError, match="no seed-"):
+        find_checkpoints([str(tmp_path)], "bfs")
+    path = tmp_path / "m.npz"
+    engine.compile("bellman_ford", processor="mpnn", hidden=16).save(str(path))
+    with pytest.raises(engine.EngineError, match="not of 'bfs'"):
+        find_checkpoints([str(path)], "bfs")
+
+
+def test_cells_hold_more_small_graphs():
+    cells = compare_cells([type("C", (), {"label": "a"})()], "bfs", [16, 4096, 10_000], ["er", "grid"], [0, 1],
+                          max_size={"grid": 4096})
+    assert [(c["family"], c["n"], c["graphs"]) for c in cells if c["seed"] == 0] == [
+        ("er", 16, 256), ("er", 4096, 1), ("er", 10_000, 1), ("grid", 16, 256), ("grid", 4096, 1)]
+    capped = compare_cells([type("C", (), {"label": "a"})()], "bfs", [16, 10_000], ["er"], [0],
+                           max_size={"bfs": 1000, "bellman_ford": 16})
+    assert [c["n"] for c in capped] == [16]
+
+
+def test_command_line_rejects_bad_input(tmp_path, capsys):
+    from engine.compare import main
+
+    assert main([str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    assert "no such" in capsys.readouterr().err
+    assert main([str(tmp_path), "--graph", "erx", "--out", str(tmp_path / "o")]) == 2
+    assert "unknown families" in capsys.readouterr().err
+    assert main([str(tmp_path), "--max-size", "grid", "--out", str(tmp_path / "o")]) == 2
+    assert "FAMILY=N" in capsys.readouterr().err
