@@ -16,9 +16,10 @@ import sys
 import time
 
 from . import __version__
-from ._memory import peak_rss_bytes, require
 from ._cli import Parser, finite_float, non_negative_int, parse_count, positive_int, run_main
 from ._files import writable_file
+from ._memory import peak_rss_bytes, require
+from ._progress import StepProgress
 from .algorithms import ALGORITHMS, compilable, reference
 from .backends import BACKENDS
 from .compiler import compile as compile_model
@@ -55,29 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class Progress:
-    """A one-line progress indicator on stderr for runs longer than a second."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled and sys.stderr.isatty()
-        self.start = time.perf_counter()
-        self.shown = False
-
-    def __call__(self, step: int) -> None:
-        if not self.enabled:
-            return
-        elapsed = time.perf_counter() - self.start
-        if elapsed > 1.0:
-            sys.stderr.write(f"\r  executing: step {step:>8d}  {elapsed:7.1f} s")
-            sys.stderr.flush()
-            self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r" + " " * 40 + "\r")
-            sys.stderr.flush()
-
-
 def run(args) -> dict:
     info = ALGORITHMS[args.algo]
     if args.save_model:
@@ -98,7 +76,7 @@ def run(args) -> dict:
     t = time.perf_counter()
     model = compile_model(args.algo, args.dtype)
     times["compile"] = time.perf_counter() - t
-    progress = Progress(enabled=True)
+    progress = StepProgress()
     t = time.perf_counter()
     try:
         result = execute(model, graph, args.source if info.has_source else None, backend=args.backend,

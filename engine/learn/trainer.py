@@ -31,13 +31,13 @@ import json
 import math
 import os
 import sys
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .._files import atomic_write
+from .._progress import bar
 from ..algorithms import algorithm, reference
 from ..algorithms.samplers import CLRS_TRAIN_P, sample
 from ..errors import EngineError
@@ -462,7 +462,7 @@ def train(cfg: TrainConfig, out: str, progress=True, force_new: bool = False) ->
     if state is not None and state.get("diverged"):
         return {"step": step, "best_val_pointer_accuracy": best, "diverged": True}
     log = open(log_path, "a")
-    t0 = time.perf_counter()
+    steps_bar = bar(cfg.steps, f"train {cfg.algo}", "step", progress and sys.stderr.isatty(), initial=step)
     diverged = False
     while step < cfg.steps:
         data = sample_batch(cfg, rng, cfg.batch, cfg.train_sizes)
@@ -498,13 +498,10 @@ def train(cfg: TrainConfig, out: str, progress=True, force_new: bool = False) ->
         log.flush()
         if diverged:
             break
-        if progress and sys.stderr.isatty():
-            sys.stderr.write(f"\r  step {step}/{cfg.steps}  loss {record['loss']:.4f}  best val {best:.3f}  "
-                             f"{time.perf_counter() - t0:.0f} s")
-            sys.stderr.flush()
+        steps_bar.update(1)
+        steps_bar.set_postfix(loss=f"{record['loss']:.4f}", best_val=f"{best:.3f}", refresh=False)
     log.close()
-    if progress and sys.stderr.isatty():
-        sys.stderr.write("\n")
+    steps_bar.close()
     result = {"step": step, "best_val_pointer_accuracy": best}
     if diverged:
         result["diverged"] = True
