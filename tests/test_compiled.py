@@ -270,6 +270,68 @@ def test_mpnn_compiled_bellman_ford_domain():
         engine.compile("bellman_ford", processor="mpnn", hidden=10)
 
 
+@pytest.mark.parametrize("hint_mode", ["encoded_decoded", "decoded_only", "none"])
+@pytest.mark.parametrize("heads", [1, 4])
+def test_gatv2_compiled_has_the_learned_spec(hint_mode, heads):
+    from engine.algorithms.specs import learned_spec
+    from engine.learn.module import GNNModule
+
+    model = engine.compile("bfs", processor="gatv2", hidden=32, hint_mode=hint_mode, heads=heads)
+    assert _learned_part(model.spec) == _learned_part(learned_spec("bfs", "gatv2", 32, heads=heads,
+                                                                   hint_mode=hint_mode))
+    assert model.spec["exact_domain"] == {"max_nodes": 2**20}
+    GNNModule.from_model(model)  # checks every weight GATv2 fixes (value rows, aggregate selection)
+
+
+@pytest.mark.parametrize("hidden,heads", [(6, 1), (128, 1), (128, 8)])
+def test_gatv2_compiled_bfs_equals_the_reference(hidden, heads, backend):
+    """Saturated attention: outputs and every hint at every step, bit for bit, on every backend."""
+    model = engine.compile("bfs", processor="gatv2", hidden=hidden, heads=heads)
+    for g, s in _mpnn_cases("bfs"):
+        ref = engine.reference("bfs", g, s, trace=True)
+        res = engine.execute(model, g, s, backend=backend, steps=ref.steps, trace=True)
+        np.testing.assert_array_equal(res.outputs["pi"], ref.outputs["pi"])
+        for name, expected in ref.hints.items():
+            np.testing.assert_array_equal(res.hints[name], expected, err_msg=name)
+
+
+def test_gatv2_compiled_bfs_domain_boundary():
+    """At n = 2**20 the attention still separates adjacent indices (the closest keys) on every
+    pair tried, across the index range; one node more is refused; heads must leave head 0 six
+    channels."""
+    n = 2**20
+    model = engine.compile("bfs", processor="gatv2", hidden=8)
+    rng = np.random.default_rng(0)
+    firsts = np.unique(np.concatenate([np.arange(1, 40), rng.integers(1, n - 3000, 400), np.arange(n - 2100, n - 2060)]))
+    firsts = firsts[(firsts % 2 == 1)]  # pairs (i, i + 1) that do not overlap
+    targets = n - 1 - np.arange(firsts.size)  # distinct nodes above every pair
+    src = np.concatenate([np.zeros(2 * firsts.size, dtype=np.int64), firsts, firsts + 1])
+    dst = np.concatenate([firsts, firsts + 1, targets, targets])
+    g = Graph.from_edges(np.concatenate([src, dst]), np.concatenate([dst, src]), n)
+    ref = engine.reference("bfs", g, 0, trace=True)
+    res = engine.execute(model, g, 0, steps=ref.steps, trace=True)
+    assert (ref.outputs["pi"][targets] == firsts).all()  # the lower of the two tied parents
+    np.testing.assert_array_equal(res.outputs["pi"], ref.outputs["pi"])
+    for name, expected in ref.hints.items():
+        np.testing.assert_array_equal(res.hints[name], expected, err_msg=name)
+    with pytest.raises(engine.EngineError, match="at most 1048576 nodes"):
+        engine.runtime.check_domain(model, Graph.from_edges([], [], n + 1))
+    with pytest.raises(engine.EngineError, match="six|6 channels"):
+        engine.compile("bfs", processor="gatv2", hidden=16, heads=4)
+    with pytest.raises(engine.EngineError, match="float32"):
+        engine.compile("bfs", "float64", processor="gatv2")
+    with pytest.raises(engine.EngineError, match="heads= is for attention"):
+        engine.compile("bfs", processor="mpnn", heads=2)
+
+
+@pytest.mark.slow
+def test_gatv2_compiled_million_nodes():
+    g = generators.erdos_renyi(10**6, 10, seed=0)
+    ref = engine.reference("bfs", g, 0, trace=False)
+    res = engine.execute(engine.compile("bfs", processor="gatv2", hidden=8), g, 0, steps=ref.steps)
+    np.testing.assert_array_equal(res.outputs["pi"], ref.outputs["pi"])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", ["bfs", "bellman_ford"])
 def test_mpnn_compiled_million_nodes(algo):

@@ -99,7 +99,8 @@ ALGORITHMS = {
         "bfs", bfs, has_source=True, weighted=False, directed=False,
         outputs=(Probe("pi", "pointer"),), hints=(Probe("reach_h", "mask"), Probe("pi_h", "pointer")),
         bytes_per_hint_node=8, compilers={"compact": "engine.compiler.bfs:compile_bfs",
-                                          "mpnn": "engine.compiler.bfs_mpnn:compile_bfs_mpnn"}),
+                                          "mpnn": "engine.compiler.bfs_mpnn:compile_bfs_mpnn",
+                                          "gatv2": "engine.compiler.bfs_gatv2:compile_bfs_gatv2"}),
     "bellman_ford": Algorithm(
         "bellman_ford", bellman_ford, has_source=True, weighted=True, directed=False,
         outputs=(Probe("pi", "pointer"),),

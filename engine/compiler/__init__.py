@@ -10,7 +10,7 @@ from ..algorithms.registry import algorithm
 
 
 def compile(algo: str, dtype="float32", *, processor: str | None = None, hidden: int = 128,
-            hint_mode: str = "encoded_decoded"):
+            hint_mode: str = "encoded_decoded", heads: int | None = None):
     """Return the compiled :class:`~engine.Model` for ``algo``.
 
     Parameters
@@ -26,11 +26,21 @@ def compile(algo: str, dtype="float32", *, processor: str | None = None, hidden:
         parameter space that comparisons measure against.
     hidden, hint_mode
         The learned spec's width and CLRS hint mode (with ``processor`` only).
+    heads : int, optional
+        Attention heads, for an attention processor (``gatv2``; default 1).
     """
+    from ..errors import EngineError
+    from ..model.registry import PROCESSOR_KINDS
+
     info = algorithm(algo)
     if processor is None:
         return info.compiler("compact")(dtype)
-    return info.compiler(processor)(dtype, hidden=hidden, hint_mode=hint_mode)
+    extra = {}
+    if heads is not None:
+        if processor not in PROCESSOR_KINDS or processor == "mpnn":
+            raise EngineError(f"heads= is for attention processors (gatv2), not {processor!r}")
+        extra["heads"] = heads
+    return info.compiler(processor)(dtype, hidden=hidden, hint_mode=hint_mode, **extra)
 
 
 __all__ = ["compile"]

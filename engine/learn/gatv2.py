@@ -27,17 +27,8 @@ from torch import nn
 
 from ..errors import ModelError
 from ..model.registry import PROCESSOR_KINDS
-from ..model.factory import gatv2_layer
+from ..model.factory import gatv2_columns, gatv2_layer
 from ..model.spec import layout
-
-
-def _layout(d: int, heads: int):
-    """Columns of the message's second layer: the score column of each attention channel
-    and the column of each value channel."""
-    head = d // heads
-    score_col = np.array([(k // head) * (1 + head) for k in range(d)])
-    value_col = np.array([(c // head) * (1 + head) + 1 + (c % head) for c in range(d)])
-    return score_col, value_col
 
 
 class GATv2Weights(nn.Module):
@@ -60,7 +51,7 @@ class GATv2Weights(nn.Module):
             if layer.get("message") != want["message"] or layer.get("groups") != want["groups"] \
                     or update != want["update"] or layer.get("gate"):
                 raise ModelError(f"layers.{i} does not have the shape of a GATv2 layer with {self.heads} heads")
-        score_col, value_col = _layout(d, self.heads)
+        score_col, value_col = gatv2_columns(d, self.heads)
         width = self.heads + d
         sel = torch.zeros((d, width), dtype=dtype)
         sel[torch.arange(d), torch.from_numpy(score_col)] = 1

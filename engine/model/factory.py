@@ -67,6 +67,16 @@ def gatv2_layer(hidden: int, heads: int, include_self: bool = True) -> dict:
     }
 
 
+def gatv2_columns(hidden: int, heads: int):
+    """Columns of a GATv2 message's second layer (:func:`gatv2_layer`): for each attention
+    channel ``k``, the score column of its head; for each value channel ``c``, its column.
+    Head ``h`` owns the group ``[score_h, value channels of h]``."""
+    head = hidden // heads
+    score_col = np.array([(k // head) * (1 + head) for k in range(hidden)])
+    value_col = np.array([(c // head) * (1 + head) + 1 + (c % head) for c in range(hidden)])
+    return score_col, value_col
+
+
 def random_weights(spec: dict, seed: int = 0, scale: float = 1.0) -> dict:
     """Glorot-style random weights for every tensor the spec needs."""
     rng = np.random.default_rng(seed)
