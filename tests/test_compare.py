@@ -247,3 +247,34 @@ def test_command_line_rejects_bad_input(tmp_path, capsys):
     assert "unknown families" in capsys.readouterr().err
     assert main([str(tmp_path), "--max-size", "grid", "--out", str(tmp_path / "o")]) == 2
     assert "FAMILY=N" in capsys.readouterr().err
+
+
+def test_attention_of_the_compiled_gatv2_against_itself_and_a_random_gatv2():
+    from engine.algorithms.specs import learned_spec
+    from engine.analysis.attention import agreement, attention_steps
+    from engine.learn.module import GNNModule
+
+    compiled = engine.compile("bfs", processor="gatv2", hidden=16)
+    g = generate("er", 300, degree=5, seed=2)
+    steps = engine.reference("bfs", g, 0).steps
+    perfect = attention_steps(compiled, compiled, g, 0, steps)
+    assert len(perfect) == steps - 1 and all(a["nodes"] > 0 for a in perfect)
+    for a in perfect:
+        assert a["mass"] == 1.0 and a["top1"] == 1.0 and a["js"] == pytest.approx(0.0, abs=1e-12)
+    other = GNNModule.initialised(learned_spec("bfs", "gatv2", 16), seed=1).to_model()
+    for a in attention_steps(other, compiled, g, 0, steps):
+        assert a["mass"] < 0.5 and 0.0 < a["js"] <= 1.0
+    # known answer: node 0 has candidates {0, 1} with weights (0.25, 0.75), the compiled one picks 1
+    src, pos = np.array([0, 1, 1]), np.array([0, 0, 1])
+    a = agreement(np.array([0.25, 0.75, 1.0]), np.array([1, 1]), src, pos, 2)
+    m = np.array([0.125, 0.875])  # (P + onehot) / 2
+    js = 0.5 * (0.25 * np.log2(0.25 / m[0]) + 0.75 * np.log2(0.75 / m[1])) + 0.5 * np.log2(1 / m[1])
+    assert a == {"nodes": 1, "mass": 0.75, "top1": 1.0, "js": pytest.approx(js)}
+
+
+def test_compare_cell_of_a_gatv2_checkpoint_reports_attention():
+    compiled = engine.compile("bfs", processor="gatv2", hidden=16)
+    row = compare_cell(_cell("bfs", 200, graphs=2), _shared(compiled, compiled, "bfs", graphs=12))
+    assert row["attention"]["top1"] and all(v == 1.0 for v in row["attention"]["top1"])
+    assert all(v == 1.0 for v in row["attention"]["mass"])
+    assert all(v == pytest.approx(1.0, abs=1e-9) for v in row["cka"])

@@ -176,6 +176,23 @@ def balance(model: Model) -> Model:
     return Model(model.spec, {k: v.astype(model.dtype) for k, v in weights.items()})
 
 
+def layer_messages(module, batch, ro, t: int):
+    """The first (only) layer's messages at step ``t`` of a torch rollout ``ro``: ``(first-layer
+    activations, message outputs, src, pos)`` per message (in-neighbours and self), reading
+    the state ``h_t`` with the hints fed back from it (as ``z_{t+1}`` holds them)."""
+    import torch
+
+    from ..backends import torch_ops as ops
+
+    layer = module.plan().layers[0]
+    src, pos, eid = batch.index[layer.include_self]
+    d = module.spec["hidden"]
+    z, E = torch.cat([ro.states[t], ro.zs[t + 1][:, d:]], dim=1), ro.Es[t + 1]
+    hidden = ops.first_layer(z @ layer.message.src, z @ layer.message.dst + layer.message.bias, E,
+                             layer.message.edge if E is not None else None, src, pos, eid, layer.message.act0)
+    return hidden, ops.dense_tail(hidden, layer.message.tail), src, pos
+
+
 def activations(model: Model, data: dict, steps: int) -> dict:
     """Per unit set recorded, the units' activations (samples x units) at every step of a
     rollout of ``model`` on a batch of graphs (hints fed back hard, as the executor does)."""
@@ -190,16 +207,9 @@ def activations(model: Model, data: dict, steps: int) -> dict:
     out = {"state": [], "message hidden": [], "message channels": []}
     with torch.no_grad():
         ro = module.rollout(batch, steps)
-        src, pos, eid = batch.index[layer.include_self]
-        d = model.spec["hidden"]
         for t in range(steps):
-            # step t reads the state h_t with the hints fed back from z_t (as z_{t+1} holds them)
-            z, E = torch.cat([ro.states[t], ro.zs[t + 1][:, d:]], dim=1), ro.Es[t + 1]
-            hidden = ops.first_layer(z @ layer.message.src, z @ layer.message.dst + layer.message.bias, E,
-                                     layer.message.edge if E is not None else None, src, pos, eid,
-                                     layer.message.act0)
-            agg, _ = ops.aggregate(ops.dense_tail(hidden, layer.message.tail), src, pos, batch.num_nodes,
-                                   layer.groups)
+            hidden, messages, src, pos = layer_messages(module, batch, ro, t)
+            agg, _ = ops.aggregate(messages, src, pos, batch.num_nodes, layer.groups)
             out["state"].append(ro.states[t + 1].numpy())
             out["message hidden"].append(hidden.numpy())
             out["message channels"].append(agg.numpy())
@@ -313,19 +323,23 @@ def parameter_report(learned: Model, compiled: Model, algo: str, *, graphs: int 
 
 
 def compiled_counterpart(learned: Model, algo: str) -> Model:
-    """The model ``algo`` compiles into ``learned``'s spec (same width and hint mode)."""
+    """The model ``algo`` compiles into ``learned``'s spec (same processor, width, heads and
+    hint mode)."""
     from ..algorithms.specs import HINT_MODES
     from ..compiler import compile as compile_model
 
     def same(a: dict, b: dict) -> bool:
         return all(a.get(k) == b.get(k) for k in ("layers", "hidden", "decoders", "feedback", "node_inputs",
-                                                   "edge_inputs", "outputs", "hints"))
+                                                   "edge_inputs", "outputs", "hints", "processor"))
 
+    proc = learned.spec.get("processor") or {}
+    kind = proc.get("kind", "mpnn")
+    extra = {"heads": int(proc.get("heads", 1))} if kind != "mpnn" else {}
     for mode in HINT_MODES:
-        compiled = compile_model(algo, processor="mpnn", hidden=learned.spec["hidden"], hint_mode=mode)
+        compiled = compile_model(algo, processor=kind, hidden=learned.spec["hidden"], hint_mode=mode, **extra)
         if same(compiled.spec, learned.spec):
             return compiled
-    raise EngineError(f"{learned.name!r} does not have a spec {algo} compiles into (processor mpnn, hidden "
+    raise EngineError(f"{learned.name!r} does not have a spec {algo} compiles into (processor {kind}, hidden "
                       f"{learned.spec['hidden']}, hint modes {list(HINT_MODES)})")
 
 

@@ -174,10 +174,14 @@ def cell_graphs(cell: dict) -> list:
     return [test_graph(algo, cell["family"], n, cell["degree"], cell["seed"] * count + i) for i in range(count)]
 
 
-def compare_cell(cell: dict, shared: dict, threads=None, *, backend=None) -> dict:
+ATTENTION_LIMIT = 10_000  # attention measures (torch rollouts) up to this many nodes
+
+
+def compare_cell(cell: dict, shared: dict, threads=None, *, backend=None, attention_limit: int = ATTENTION_LIMIT) -> dict:
     """One cell: behaviour, CKA and probe scores of checkpoint ``cell["model"]`` against its
     compiled counterpart, per step, pooled over the cell's graphs (lists per graph where a
-    bootstrap needs them)."""
+    bootstrap needs them); for a GATv2 checkpoint of at most ``attention_limit`` nodes also
+    the attention measures (:mod:`engine.analysis.attention`)."""
     from ..backends import get_backend
 
     if threads is not None:
@@ -194,6 +198,8 @@ def compare_cell(cell: dict, shared: dict, threads=None, *, backend=None) -> dic
     right_nodes = total_nodes = 0
     hint_sums, hint_counts, counts, baseline_sums = {}, {}, {}, {}
     compiled_exact = True
+    attend = (learned.spec.get("processor") or {}).get("kind") == "gatv2" and cell["n"] <= attention_limit
+    attention = {}
     t0 = time.perf_counter()
     for g, s in cell_graphs(cell):
         def on_step(t, h, channels, ref):
@@ -212,6 +218,15 @@ def compare_cell(cell: dict, shared: dict, threads=None, *, backend=None) -> dic
         agreement = trace_agreement(algo, res_l.hints, ref.hints)
         control = trace_agreement(algo, res_c.hints, ref.hints)
         compiled_exact &= bool(np.array_equal(res_c.outputs[out_name], want) and control["first_divergence_step"] == -1)
+        if attend:
+            from .attention import attention_steps
+
+            for t, a in enumerate(attention_steps(learned, compiled, g, s, ref.steps), start=1):
+                acc = attention.setdefault(t, {"nodes": 0, "mass": 0.0, "top1": 0.0, "js": 0.0})
+                if a["nodes"]:
+                    acc["nodes"] += a["nodes"]
+                    for key in ("mass", "top1", "js"):
+                        acc[key] += a[key] * a["nodes"]
         per_graph["output_accuracy"].append(float(ok.mean()))
         per_graph["exact_match"].append(bool(ok.all()))
         per_graph["first_divergence_step"].append(agreement["first_divergence_step"])
@@ -247,6 +262,8 @@ def compare_cell(cell: dict, shared: dict, threads=None, *, backend=None) -> dic
         "probe_r2": {name: [_finite(r2[t][j]) for t in steps] for j, name in enumerate(targets)},
         "probe_accuracy": {name: [float(acc[t][j]) for t in steps] for j, name in enumerate(targets)
                            if kinds.get(name) == "mask" or name in MASK_CHANNELS},
+        "attention": {key: [attention[t][key] / attention[t]["nodes"] if attention[t]["nodes"] else None
+                            for t in sorted(attention)] for key in ("mass", "top1", "js")} if attention else {},
         "seconds": round(time.perf_counter() - t0, 3),
     }
 
@@ -299,9 +316,9 @@ def cell_memory(shared: dict):
 
 
 def _parameters(checkpoints: list, compiled: dict, out: str | None, progress: bool) -> list:
-    """Per checkpoint: the compiled point's training loss and gradient norm, the aligned
-    distance and the path barrier (needs the ``torch`` extra); logged like cells, so a rerun
-    skips them."""
+    """Per MPNN checkpoint (the alignment handles those): the compiled point's training loss and
+    gradient norm, the aligned distance and the path barrier (needs the ``torch`` extra);
+    logged like cells, so a rerun skips them."""
     from .alignment import parameter_report
     from .compiled_point import compiled_point
     from .sweep import ResultLog, run_cells
@@ -324,7 +341,7 @@ def _parameters(checkpoints: list, compiled: dict, out: str | None, progress: bo
                 "matched_cosine": report["matched_cosine"]}
 
     cells = [{"model": c.label, "algorithm": c.model.spec["description"]["algorithm"], "file": c.path}
-             for c in checkpoints]
+             for c in checkpoints if not c.model.spec.get("processor")]  # alignment: one-layer MPNN specs
     return run_cells(cells, task, ResultLog(out, "parameters", tables=False),
                      shared={c.label: c for c in checkpoints}, desc="parameters", progress=progress)
 

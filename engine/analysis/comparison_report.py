@@ -54,6 +54,8 @@ def tables(rows: list, params: list, info: list) -> dict:
             steps += [{**base, "step": t + 1, "measure": f"hint_accuracy:{name}", "value": v} for t, v in enumerate(vals)]
         for measure in ("cka", "cka_standardised"):
             steps += [{**base, "step": t, "measure": measure, "value": v} for t, v in zip(r["probe_steps"], r[measure])]
+        for key, vals in (r.get("attention") or {}).items():
+            steps += [{**base, "step": t + 1, "measure": f"attention_{key}", "value": v} for t, v in enumerate(vals)]
         for kind in ("probe_r2", "probe_accuracy"):
             for name, vals in r[kind].items():
                 steps += [{**base, "step": t, "measure": f"{kind}:{name}", "value": v}
@@ -115,6 +117,10 @@ def _summary(ok: list, group_of: dict) -> list:
                     "cka_max": float(np.nanmax(cka)) if cka else None,
                     "cka_standardised": _mean(cka_s), "probe_channel_r2": _median(fit),
                     "probe_channel_r2_per_checkpoint": [round(x, 4) for x in fit]})
+        for key in ("mass", "top1", "js"):
+            vals = [x for r in cells for x in (r.get("attention") or {}).get(key, []) if x is not None]
+            if vals:
+                row[f"attention_{key}"] = float(np.mean(vals))
         targets = sorted({name for r in cells for name in r["probe_r2"]})
         for name in targets:
             row[f"probe_r2:{name}"] = _median([x for r in cells for x in r["probe_r2"][name]])
@@ -161,6 +167,8 @@ def _question(ok: list, summary: list, parameters: list, group_of: dict) -> list
             "cka_standardised_smallest": er[small]["cka_standardised"],
             "trace_exact_smallest": er[small]["trace_exact"],
             "probe_channel_r2_largest": er[large]["probe_channel_r2"],
+            "attention_top1_smallest": er[small].get("attention_top1"),
+            "attention_mass_smallest": er[small].get("attention_mass"),
             "cka_standardised_largest": er[large]["cka_standardised"],
             "compiled_exact_everywhere": all(s["compiled_exact"] for s in summary
                                              if (s["algorithm"], s["group"]) == (algo, group)),
@@ -428,6 +436,15 @@ def markdown(result: dict, settings: dict, verdicts: list) -> str:
             f"| {_f(s.get(f'p_right_given_right:{pointer}'), 3)} | {_f(s.get(f'p_right_given_wrong:{pointer}'), 3)} "
             f"| {_f(s['cka'], 3)} / {_f(s['cka_standardised'], 3)} | {_f(s['probe_channel_r2'], 3)} "
             f"| {'yes' if s['compiled_exact'] else 'NO'} |")
+    attn = [s for s in t["summary"] if "attention_top1" in s]
+    if attn:
+        lines += ["", "Attention (GATv2 against the compiled model's hard attention; nodes with more than one "
+                  "candidate; mean over steps 1..T-1):", "",
+                  "| algorithm | run | family | n | mass on the compiled sender | top-1 agreement | JS divergence (bits) |",
+                  "|---|---|---|---|---|---|---|"]
+        for s in attn:
+            lines.append(f"| {s['algorithm']} | {s['group']} | {s['family']} | {s['n']:,} | {_f(s['attention_mass'], 3)} "
+                         f"| {_f(s['attention_top1'], 3)} | {_f(s['attention_js'], 3)} |")
     lines += ["", "CLRS score: pointer accuracy pooled over all nodes of all graphs (CLRS averages over a batch's "
               "nodes); accuracy: mean of per-graph accuracies. Best trivial rule: the best of rules that run no "
               "algorithm (self pointer, lowest/highest-index candidate, highest-index in-neighbour below the node, "
@@ -454,7 +471,8 @@ def markdown(result: dict, settings: dict, verdicts: list) -> str:
                          f"| {p['distance_over_compiled_norm']:.3g} | {p['barrier']:.4g} |")
         lines += ["", "Distance and barrier after balancing both points and aligning the learned units to the "
                   "compiled ones (engine.analysis.alignment; docs/compiled_in_learned.md says where they are "
-                  "meaningful: not for Bellman-Ford, whose compiled norm is its 2^60/2^90 constants).", ""]
+                  "meaningful: not for Bellman-Ford, whose compiled norm is its 2^60/2^90 constants). MPNN checkpoints only: "
+                  "the alignment handles one-layer MPNN specs.", ""]
     lines += ["## Figures", "", "![accuracy](accuracy.png)", "", "![internal](internal.png)", ""]
     for algo in sorted({s["algorithm"] for s in t["summary"]}):
         lines += [f"![probes {algo}](probes_{algo}.png)", ""]

@@ -147,10 +147,10 @@ def _failed(cell: dict, key: str, exc: BaseException) -> dict:
     return dict(cell, cell=key, status="failed", reason=reason)
 
 
-def _bar(total: int, desc: str, enabled: bool):
+def _bar(total: int, desc: str, enabled: bool, done: int):
     from .._progress import bar
 
-    return bar(total, desc, "cell", enabled)
+    return bar(total, desc, "cell", enabled, initial=done)
 
 
 def run_cells(cells: list, task, log: ResultLog, *, shared=None, cluster: str | None = None, retries: int = 1,
@@ -163,8 +163,7 @@ def run_cells(cells: list, task, log: ResultLog, *, shared=None, cluster: str | 
     """
     keys = [cell_key(c) for c in cells]
     todo = [(c, k) for c, k in zip(cells, keys) if not log.done(k)]
-    bar = _bar(len(cells), desc, progress)
-    bar.update(len(cells) - len(todo))
+    bar = _bar(len(cells), desc, progress, len(cells) - len(todo))
     failed = running = 0
 
     def finish(cell, key, row=None, exc=None):
