@@ -1,8 +1,8 @@
 """Compare learned checkpoints with the compiled model of their own spec, from 16 to 10^6 nodes.
 
     python -m engine.compare docs/runs/bfs-mpnn docs/runs/bellman_ford-mpnn \\
-        --sizes 16,64,256,1e3,1e4,1e5,1e6 --graph er,ws --max-size ws=1e5 --max-size bellman_ford=1e5 \\
-        --out docs/comparison
+        docs/runs/bfs-gatv2 --sizes 16,64,256,1e3,1e4,1e5,1e6 --graph er,ws --max-size ws=1e5 \\
+        --max-size bellman_ford=1e5 --max-size bfs-gatv2=1e4 --out docs/comparison
 
 A RUN_DIR holds ``seed-*/best.npz`` (``engine.train``'s layout) or is a checkpoint file; the
 algorithm is read from each checkpoint. Writes report.md, summary/graphs/steps/parameters/
@@ -39,10 +39,13 @@ def _caps(items) -> dict:
     caps = {}
     for item in items or []:
         name, _, size = item.partition("=")
-        if name not in FAMILIES and name not in ALGORITHMS and name != "clrs" or not size:
-            raise EngineError(f"--max-size takes FAMILY=N or ALGORITHM=N with FAMILY one of {sorted(FAMILIES)} "
-                              f"and ALGORITHM one of {sorted(ALGORITHMS)}, got {item!r}")
-        caps[name] = parse_count(size)
+        if not name or not size:
+            raise EngineError(f"--max-size takes FAMILY=N, ALGORITHM=N or RUN=N (FAMILY one of {sorted(FAMILIES)}, "
+                              f"ALGORITHM one of {sorted(ALGORITHMS)}, RUN a run directory's name), got {item!r}")
+        try:
+            caps[name] = parse_count(size)
+        except argparse.ArgumentTypeError as exc:
+            raise EngineError(f"--max-size {item!r}: {exc}") from None
     return caps
 
 
@@ -53,7 +56,7 @@ def _main(argv) -> int:
     p.add_argument("runs", nargs="+", help="run directories (seed-*/best.npz) or checkpoint files")
     p.add_argument("--sizes", type=parse_counts, default="16,64,256,1e3,1e4", help="comma-separated node counts")
     p.add_argument("--graph", type=_families, default="er", help="comma-separated generator families (or clrs)")
-    p.add_argument("--max-size", action="append", help="FAMILY=N or ALGORITHM=N: leave sizes above N out for that family or algorithm")
+    p.add_argument("--max-size", action="append", help="FAMILY=N, ALGORITHM=N or RUN=N (a run directory's name): leave sizes above N out there")
     p.add_argument("--degree", type=finite_float, default=10.0)
     p.add_argument("--seeds", type=parse_seeds, default="0", help="graph seeds per cell: 0,1,2 or 0-4")
     p.add_argument("--nodes-per-cell", type=positive_int, default=4096,

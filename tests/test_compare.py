@@ -229,13 +229,16 @@ def test_checkpoints_are_checked(tmp_path):
 
 
 def test_cells_hold_more_small_graphs():
-    cells = compare_cells([type("C", (), {"label": "a"})()], "bfs", [16, 4096, 10_000], ["er", "grid"], [0, 1],
+    cells = compare_cells([type("C", (), {"label": "a", "group": "r"})()], "bfs", [16, 4096, 10_000], ["er", "grid"], [0, 1],
                           max_size={"grid": 4096})
     assert [(c["family"], c["n"], c["graphs"]) for c in cells if c["seed"] == 0] == [
         ("er", 16, 256), ("er", 4096, 1), ("er", 10_000, 1), ("grid", 16, 256), ("grid", 4096, 1)]
-    capped = compare_cells([type("C", (), {"label": "a"})()], "bfs", [16, 10_000], ["er"], [0],
-                           max_size={"bfs": 1000, "bellman_ford": 16})
-    assert [c["n"] for c in capped] == [16]
+    capped = compare_cells([type("C", (), {"label": "a", "group": "r"})()], "bfs", [16, 1000, 10_000], ["er"], [0],
+                           max_size={"bfs": 5000, "bellman_ford": 16})
+    assert [c["n"] for c in capped] == [16, 1000]
+    by_run = compare_cells([type("C", (), {"label": "a", "group": "r"})()], "bfs", [16, 1000], ["er"], [0],
+                           max_size={"r": 16})
+    assert [c["n"] for c in by_run] == [16]
 
 
 def test_command_line_rejects_bad_input(tmp_path, capsys):
@@ -247,6 +250,8 @@ def test_command_line_rejects_bad_input(tmp_path, capsys):
     assert "unknown families" in capsys.readouterr().err
     assert main([str(tmp_path), "--max-size", "grid", "--out", str(tmp_path / "o")]) == 2
     assert "FAMILY=N" in capsys.readouterr().err
+    assert main([str(tmp_path), "--max-size", "grid=big", "--out", str(tmp_path / "o")]) == 2
+    assert "number of nodes" in capsys.readouterr().err
 
 
 def test_attention_of_the_compiled_gatv2_against_itself_and_a_random_gatv2():

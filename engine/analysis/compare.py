@@ -287,14 +287,14 @@ class _CompareTask:
 def compare_cells(checkpoints: list, algo: str, sizes, families, seeds, *, degree: float = 10.0,
                   nodes_per_cell: int = 4096, max_size: dict | None = None) -> list:
     """The cells: checkpoint x family x size x seed; a cell of ``n`` nodes holds
-    ``max(1, nodes_per_cell // n)`` graphs. ``max_size`` caps sizes per family or algorithm
-    (``{"ws": 100_000, "bellman_ford": 100_000}``)."""
+    ``max(1, nodes_per_cell // n)`` graphs. ``max_size`` caps sizes per family, algorithm or
+    run (``{"ws": 100_000, "bellman_ford": 100_000, "bfs-gatv2": 10_000}``)."""
     cells = []
     for c in checkpoints:
         for family in families:
             for n in sizes:
                 caps = max_size or {}
-                if n > caps.get(family, n) or n > caps.get(algo, n):
+                if n > min(caps.get(family, n), caps.get(algo, n), caps.get(c.group, n)):
                     continue
                 for seed in seeds:
                     cells.append({"model": c.label, "algorithm": algo, "family": family, "degree": degree,
@@ -359,8 +359,8 @@ def compare(paths, *, sizes=(16, 64, 256, 1000), families=("er",), seeds=(0,), d
         is read from the checkpoint, and several algorithms may be compared in one call.
     sizes, families, seeds, degree
         Graph sizes, generator families (:data:`engine.graph.FAMILIES`, or ``clrs``), graph
-        seeds per cell and mean degree. ``max_size`` caps the sizes of a family or
-        an algorithm (e.g. ``{"grid": 10_000, "bellman_ford": 100_000}``).
+        seeds per cell and mean degree. ``max_size`` caps the sizes of a family, an
+        algorithm or a run (e.g. ``{"grid": 10_000, "bellman_ford": 100_000, "bfs-gatv2": 10_000}``).
     nodes_per_cell : int
         A cell of ``n``-node graphs holds ``max(1, nodes_per_cell // n)`` graphs.
     probe_graphs : int
