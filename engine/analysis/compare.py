@@ -303,15 +303,16 @@ def compare_cells(checkpoints: list, algo: str, sizes, families, seeds, *, degre
 
 
 def cell_memory(shared: dict):
-    """Peak memory of a cell, roughly: graph and transpose, reference trace, both models'
-    buffers (state, hints fed back, per-edge messages of the first layer) and C's kept channels."""
+    """Peak memory of a cell, roughly: graph and transpose, both models' buffers (state and
+    fed-back hints; the native kernels do not keep per-edge messages), and for a trace of
+    ``2 log2 n + 16`` steps the reference's and both models' hints and C's kept channels
+    (a longer run is checked again before its channels are kept)."""
     def estimate(cell):
         n = cell["n"]
         m = n * max(cell["degree"], 4.0)
-        model = shared["models"][cell["model"]]
-        d, width = model.hidden, max(model.hidden, 128)
-        steps = 4 * np.log2(max(n, 2)) + 64
-        return int(60 * m + 3 * 8 * n * (d + 16) + 4 * m * width + steps * n * (16 + 4 * 16))
+        d = shared["models"][cell["model"]].hidden
+        steps = 2 * np.log2(max(n, 2)) + 16
+        return int(60 * m + 3 * 8 * n * (d + 16) + steps * n * 64)
     return estimate
 
 
