@@ -6,7 +6,8 @@
 Each run directory's ``best.npz`` (the best-on-validation Model) is evaluated like CLRS's
 test split: ``--graphs`` graphs of ``--size`` nodes from CLRS's sampler (``p`` drawn per
 graph, random source), the native backend, the reference's step count; the score is the
-output pointer accuracy over all test nodes. Runs are grouped by algorithm, processor and
+output pointer accuracy over all test nodes, beside the best trivial rule (a rule that runs
+no algorithm, :mod:`engine.analysis.baselines`) on the same graphs. Runs are grouped by algorithm, processor and
 hint mode; the table gives the mean and standard deviation over their training seeds and the
 training steps each run took.
 """
@@ -36,16 +37,23 @@ def run_info(run_dir: str) -> dict:
             "layer_norm": bool(spec["layers"][0]["update"].get("layer_norm")), "train_steps": steps}
 
 
-def score(model, algo: str, size: int, graphs: int) -> float:
+def score(model, algo: str, size: int, graphs: int) -> tuple:
+    """The model's pointer accuracy over all test nodes, and each trivial rule's
+    (:mod:`engine.analysis.baselines`) on the same graphs."""
+    from engine.algorithms import reference
+    from engine.analysis.baselines import pointer_baselines
     from engine.analysis.generalization import evaluate_one, test_graph
 
     hits = total = 0
+    rules = defaultdict(float)
     for seed in range(graphs):
         g, source = test_graph(algo, "clrs", size, None, seed)
         row = evaluate_one(model, algo, g, seed, source=source, backend="native", trace_limit=0)
         hits += row["pointer_accuracy"] * row["n"]
         total += row["n"]
-    return hits / total
+        for rule, acc in pointer_baselines(g, reference(algo, g, source).outputs["pi"]).items():
+            rules[rule] += acc * row["n"]
+    return hits / total, {rule: v / total for rule, v in rules.items()}
 
 
 def main(argv=None) -> int:
@@ -60,22 +68,26 @@ def main(argv=None) -> int:
         if not os.path.exists(os.path.join(run, "best.npz")):
             continue
         info = run_info(run)
-        info["score"] = score(info.pop("model"), info["algorithm"], args.size, args.graphs)
+        info["score"], info["trivial"] = score(info.pop("model"), info["algorithm"], args.size, args.graphs)
         print(f"{run:<40s} {info['algorithm']:<13s} {info['processor']:<6s} {info['hint_mode']:<16s} "
               f"steps {info['train_steps']:>6d}  pointer accuracy at n={args.size}: {info['score']:.4f}", flush=True)
         groups[(info["algorithm"], info["processor"], info["hint_mode"], info["layer_norm"])].append(info)
     print()
-    print(f"| algorithm | processor | hints | seeds | training steps | pointer accuracy at n={args.size} (mean ± std) |")
-    print("|---|---|---|---|---|---|")
+    print(f"| algorithm | processor | hints | seeds | training steps | pointer accuracy at n={args.size} (mean ± std) "
+          f"| best trivial rule, same graphs |")
+    print("|---|---|---|---|---|---|---|")
     table = []
     for (algo, proc, mode, ln), runs in sorted(groups.items()):
         scores = np.array([r["score"] for r in runs])
         steps = sorted({r["train_steps"] for r in runs})
+        trivial = runs[0]["trivial"]  # the test graphs are the same for every run of an algorithm
+        best = max(trivial, key=trivial.get)
         print(f"| {algo} | {proc}{' + LN' if ln else ''} | {mode} | {len(runs)} | {'/'.join(map(str, steps))} | "
-              f"{100 * scores.mean():.2f}% ± {100 * scores.std():.2f} |")
+              f"{100 * scores.mean():.2f}% ± {100 * scores.std():.2f} | {100 * trivial[best]:.2f}% ({best}) |")
         table.append({"algorithm": algo, "processor": proc, "hint_mode": mode, "layer_norm": ln,
                       "seeds": len(runs), "train_steps": steps, "mean": float(scores.mean()),
-                      "std": float(scores.std()), "runs": {r["dir"]: r["score"] for r in runs}})
+                      "std": float(scores.std()), "runs": {r["dir"]: r["score"] for r in runs},
+                      "trivial": runs[0]["trivial"]})
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(table, fh, indent=1)
