@@ -9,7 +9,7 @@ ROOT = pathlib.Path(engine.__file__).parent
 
 # lowest first; a module may import from its own layer and any earlier one
 LAYERS = [
-    {"errors", "_memory", "_files", "_jit", "_cli", "_native"},
+    {"errors", "_memory", "_files", "_jit", "_cli", "_native", "_progress"},
     {"graph"},
     {"model"},
     {"backends"},
@@ -18,7 +18,7 @@ LAYERS = [
     {"compiler"},
     {"learn"},
     {"analysis"},
-    {"run", "train", "evaluate", "__init__"},
+    {"run", "train", "evaluate", "compare", "__init__"},
 ]
 
 
