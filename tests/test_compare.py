@@ -283,3 +283,22 @@ def test_compare_cell_of_a_gatv2_checkpoint_reports_attention():
     assert row["attention"]["top1"] and all(v == 1.0 for v in row["attention"]["top1"])
     assert all(v == 1.0 for v in row["attention"]["mass"])
     assert all(v == pytest.approx(1.0, abs=1e-9) for v in row["cka"])
+
+
+def test_claims_are_marked_per_run_with_their_basis():
+    from engine.analysis.comparison_report import claims
+
+    def q(algo, group, acc, fit, cka, top1=None):
+        return {"algorithm": algo, "group": group, "accuracy_64": acc, "smallest_n": 16,
+                "probe_channel_r2_smallest": fit, "cka_standardised_smallest": cka, "attention_top1_smallest": top1}
+
+    verdicts = claims([q("bfs", "bfs-mpnn", 0.99, 0.95, 0.7), q("bfs", "bfs-gatv2", 0.99, 0.95, 0.95, 0.5),
+                       q("bellman_ford", "bellman_ford-mpnn", 0.9, 0.97, 0.8)])
+    by = {v["claim"]: v for v in verdicts}
+    assert by["BFS is learned effectively but is internally unfaithful (bfs-mpnn)"]["verdict"] == "supported"
+    assert by["BFS is learned effectively but is internally unfaithful (bfs-gatv2)"]["verdict"] == "not supported"
+    assert "attention top-1 agreement there 0.500" in by[
+        "BFS is learned effectively but is internally unfaithful (bfs-gatv2)"]["basis"]
+    between = [v for v in verdicts if v["claim"].startswith("Bellman-Ford")]
+    assert len(between) == 1 and between[0]["verdict"] == "supported" and "bfs-mpnn" in between[0]["claim"]
+    assert verdicts[-1]["verdict"] == "not measured"
