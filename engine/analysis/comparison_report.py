@@ -356,17 +356,21 @@ def figures(t: dict, out: str) -> list:
     for algo in sorted({s["algorithm"] for s in summary}):
         rows = sorted((s for s in summary if s["algorithm"] == algo and s["family"] == "er"), key=lambda s: s["n"])
         targets = sorted({k.split(":", 1)[1] for s in rows for k in s if k.startswith("probe_r2:")})
-        fig, ax = plt.subplots(figsize=(6.4, 4.0))
-        for target in targets:
-            for group in sorted({s["group"] for s in rows}):
-                g = [s for s in rows if s["group"] == group]
-                ax.plot([s["n"] for s in g], [s.get(f"probe_r2:{target}") for s in g], marker="o", label=target)
-        ax.set_xscale("log")
-        ax.set_ylim(-1.05, 1.05)
-        ax.set_xlabel("nodes (log scale)")
-        ax.set_ylabel("probe R^2 (median over steps; ER)")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="x-small")
+        groups = sorted({s["group"] for s in rows})
+        fig, axes = plt.subplots(1, len(groups), figsize=(6.4 * len(groups), 4.0), squeeze=False)
+        for ax, group in zip(axes[0], groups):
+            g = [s for s in rows if s["group"] == group]
+            for target in targets:
+                vals = [s.get(f"probe_r2:{target}") for s in g]
+                ax.plot([s["n"] for s in g], [None if v is None else max(v, -1.0) for v in vals], marker="o",
+                        label=target)
+            ax.set_xscale("log")
+            ax.set_ylim(-1.05, 1.05)
+            ax.set_xlabel("nodes (log scale)")
+            ax.set_ylabel("probe R^2 (median over steps, ER)")
+            ax.set_title(f"{group} (values below -1 drawn at -1)", fontsize="medium")
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize="x-small")
         fig.tight_layout()
         written += _save(fig, os.path.join(out, f"probes_{algo}"))
         plt.close(fig)
