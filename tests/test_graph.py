@@ -166,6 +166,25 @@ def test_million_node_generation_has_the_requested_degree():
     assert np.all(np.diff(g.indptr) >= 0) and g.indices.min() >= 0 and g.indices.max() < 10**6
 
 
+def test_native_transpose_in_blocks_equals_the_counting_sort():
+    """Large enough (>= 2**16 edges) for the native transpose to split the destinations into
+    blocks across threads; the out-CSR is the one-pass counting sort's, also with empty
+    rows, self-loops and parallel edges."""
+    import numba
+
+    from engine.graph.csr import _transpose
+    from conftest import native_module
+
+    rng = np.random.default_rng(5)
+    src = np.concatenate([rng.integers(0, 30_000, 200_000), np.full(5000, 7)])  # one heavy source
+    dst = np.concatenate([rng.integers(0, 25_000, 200_000), rng.integers(0, 30_000, 5000)])  # 25k.. 30k: few in-edges
+    g = Graph.from_edges(src, dst, 30_000)
+    want = numba.njit(_transpose)(g.num_nodes, g.indptr, g.indices)
+    got = native_module().transpose(g.indptr, g.indices)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_transpose_implementations_agree():
     """The plain-Python counting sort, its Numba compilation and the C++ one give the same
     out-CSR (each run explicitly, whatever the JIT setting)."""
