@@ -1,6 +1,8 @@
 """Files the engine writes: checked before work starts, replaced atomically."""
 from __future__ import annotations
 
+import csv
+import json
 import os
 import tempfile
 
@@ -37,3 +39,31 @@ def atomic_write(path: str, write) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def output_dir(out: str, names) -> str:
+    """Create the output directory ``out`` if needed and check, before any work, that each
+    file of ``names`` can be (re)placed there."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise EngineError(f"--out {out} exists and is not a directory")
+    os.makedirs(out, exist_ok=True)
+    for name in names:
+        writable_file(os.path.join(out, name), "output file")
+    return out
+
+
+def write_csv(path: str, rows: list) -> None:
+    """A tidy table: one row per dict, the columns in order of first appearance, lists and
+    dicts as JSON; written atomically."""
+    columns = []
+    for r in rows:
+        columns += [c for c in r if c not in columns]
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=columns)
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in r.items()})
+
+    atomic_write(path, write)

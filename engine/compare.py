@@ -13,11 +13,10 @@ training-distribution graphs use only the engine; the parameters need torch) and
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from ._cli import Parser, finite_float, parse_count, parse_counts, parse_seeds, positive_int, run_main
-from ._files import writable_file
+from ._files import output_dir
 from .backends import BACKENDS
 from .errors import EngineError
 from .algorithms import ALGORITHMS
@@ -72,19 +71,15 @@ def _main(argv) -> int:
     if args.degree < 0:
         raise EngineError(f"--degree must be non-negative, got {args.degree}")
     caps = _caps(args.max_size)
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise EngineError(f"--out {args.out} exists and is not a directory")
-    os.makedirs(args.out, exist_ok=True)
-    for name in OUTPUTS:
-        writable_file(os.path.join(args.out, name), "output file")
+    output_dir(args.out, OUTPUTS)
     result = compare(args.runs, sizes=args.sizes, families=args.graph, seeds=args.seeds, degree=args.degree,
                      max_size=caps, nodes_per_cell=args.nodes_per_cell, probe_graphs=args.probe_graphs,
                      parameters=not args.no_parameters, backend=args.backend, out=args.out, cluster=args.cluster,
                      progress=True)
-    failed = [r for r in result["cells"] + result["parameters"] if r.get("status") != "ok"]
-    for r in failed:
-        print(f"failed: {r.get('model')} n={r.get('n')} seed={r.get('seed')}: {r.get('reason')}", file=sys.stderr)
-    print(f"wrote {args.out}/report.md ({len(result['cells'])} cells, {len(failed)} failed)")
+    from .analysis.sweep import report_failed
+
+    failed = report_failed(result["cells"] + result["parameters"])
+    print(f"wrote {args.out}/report.md ({len(result['cells'])} cells, {failed} failed)")
     return 1 if failed else 0
 
 

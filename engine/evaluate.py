@@ -14,24 +14,14 @@ import os
 import sys
 
 from ._cli import Parser, finite_float, non_negative_int, parse_counts, parse_seeds, run_main
-from ._files import writable_file
+from ._files import output_dir
+from .analysis.sweep import report_failed
 from .analysis.generalization import evaluate, load_models, plot_accuracy
 from .backends import BACKENDS
 from .errors import EngineError
 from .graph import FAMILIES
 
 OUTPUTS = ("results.jsonl", "results.csv", "results.json", "accuracy.png", "accuracy.svg")
-
-
-def output_dir(out: str) -> str:
-    """Create the output directory if needed and check, before any work, that every output
-    file can be (re)placed there."""
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise EngineError(f"--out {out} exists and is not a directory")
-    os.makedirs(out, exist_ok=True)
-    for name in OUTPUTS:
-        writable_file(os.path.join(out, name), "output file")
-    return out
 
 
 def _main(argv) -> int:
@@ -54,16 +44,14 @@ def _main(argv) -> int:
     if args.degree < 0:
         raise EngineError(f"--degree must be non-negative, got {args.degree}")
     models = load_models(args.models)  # every model loads before any work
-    out = output_dir(args.out)
+    out = output_dir(args.out, OUTPUTS)
 
     rows = evaluate(models, args.sizes, family=args.graph, degree=args.degree, seeds=args.seeds,
                     backend=args.backend, steps=args.steps, trace_limit=args.trace_limit, out=out,
                     cluster=args.cluster, progress=True)
     plot_accuracy(rows, os.path.join(out, "accuracy"))
-    failed = [r for r in rows if r["status"] != "ok"]
-    for r in failed:
-        print(f"failed: {r['model']} n={r['n']} seed={r['seed']}: {r['reason']}", file=sys.stderr)
-    print(f"wrote {out}/results.csv, results.json, accuracy.png/.svg ({len(rows)} rows, {len(failed)} failed)")
+    failed = report_failed(rows)
+    print(f"wrote {out}/results.csv, results.json, accuracy.png/.svg ({len(rows)} rows, {failed} failed)")
     return 1 if failed else 0
 
 

@@ -8,13 +8,12 @@ the largest). Figures by matplotlib, PNG and SVG.
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 
 import numpy as np
 
-from .._files import atomic_write
+from .._files import atomic_write, write_csv
 from ..algorithms import ALGORITHMS
 from .behaviour import compounding
 from .statistics import bootstrap_ci
@@ -238,21 +237,6 @@ def claims(question: list) -> list:
 # ---------------------------------------------------------------- writing
 
 
-def _write_csv(path: str, rows: list) -> None:
-    columns = []
-    for r in rows:
-        columns += [c for c in r if c not in columns]
-
-    def write(tmp):
-        with open(tmp, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=columns)
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in r.items()})
-
-    atomic_write(path, write)
-
-
 def _write_text(path: str, text: str) -> None:
     def write(tmp):
         with open(tmp, "w") as fh:
@@ -269,7 +253,7 @@ def write_report(result: dict, out: str, settings: dict) -> list:
     written = []
     for name in ("graphs", "steps", "summary", "parameters", "question"):
         path = os.path.join(out, f"{name}.csv")
-        _write_csv(path, t[name])
+        write_csv(path, t[name])
         written.append(path)
     verdicts = claims(t["question"])
     doc = {"settings": settings, "checkpoints": result["checkpoints"], "summary": t["summary"],

@@ -18,12 +18,11 @@ this process or on a Dask cluster, with results appended to a keyed log.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import sys
 
-from .._files import atomic_write
+from .._files import atomic_write, write_csv
 from ..errors import EngineError
 
 
@@ -77,23 +76,23 @@ class ResultLog:
         if self.path is None or not self.tables:
             return rows
         os.makedirs(self.out, exist_ok=True)
-        columns = []
-        for r in rows:
-            columns += [c for c in r if c not in columns]
-
-        def write_csv(tmp):
-            with open(tmp, "w", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=columns)
-                w.writeheader()
-                w.writerows(rows)
 
         def write_json(tmp):
             with open(tmp, "w") as fh:
                 json.dump(rows, fh, indent=1)
 
-        atomic_write(os.path.join(self.out, f"{self.name}.csv"), write_csv)
+        write_csv(os.path.join(self.out, f"{self.name}.csv"), rows)
         atomic_write(os.path.join(self.out, f"{self.name}.json"), write_json)
         return rows
+
+
+def report_failed(rows: list) -> int:
+    """Print one line on stderr per failed row (status other than ok); returns how many."""
+    failed = [r for r in rows if r.get("status") != "ok"]
+    for r in failed:
+        where = " ".join(f"{k}={r[k]}" for k in ("n", "seed") if k in r)
+        print(f"failed: {r.get('model')} {where}: {r.get('reason')}", file=sys.stderr)
+    return len(failed)
 
 
 def cell_key(cell: dict) -> str:

@@ -50,7 +50,7 @@ from __future__ import annotations
 from ..algorithms.specs import learned_spec
 from ..errors import EngineError
 from ..model.factory import gatv2_columns
-from .bfs_mpnn import BLOCK, HIDDEN, MASK_SCALE, POINTER, key_pointer_decoder
+from .bfs_mpnn import BLOCK, HIDDEN, POINTER, bfs_decoders, initial_state
 from .builder import Builder
 
 MAX_NODES = 2**20
@@ -58,7 +58,7 @@ K_REACHED, K_KEY = 2.0**30, 2.0**29  # head weights of the attention channels r_
 NEGATIVE_SLOPE = 0.2  # the learned spec's leaky_relu slope (unused: the pre-activations are >= 0)
 
 
-def gatv2_fixed_weights(b: Builder, hidden: int, heads: int, slope: float) -> None:
+def gatv2_fixed_weights(b: Builder, hidden: int, heads: int) -> None:
     """The weights GATv2 fixes whatever its parameters: the value rows of the message's second
     layer (+1 and -1 at each value channel's column) and the update's aggregate selection."""
     _, value_col = gatv2_columns(hidden, heads)
@@ -113,14 +113,8 @@ def compile_bfs_gatv2(dtype="float32", hidden: int = 128, hint_mode: str = "enco
     spec["name"] = "compiled-gatv2-bfs"
     spec["exact_domain"] = {"max_nodes": MAX_NODES}
     b = Builder.for_spec(spec, HIDDEN)
-    # initial state, as the MPNN construction's: r = s, u = 1 - s, me = pc = 1 - pos
-    b.set("init.weight", "source", "r", 1.0)
-    b.set("init.weight", "source", "u", -1.0)
-    b.set("init.bias", None, "u", 1.0)
-    for ch in ("me", "pc"):
-        b.set("init.weight", "pos", ch, -1.0)
-        b.set("init.bias", None, ch, 1.0)
-    gatv2_fixed_weights(b, hidden, heads, slope)
+    initial_state(b)  # as the MPNN construction's
+    gatv2_fixed_weights(b, hidden, heads)
     attention_channel(b, hidden, heads, slope, 0, K_REACHED, {"r": 1.0})
     attention_channel(b, hidden, heads, slope, 1, K_KEY, {"me": 1.0})
     value_channel(b, hidden, "r", {"r": 1.0})
@@ -135,12 +129,7 @@ def compile_bfs_gatv2(dtype="float32", hidden: int = 128, hint_mode: str = "enco
         b.set(f"{u}.node", ch, "pb", 1.0)
     b.set(f"{u}.node", "u", "pb", -BLOCK)
     b.set(f"{u}.node", "pc", "pc", 1.0)
-    for name, dec in spec["decoders"].items():
-        if dec["type"] == "pointer":
-            key_pointer_decoder(b, name, "me", POINTER)
-        else:  # reach_h
-            b.set(f"decoders.{name}.weight", "r", 0, 2.0 * MASK_SCALE)
-            b.set(f"decoders.{name}.bias", None, 0, -MASK_SCALE)
+    bfs_decoders(b, spec)
     return b.model({"algorithm": "bfs", "processor": "gatv2", "source": "compiled",
                     "channels": dict(zip(HIDDEN, ["reach", "not reached", "key 1 - pos", "pointer key (set this round)",
                                                   "pointer key (kept)", "pointer key (self, unreached)"])),

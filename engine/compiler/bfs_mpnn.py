@@ -103,6 +103,27 @@ def key_pointer_decoder(b: Builder, name: str, key: str, pointer: tuple, scale: 
     b.set(f"{p}.1.weight", 1, 0, -scale)
 
 
+def initial_state(b: Builder) -> None:
+    """The initial state: ``r = s``, ``u = 1 - s``, ``me = pc = 1 - pos``."""
+    b.set("init.weight", "source", "r", 1.0)
+    b.set("init.weight", "source", "u", -1.0)
+    b.set("init.bias", None, "u", 1.0)
+    for ch in ("me", "pc"):
+        b.set("init.weight", "pos", ch, -1.0)
+        b.set("init.bias", None, ch, 1.0)
+
+
+def bfs_decoders(b: Builder, spec: dict) -> None:
+    """Every decoder of the spec: pointers by key (:func:`key_pointer_decoder`), ``reach_h``
+    as the logit ``MASK_SCALE (2 r - 1)``."""
+    for name, dec in spec["decoders"].items():
+        if dec["type"] == "pointer":
+            key_pointer_decoder(b, name, "me", POINTER)
+        else:
+            b.set(f"decoders.{name}.weight", "r", 0, 2.0 * MASK_SCALE)
+            b.set(f"decoders.{name}.bias", None, 0, -MASK_SCALE)
+
+
 def compile_bfs_mpnn(dtype="float32", hidden: int = 128, hint_mode: str = "encoded_decoded"):
     """Compiled BFS in the learned MPNN spec of width ``hidden`` (see the module docstring).
 
@@ -123,13 +144,7 @@ def compile_bfs_mpnn(dtype="float32", hidden: int = 128, hint_mode: str = "encod
     spec["name"] = f"compiled-mpnn-bfs"
     spec["exact_domain"] = {"max_nodes": MAX_NODES}
     b = Builder.for_spec(spec, HIDDEN)
-    # initial state: r = s, u = 1 - s, me = pc = 1 - pos
-    b.set("init.weight", "source", "r", 1.0)
-    b.set("init.weight", "source", "u", -1.0)
-    b.set("init.bias", None, "u", 1.0)
-    for ch in ("me", "pc"):
-        b.set("init.weight", "pos", ch, -1.0)
-        b.set("init.bias", None, ch, 1.0)
+    initial_state(b)
     # message: first-layer units, then the channels R and P
     m = "layers.0.message"
     b.set(f"{m}.src", "r", A_R, 1.0)
@@ -150,14 +165,7 @@ def compile_bfs_mpnn(dtype="float32", hidden: int = 128, hint_mode: str = "encod
     b.set(f"{u}.node", "u", "pb", -BLOCK)
     b.set(f"{u}.node", "pc", "pc", 1.0)
     b.set(f"{u}.agg", R, "pc", -BLOCK)
-    # decoders
-    decoders = spec["decoders"]
-    for name, dec in decoders.items():
-        if dec["type"] == "pointer":
-            key_pointer_decoder(b, name, "me", POINTER)
-        else:  # reach_h: logit MASK_SCALE (2 r - 1)
-            b.set(f"decoders.{name}.weight", "r", 0, 2.0 * MASK_SCALE)
-            b.set(f"decoders.{name}.bias", None, 0, -MASK_SCALE)
+    bfs_decoders(b, spec)
     return b.model({"algorithm": "bfs", "processor": "mpnn", "source": "compiled",
                     "channels": dict(zip(HIDDEN, ["reach", "not reached", "key 1 - pos", "pointer key (set this round)",
                                                   "pointer key (kept)", "pointer key (self, unreached)"])),
