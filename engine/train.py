@@ -26,7 +26,12 @@ def _main(argv) -> int:
     p.add_argument("--hidden", type=positive_int, default=128)
     p.add_argument("--heads", type=positive_int, default=1, help="attention heads (gatv2)")
     p.add_argument("--hint-mode", default="encoded_decoded", choices=list(HINT_MODES))
-    p.add_argument("--layer-norm", action="store_true", help="layer-normalise the processor output (CLRS use_ln)")
+    p.add_argument("--protocol", default="sparse", choices=["sparse", "clrs"],
+                   help="clrs: CLRS's setup (fully connected processor, pointers over all nodes, random_pos, "
+                        "layer norm, ground-truth hint 0, soft hints when evaluating); sparse (default): over "
+                        "the input's edges, as models run at 10^6 nodes")
+    p.add_argument("--layer-norm", action="store_true", default=None,
+                   help="layer-normalise the processor output (CLRS use_ln; on under --protocol clrs)")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--seeds", type=parse_seeds, default=None,
                    help="a seed sweep (e.g. 0-4): one run per seed in OUT/seed-<s>, resumable, in the sweep "
@@ -48,8 +53,10 @@ def _main(argv) -> int:
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     fields = {"algo": args.algo, "processor": args.processor, "hidden": args.hidden, "seed": args.seed,
-              "heads": args.heads, "hint_mode": args.hint_mode, "layer_norm": args.layer_norm, "init": args.init,
+              "heads": args.heads, "hint_mode": args.hint_mode, "init": args.init, "protocol": args.protocol,
               "init_noise": args.init_noise, "l1": args.l1}
+    if args.layer_norm:
+        fields["layer_norm"] = True
     if args.eval_sizes is not None:
         fields["eval_sizes"] = args.eval_sizes
     if args.config:

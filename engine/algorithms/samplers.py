@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import EngineError
 from ..graph import Graph
 from .registry import algorithm
 
@@ -40,3 +41,19 @@ def sample(algo: str, n: int, rng: np.random.RandomState, p=(0.5,), *, dtype=Non
     A = clrs_er_matrix(rng, n, prob, directed=info.directed, weighted=info.weighted)
     source = int(rng.choice(n)) if info.has_source else None
     return A, Graph.from_dense(A, dtype=dtype, meta={"family": "clrs_er", "p": float(prob)}), source
+
+
+# CLRS-30's splits (clrs/_src/samplers.py, CLRS30): graphs, nodes, sampler seed; graphs are
+# drawn with the samplers' default p = 0.5, in order from one RandomState(seed)
+CLRS_SPLITS = {"train": (1000, 16, 1), "val": (32, 16, 2), "test": (32, 64, 3)}
+CLRS_SPLIT_P = (0.5,)
+
+
+def clrs_split(algo: str, split: str = "test", *, dtype=None):
+    """CLRS-30's ``split`` of ``algo``: ``[(A, graph, source), ...]`` as CLRS's dataset
+    builder samples it (for the test split: 32 graphs of 64 nodes, ``p = 0.5``, seed 3)."""
+    if split not in CLRS_SPLITS:
+        raise EngineError(f"unknown CLRS split {split!r}; allowed: {list(CLRS_SPLITS)}")
+    count, n, seed = CLRS_SPLITS[split]
+    rng = np.random.RandomState(seed)
+    return [sample(algo, n, rng, p=CLRS_SPLIT_P, dtype=dtype) for _ in range(count)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..model.factory import gatv2_layer
 from .registry import algorithm
 from ..errors import EngineError
+from ..model import registry as R
 from ..model.registry import FEEDBACK_TYPES, PROCESSOR_KINDS as PROCESSORS
 from ..model.spec import FORMAT, VERSION
 
@@ -13,13 +14,18 @@ HINT_MODES = ("encoded_decoded", "decoded_only", "none")
 
 
 def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: bool = False,
-                 heads: int = 1, hint_mode: str = "encoded_decoded", layer_norm: bool = False) -> dict:
+                 heads: int = 1, hint_mode: str = "encoded_decoded", layer_norm: bool = False,
+                 message_graph: str = "input") -> dict:
     """The spec of a learned model: CLRS inputs, one processor layer, one decoder per
     output and per node-level hint.
 
     ``mpnn``: CLRS's MPNN (message MLP, max aggregation, update). ``gatv2``: GATv2 with
     ``heads`` heads (:mod:`engine.learn.gatv2`); ``gated`` is for ``mpnn`` only;
     ``layer_norm`` normalises the processor's output (CLRS's ``use_ln``).
+    ``message_graph``: ``"input"`` (messages over the input's edges plus self, pointers over
+    in-neighbours and self: scales to 10^6 nodes) or ``"complete"`` (every pair of nodes, the
+    input seen through the edge inputs ``adjacency`` and ``weight``, pointers over all nodes:
+    CLRS's fully connected MPNN, and for ``gatv2`` CLRS's ``gatv2_full``).
     ``hint_mode`` as CLRS: ``encoded_decoded`` decodes every node-level hint and feeds it back
     as an input of the next step (``spec.feedback``), ``decoded_only`` decodes without feeding
     back, ``none`` decodes no hints.
@@ -30,13 +36,16 @@ def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: b
         raise EngineError(f"unknown processor {processor!r}; available: {list(PROCESSORS)}")
     if processor == "gatv2" and gated:
         raise EngineError("the gatv2 processor has no gate; use gated=False")
+    if message_graph not in R.MESSAGE_GRAPHS:
+        raise EngineError(f"unknown message graph {message_graph!r}; allowed: {list(R.MESSAGE_GRAPHS)}")
+    complete = message_graph == "complete"
     info = algorithm(algo)
     spec = {
         "format": FORMAT, "version": VERSION, "name": f"learned-{processor}-{algo}", "dtype": "float32",
-        "node_inputs": ["pos", "source"] if info.has_source else ["pos"], "edge_inputs": ["weight"],
+        "node_inputs": ["pos", "source"] if info.has_source else ["pos"], "edge_inputs": ["adjacency", "weight"] if complete else ["weight"],
         "hidden": hidden,
         "layers": [{
-            "include_self": True,
+            "include_self": not complete,
             "message": {"widths": [hidden, hidden], "activations": ["relu", "identity"]},
             "groups": [{"kind": "max", "size": hidden}],
             "update": {"widths": [hidden], "activations": ["relu"]},
@@ -45,8 +54,10 @@ def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: b
         "description": {"algorithm": algo, "processor": processor, "source": "learned"},
     }
     if processor == "gatv2":
-        spec["layers"] = [gatv2_layer(hidden, heads)]
+        spec["layers"] = [gatv2_layer(hidden, heads, include_self=not complete)]
         spec["processor"] = {"kind": "gatv2", "heads": heads, "negative_slope": 0.2}
+    if complete:
+        spec["message_graph"] = "complete"
     if layer_norm:
         spec["layers"][0]["update"]["layer_norm"] = True
     if gated:

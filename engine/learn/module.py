@@ -22,6 +22,7 @@ from torch import nn
 
 from ..backends import torch_ops as ops
 from ..model import registry as R
+from ..model.message_graph import message_graph
 from ..model.plan import ModelPlan, build_plan
 from ..model.spec import Model, expected_shapes, layout
 
@@ -42,30 +43,37 @@ class GraphBatch:
     and the message index tensors with and without self-messages.
     """
 
-    def __init__(self, graphs, sources, spec: dict, device="cpu"):
+    def __init__(self, graphs, sources, spec: dict, device="cpu", pos=None):
         from ..graph import Graph
 
         if isinstance(graphs, Graph):
             graphs, sources = [graphs], [sources]
+            pos = None if pos is None else [pos]
         dtype = np.dtype(spec["dtype"])
         lay = layout(spec)
-        xs, src, dst, w, offset = [], [], [], [], 0
+        xs, src, dst, static, offset = [], [], [], [], 0
         self.offsets, sizes = [], []
-        for g, s in zip(graphs, sources):
-            xs.append(R.node_inputs(lay.node_inputs, g.num_nodes, s, dtype))
-            src.append(g.indices.astype(np.int64) + offset)
-            dst.append(g.edge_targets().astype(np.int64) + offset)
-            w.append(g.edge_weights(dtype))
+        for i, (g, s) in enumerate(zip(graphs, sources)):
+            x = R.node_inputs(lay.node_inputs, g.num_nodes, s, dtype)
+            if pos is not None and "pos" in lay.node_inputs:  # CLRS's random_pos: given values per node
+                x[:, lay.node_inputs.index("pos")] = pos[i]
+            xs.append(x)
+            messages, cols = message_graph(spec, g, dtype)
+            src.append(messages.indices.astype(np.int64) + offset)
+            dst.append(messages.edge_targets().astype(np.int64) + offset)
+            static.append(cols)
             self.offsets.append(offset)
             sizes.append(g.num_nodes)
             offset += g.num_nodes
-        self.graph = Graph.from_edges(np.concatenate(src), np.concatenate(dst), offset, np.concatenate(w),
-                                      dtype=dtype.name)
+        # the union of the message graphs: each is in CSR order and their node ranges follow
+        # one another, so the union is already in CSR order and the static columns align
+        self.graph = Graph.from_edges(np.concatenate(src), np.concatenate(dst), offset, dtype=dtype.name)
+        static = np.vstack(static)
         self.num_nodes = offset
         self.device = torch.device(device)
         t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)  # noqa: E731
         self.x = t(np.vstack(xs))
-        ew = [self.graph.edge_weights(dtype)[:, None] for f in lay.edge_inputs if f == "weight"]
+        ew = [static] if static.shape[1] else []
         ew += [np.zeros((self.graph.num_edges, 1), dtype) for s in lay.feedback if s.kind == "pointer"]
         self.E = t(np.hstack(ew)) if ew else None
         self.fe_static = lay.fe_static
@@ -284,7 +292,7 @@ class GNNModule(nn.Module):
         loss). ``z`` may be a bare state ``h``."""
         plan = plan or self.plan()
         E = batch.E if E is None else E
-        src, pos, eid = batch.index[True]
+        src, pos, eid = batch.index[self.layout.pointer_self]
         scores = self._edge_mlp(plan.decoders[name].score, self.as_z(batch, z), E, src, pos, eid)
         return scores[:, 0], src, pos, eid
 
@@ -328,25 +336,22 @@ class GNNModule(nn.Module):
         values; otherwise their differentiable relaxations (mask: sigmoid, categorical and
         mask_one: softmax, pointer: softmax over the candidates), as CLRS trains."""
         plan = plan or self.plan()
+        if hard:
+            return self.encode_feedback(batch, {s.decoder: self.decode(s.decoder, batch, z, E, plan=plan)
+                                                for s in self.layout.feedback}, z.dtype)
         cols, ecols = [], []
         for slot in self.layout.feedback:
             name, kind, width = slot.decoder, slot.kind, slot.width
             if kind == "pointer":
-                if hard:
-                    ptr = self.decode(name, batch, z, E, plan=plan)
-                    cols.append((ptr == torch.arange(batch.num_nodes, device=ptr.device)).to(z.dtype)[:, None])
-                    ecols.append((ptr[batch.edge_dst] == batch.edge_src).to(z.dtype)[:, None])
-                else:
-                    scores, src, pos, eid = self.pointer_scores(name, batch, z, E, plan)
-                    prob = torch.exp(segment_log_softmax(scores, pos, batch.num_nodes))
-                    self_prob = z.new_zeros(batch.num_nodes).index_add(0, pos[eid < 0], prob[eid < 0])
-                    edge_prob = z.new_zeros(batch.edge_src.shape[0]).index_add(0, eid[eid >= 0], prob[eid >= 0])
-                    cols.append(self_prob[:, None])
-                    ecols.append(edge_prob[:, None])
-                continue
-            if hard:
-                val = self.decode(name, batch, z, E, plan=plan)
-                cols.append(val.reshape(batch.num_nodes, width).to(z.dtype))
+                scores, src, pos, eid = self.pointer_scores(name, batch, z, E, plan)
+                prob = torch.exp(segment_log_softmax(scores, pos, batch.num_nodes))
+                # the self column: the virtual self candidate's probability, or the self
+                # pair's on a complete message graph (where the node itself is an edge)
+                own = eid < 0 if self.layout.pointer_self else src == pos
+                self_prob = z.new_zeros(batch.num_nodes).index_add(0, pos[own], prob[own])
+                edge_prob = z.new_zeros(batch.edge_src.shape[0]).index_add(0, eid[eid >= 0], prob[eid >= 0])
+                cols.append(self_prob[:, None])
+                ecols.append(edge_prob[:, None])
                 continue
             logits = self.logits(name, batch, z, plan)
             if kind == "mask":
@@ -362,10 +367,31 @@ class GNNModule(nn.Module):
             E = torch.cat([batch.E[:, :batch.fe_static]] + ecols, dim=1)
         return f, E
 
+    def encode_feedback(self, batch: GraphBatch, values: dict, dtype=None):
+        """``(f, E')`` of given hint values, as :meth:`feed_back` writes decoded ones when
+        ``hard``: ``values`` maps each fed-back decoder to its value per node of the batch
+        (a pointer: node ids of the batch; categorical: one-hot rows)."""
+        dtype = dtype or TORCH_DTYPES[self.spec["dtype"]]
+        cols, ecols = [], []
+        for slot in self.layout.feedback:
+            val = torch.as_tensor(values[slot.decoder], device=batch.device)
+            if slot.kind == "pointer":
+                cols.append((val == torch.arange(batch.num_nodes, device=val.device)).to(dtype)[:, None])
+                ecols.append((val[batch.edge_dst] == batch.edge_src).to(dtype)[:, None])
+            else:
+                cols.append(val.reshape(batch.num_nodes, slot.width).to(dtype))
+        f = torch.cat(cols, dim=1) if cols else torch.zeros((batch.num_nodes, 0), dtype=dtype, device=batch.device)
+        E = batch.E
+        if ecols:
+            E = torch.cat([batch.E[:, :batch.fe_static]] + ecols, dim=1)
+        return f, E
+
     # ------------------------------------------------------------------ rollouts
-    def rollout(self, batch: GraphBatch, steps: int, hard: bool = True) -> Rollout:
+    def rollout(self, batch: GraphBatch, steps: int, hard: bool = True, first=None) -> Rollout:
         """Run ``steps`` steps from the initial state, hints fed back ``hard`` (as the
-        executor does) or soft (CLRS's training); see :class:`Rollout`."""
+        executor does) or soft (CLRS's training); see :class:`Rollout`. ``first``: the
+        ``(f, E)`` fed into the first step (CLRS feeds the ground-truth hint 0,
+        :meth:`encode_feedback`) instead of the hints decoded from the initial state."""
         plan = self.plan()
         h = self.initial_state(batch)
         g = self.initial_graph(batch)
@@ -379,7 +405,9 @@ class GNNModule(nn.Module):
             out.gs.append(g)
             if t == steps:
                 break
-            if self.layout.feedback:
+            if self.layout.feedback and t == 0 and first is not None:
+                f, E = first
+            elif self.layout.feedback:
                 f, E = self.feed_back(batch, z, E, hard, plan)
             h, g = self.step(batch, h, f, E, g, plan)
             out.states.append(h)

@@ -41,12 +41,26 @@ from .._progress import bar
 from ..algorithms import algorithm, reference
 from ..algorithms.samplers import CLRS_TRAIN_P, sample
 from ..errors import EngineError
-from ..model.registry import PROCESSOR_KINDS
+from ..model.registry import MESSAGE_GRAPHS, PROCESSOR_KINDS
 from .module import GNNModule, GraphBatch, segment_log_softmax
 from ..algorithms.specs import HINT_MODES, learned_spec
 
 
 INITS = ("random", "compiled")
+COMPLETE_EVAL_LIMIT = 4096  # largest eval size of a fully connected model (16.8 million messages per step)
+HINT0 = ("decoded", "ground_truth")  # what the first step is fed: hints decoded from h_0, or CLRS's given hint 0
+FEEDBACK = ("hard", "soft")  # how hints are fed back when evaluating (training always feeds them soft)
+# Named protocols: the fields each sets (a field given explicitly overrides its preset value).
+PROTOCOLS = {
+    # over the input's edges, as it runs at 10^6 nodes: pointers over in-neighbours and self,
+    # positions i/n, no layer norm, hint 0 decoded, hard feedback when evaluating
+    "sparse": {"message_graph": "input", "layer_norm": False, "random_pos": False, "hint0": "decoded",
+               "eval_feedback": "hard"},
+    # CLRS's baselines (examples/run.py defaults): fully connected processor, pointers over all
+    # nodes, random_pos, use_ln, the ground-truth hint 0, soft hints at evaluation too
+    "clrs": {"message_graph": "complete", "layer_norm": True, "random_pos": True, "hint0": "ground_truth",
+             "eval_feedback": "soft"},
+}
 
 
 @dataclass
@@ -73,6 +87,11 @@ class TrainConfig:
     init_noise: float = 0.0  # Gaussian noise on the start point: sigma times each tensor's RMS
     l1: float = 0.0  # L1 penalty on every weight (added to the loss)
     eval_sizes: tuple = ()  # sizes scored at every evaluation (ER graphs, mean degree 5, native backend)
+    protocol: str = "sparse"  # the preset the run started from (PROTOCOLS); the fields below are what it uses
+    message_graph: str = "input"  # "input" (the input's edges) or "complete" (every pair, CLRS's MPNN)
+    random_pos: bool = False  # CLRS's random_pos: sorted uniform positions per training/validation graph
+    hint0: str = "decoded"  # HINT0
+    eval_feedback: str = "hard"  # FEEDBACK, for the validation score
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> "TrainConfig":
@@ -103,12 +122,16 @@ class TrainConfig:
         number("hint_loss_weight", 0, strict=False)
         number("init_noise", 0, strict=False)
         number("l1", 0, strict=False)
+        for name, allowed in (("protocol", tuple(PROTOCOLS)), ("message_graph", MESSAGE_GRAPHS), ("hint0", HINT0),
+                              ("eval_feedback", FEEDBACK)):
+            if getattr(self, name) not in allowed:
+                raise EngineError(f"config {name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
         if self.init not in INITS:
             raise EngineError(f"config init must be one of {list(INITS)}, got {self.init!r}")
         if not isinstance(self.eval_sizes, (tuple, list)) or not all(
                 isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in self.eval_sizes):
             raise EngineError(f"config eval_sizes must be a list of positive integers, got {self.eval_sizes!r}")
-        for name in ("gated", "layer_norm"):
+        for name in ("gated", "layer_norm", "random_pos"):
             if not isinstance(getattr(self, name), bool):
                 raise EngineError(f"config {name} must be true or false, got {getattr(self, name)!r}")
         sizes = self.train_sizes
@@ -118,6 +141,10 @@ class TrainConfig:
         if (not isinstance(self.p, (tuple, list)) or not self.p
                 or not all(isinstance(q, (int, float)) and not isinstance(q, bool) and 0 < q <= 1 for q in self.p)):
             raise EngineError(f"config p must be a non-empty list of edge probabilities in (0, 1], got {self.p!r}")
+        if self.message_graph == "complete" and any(n > COMPLETE_EVAL_LIMIT for n in self.eval_sizes):
+            raise EngineError(f"config eval_sizes {list(self.eval_sizes)}: a fully connected model (message_graph "
+                              f"'complete') sends n^2 messages per step, so it is scored up to "
+                              f"{COMPLETE_EVAL_LIMIT} nodes here; score larger graphs with a sparse-protocol model")
         if self.processor == "gatv2" and self.hidden % self.heads:
             raise EngineError(f"config heads ({self.heads}) must divide hidden ({self.hidden}) for gatv2")
         if not isinstance(self.extra, dict):
@@ -130,25 +157,74 @@ class TrainConfig:
 
     @classmethod
     def from_fields(cls, fields: dict) -> "TrainConfig":
-        """A validated config from field values (lists become tuples); unknown fields refused."""
+        """A validated config from field values (lists become tuples); unknown fields refused.
+        A ``protocol`` sets its :data:`PROTOCOLS` fields, except those given explicitly."""
         unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise EngineError(f"unknown config fields {unknown}; allowed: {[f.name for f in dataclasses.fields(cls)]}")
+        protocol = fields.get("protocol", "sparse")
+        if protocol not in PROTOCOLS:
+            raise EngineError(f"config protocol must be one of {list(PROTOCOLS)}, got {protocol!r}")
+        fields = {**PROTOCOLS[protocol], **fields}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}).validate()
+
+    @staticmethod
+    def default(name: str):
+        """The default value of field ``name`` (for checkpoints written before it existed)."""
+        f = {f.name: f for f in dataclasses.fields(TrainConfig)}[name]
+        value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        return json.loads(json.dumps(value))
+
+    def spec(self) -> dict:
+        """The spec of the model this configuration trains."""
+        spec = learned_spec(self.algo, self.processor, self.hidden, self.gated, self.heads, self.hint_mode,
+                            self.layer_norm, self.message_graph)
+        # how the model is evaluated under its protocol (engine.analysis.clrs_test reads it)
+        spec["description"]["protocol"] = {"name": self.protocol, "random_pos": self.random_pos,
+                                           "hint0": self.hint0, "eval_feedback": self.eval_feedback}
+        return spec
 
 
 # ----------------------------------------------------------------------------- data
 def sample_batch(cfg: TrainConfig, rng: np.random.RandomState, count: int, sizes) -> dict:
     """``count`` CLRS instances with their reference traces, as one disjoint-union batch."""
     info = algorithm(cfg.algo)
-    graphs, sources, refs = [], [], []
+    graphs, sources, refs, pos = [], [], [], []
     for _ in range(count):
         n = int(rng.choice(sizes))
         _, g, s = sample(cfg.algo, n, rng, p=cfg.p)
         graphs.append(g)
         sources.append(s if info.has_source else None)
         refs.append(reference(cfg.algo, g, s, trace=True))
-    return {"graphs": graphs, "sources": sources, "refs": refs}
+        if cfg.random_pos:  # CLRS's process_random_pos: sorted uniform draws replace i / n
+            pos.append(np.sort(rng.uniform(size=n)))
+    return {"graphs": graphs, "sources": sources, "refs": refs, "pos": pos or None}
+
+
+def make_batch(data, spec: dict) -> GraphBatch:
+    """The :class:`GraphBatch` of sampled ``data`` (with its random positions, if any)."""
+    return GraphBatch(data["graphs"], data["sources"], spec, pos=data.get("pos"))
+
+
+def given_hint0(module, data, batch: GraphBatch):
+    """``(f, E)`` of the reference's hint 0 (CLRS's ground-truth first hint), for
+    :meth:`GNNModule.rollout`'s ``first``; None when the spec feeds no hints back."""
+    if not module.layout.feedback:
+        return None
+    by_decoder = {dec: name for name, dec in module.spec["hints"].items()}
+    info = algorithm(data["refs"][0].algorithm)
+    values = {}
+    for slot in module.layout.feedback:
+        name = by_decoder[slot.decoder]
+        kind = info.hint(name).kind
+        rows = [ref.hints[name][0] + (off if kind == "pointer" else 0)
+                for ref, off in zip(data["refs"], batch.offsets)]
+        values[slot.decoder] = torch.from_numpy(np.concatenate(rows).astype(np.int64 if kind == "pointer" else
+                                                                          np.float64))
+    return module.encode_feedback(batch, values)
+
+
+
 
 
 def _targets(data, batch: GraphBatch, name: str, stage: str, T: int):
@@ -229,17 +305,16 @@ def loss_terms(module, cfg: TrainConfig, data) -> dict:
     ``hint_<name>`` (over steps ``1 .. T-1``, weighted by ``cfg.hint_loss_weight``), with hints
     fed back soft when the spec feeds them back (CLRS's training)."""
     spec = module.spec
-    batch = GraphBatch(data["graphs"], data["sources"], spec)
+    batch = make_batch(data, spec)
     T = max(r.steps for r in data["refs"])
-    _, zs, Es, _ = module.rollout(batch, T, hard=False)
+    _, zs, Es, _ = module.rollout(batch, T, hard=False, first=given_hint0(module, data, batch) if cfg.hint0 == "ground_truth" else None)
     info = algorithm(cfg.algo)
     sizes = [g.num_nodes for g in data["graphs"]]
     steps_per_node = np.repeat([r.steps for r in data["refs"]], sizes)
     z_final = _final(torch.stack(zs), steps_per_node)
     E_final = None
     if batch.E is not None:
-        steps_per_edge = np.repeat([r.steps for r in data["refs"]], [g.num_edges for g in data["graphs"]])
-        E_final = _final(torch.stack(Es), steps_per_edge)
+        E_final = _final(torch.stack(Es), steps_per_node[batch.edge_dst.cpu().numpy()])
     terms = {}
     for name, dec in spec["outputs"].items():
         target, valid = _targets(data, batch, name, "outputs", T)
@@ -268,19 +343,21 @@ def batch_loss(module, cfg: TrainConfig, data) -> torch.Tensor:
     return sum(loss_terms(module, cfg, data).values(), torch.zeros(()))
 
 
-def pointer_accuracy(module, data) -> float:
-    """Share of nodes whose decoded primary output (a pointer) equals the reference's."""
+def pointer_accuracy(module, data, feedback: str = "hard", hint0: str = "decoded") -> float:
+    """Share of nodes whose decoded primary output (a pointer) equals the reference's, with
+    hints fed back ``feedback`` (:data:`FEEDBACK`) and the first step fed ``hint0``
+    (:data:`HINT0`); the defaults are how the executor runs a model."""
     name = algorithm(data["refs"][0].algorithm).primary_output
-    batch = GraphBatch(data["graphs"], data["sources"], module.spec)
+    batch = make_batch(data, module.spec)
     T = max(r.steps for r in data["refs"])
     with torch.no_grad():
-        _, zs, Es, _ = module.rollout(batch, T, hard=True)
+        first = given_hint0(module, data, batch) if hint0 == "ground_truth" else None
+        _, zs, Es, _ = module.rollout(batch, T, hard=feedback == "hard", first=first)
         steps_per_node = np.repeat([r.steps for r in data["refs"]], [g.num_nodes for g in data["graphs"]])
         z_final = _final(torch.stack(zs), steps_per_node)
         E_final = None
         if batch.E is not None:
-            steps_per_edge = np.repeat([r.steps for r in data["refs"]], [g.num_edges for g in data["graphs"]])
-            E_final = _final(torch.stack(Es), steps_per_edge)
+            E_final = _final(torch.stack(Es), steps_per_node[batch.edge_dst.cpu().numpy()])
         pred = module.decode(module.spec["outputs"][name], batch, z_final, E_final).numpy()
     want = np.concatenate([r.outputs[name] + off for r, off in zip(data["refs"], batch.offsets)])
     return float((pred == want).mean())
@@ -360,6 +437,8 @@ def _prepare_dir(out: str, cfg: TrainConfig, force_new: bool):
                           "from; use an empty directory, or --force-new to replace them")
     state = load_state(state_path)
     mine, theirs = cfg.plain(), dict(state["config"])
+    # a field the checkpoint predates had its default there
+    theirs = {k: theirs.get(k, TrainConfig.default(k)) for k in mine}
     differ = sorted(k for k in mine if k != "steps" and mine.get(k) != theirs.get(k))
     if differ:
         what = ", ".join(f"{k}: {theirs.get(k)!r} there, {mine[k]!r} here" for k in differ[:4])
@@ -444,7 +523,7 @@ def train(cfg: TrainConfig, out: str, progress=True, force_new: bool = False) ->
     cfg.validate()
     state = _prepare_dir(out, cfg, force_new)
     torch.manual_seed(cfg.seed)
-    spec = learned_spec(cfg.algo, cfg.processor, cfg.hidden, cfg.gated, cfg.heads, cfg.hint_mode, cfg.layer_norm)
+    spec = cfg.spec()
     module = initial_module(cfg, spec)
     start = _flat(module)  # the start point: distances travelled are measured from it
     opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
@@ -484,7 +563,7 @@ def train(cfg: TrainConfig, out: str, progress=True, force_new: bool = False) ->
             opt.step()
             record = {"step": step, "loss": value}
         if diverged or step % cfg.eval_every == 0 or step == cfg.steps:
-            acc = pointer_accuracy(module, val)
+            acc = pointer_accuracy(module, val, cfg.eval_feedback, cfg.hint0)
             record["val_pointer_accuracy"] = acc
             record["distance"] = float(torch.linalg.norm(_flat(module) - start) / max(float(torch.linalg.norm(start)),
                                                                                       1e-30))

@@ -111,7 +111,15 @@ NODE_FEATURES = {
     "source": (_node_source, True),  # CLRS's `s` one-hot mask
 }
 
-EDGE_FEATURES = ("weight",)  # the edge weight (1 for an unweighted graph)
+# edge input name -> what it holds on an edge u -> v of the message graph (engine.model.message_graph)
+EDGE_FEATURES = {
+    "weight": "the input edge's weight (1 for an unweighted graph; 0 on a pair that is no input edge)",
+    "adjacency": "1 where u -> v is an input edge or u == v (CLRS's `adj`), else 0",
+}
+# the graph messages and pointer candidates run over: the input graph's edges (plus a virtual
+# self edge), or every ordered pair of nodes, self pairs included (CLRS's fully connected MPNN)
+MESSAGE_GRAPHS = ("input", "complete")
+MAX_COMPLETE_NODES = 46_340  # n^2 pairs must fit the graph's int32 edge count (2^31 - 1)
 
 
 def node_inputs(names, n: int, source, dtype) -> np.ndarray:

@@ -12,6 +12,13 @@ Spec keys
     Free name; ``"float32"`` or ``"float64"`` (all weights and states).
 ``node_inputs``, ``edge_inputs``
     Feature names from :mod:`engine.model.registry`.
+``message_graph`` (optional)
+    ``"input"`` (default): messages and pointer candidates run over the input graph's edges
+    (plus the virtual self edges below); ``"complete"``: over every ordered pair of nodes,
+    self pairs included, with the input graph seen through the edge inputs ``adjacency`` and
+    ``weight`` (CLRS's fully connected MPNN; :mod:`engine.model.message_graph`). Its layers
+    have ``include_self`` false (the self pair is an edge) and its pointer decoders choose
+    among all nodes.
 ``hidden``
     ``d``. The initial state is ``h0 = x @ init.weight + init.bias``.
 ``layers``
@@ -59,7 +66,8 @@ Spec keys
     ``{name: {"type": DECODER, ...}}``. ``graph_scalar`` is a linear map of ``g``. ``mask``/``scalar``/``categorical`` are linear maps
     of ``z`` (mask: ``logit > 0``; categorical: one-hot argmax, lowest class on ties);
     ``pointer`` is a by-parts MLP edge score (like ``message``, final width 1) maximised over
-    in-neighbours and the node itself, lowest index on ties.
+    in-neighbours and the node itself (a complete message graph: over all nodes), lowest
+    index on ties.
 ``outputs``, ``hints``
     CLRS names -> decoder names.
 ``termination``
@@ -169,6 +177,13 @@ class Layout:
     pointers: tuple  # graph channels holding node ids (one address column each)
     broadcast: tuple  # graph channels seen by addressed nodes
     dg: int  # graph state width
+    message_graph: str = "input"  # registry.MESSAGE_GRAPHS
+
+    @property
+    def pointer_self(self) -> bool:
+        """Whether pointer decoders add a virtual self candidate (the self pair is an edge of
+        a complete message graph)."""
+        return self.message_graph == "input"
 
     @property
     def fx(self) -> int:
@@ -221,7 +236,8 @@ def layout(spec: dict) -> Layout:
         ecol += kind == "pointer"
     return Layout(d=d, node_inputs=tuple(spec.get("node_inputs", [])), edge_inputs=tuple(spec.get("edge_inputs", [])),
                   feedback=tuple(slots), pointers=tuple(spec.get("graph_pointers", [])),
-                  broadcast=tuple(spec.get("graph_broadcast", [])), dg=spec.get("graph_hidden", 0))
+                  broadcast=tuple(spec.get("graph_broadcast", [])), dg=spec.get("graph_hidden", 0),
+                  message_graph=spec.get("message_graph", "input"))
 
 
 def expected_shapes(spec: dict) -> dict:
@@ -236,6 +252,8 @@ def expected_shapes(spec: dict) -> dict:
         names = spec.get(key, [])
         _require(isinstance(names, list) and all(isinstance(x, str) and x in allowed for x in names),
                  f"spec.{key} must list inputs from {allowed}, got {names!r}")
+    _require(spec.get("message_graph", "input") in R.MESSAGE_GRAPHS,
+             f"spec.message_graph must be one of {list(R.MESSAGE_GRAPHS)}, got {spec.get('message_graph')!r}")
     d = spec.get("hidden")
     _require(_is_int(d) and d > 0, f"spec.hidden must be a positive integer, got {d!r}")
     fx = len(spec.get("node_inputs", []))
@@ -287,6 +305,8 @@ def expected_shapes(spec: dict) -> dict:
             shapes.update(_mlp_shapes(f"{p}.gate", {"node": fz, "agg": k_out}, gate))
             _require(gate["widths"][-1] == d, f"{p}.gate must end with width hidden={d}")
         _require(isinstance(layer.get("include_self"), bool), f"{p}.include_self must be true or false")
+        _require(not (layer["include_self"] and spec.get("message_graph") == "complete"),
+                 f"{p}.include_self must be false with message_graph 'complete' (the self pair is an edge of it)")
         readout = layer.get("readout")
         if readout is not None:
             _require(dg > 0, f"{p}.readout needs a graph state (graph_hidden > 0)")

@@ -20,9 +20,11 @@ POINTER_GROUPS = np.array([(R.aggregation("argmax").code, 0, 1)], dtype=np.int64
 
 
 class BoundModel:
-    """``plan`` bound to ``graph`` (and ``source``) on ``backend``."""
+    """``plan`` bound to ``graph`` (and ``source``) on ``backend``: ``graph`` is the message
+    graph (:func:`engine.model.message_graph.message_graph`) and ``static_edges`` its static
+    edge inputs."""
 
-    def __init__(self, plan: ModelPlan, graph, source, backend):
+    def __init__(self, plan: ModelPlan, graph, source, backend, static_edges: np.ndarray):
         self.plan = plan
         self.layout = lay = plan.layout
         self.graph = graph
@@ -31,7 +33,7 @@ class BoundModel:
         n = graph.num_nodes
         self.x = R.node_inputs(lay.node_inputs, n, source, self.dtype)
         # edge inputs: the static ones, then one column per fed-back pointer
-        ecols = [graph.edge_weights(self.dtype)[:, None] for name in lay.edge_inputs if name == "weight"]
+        ecols = [static_edges] if static_edges.shape[1] else []
         ecols += [np.zeros((graph.num_edges, 1), self.dtype) for s in lay.feedback if s.kind == "pointer"]
         self.E = np.ascontiguousarray(np.hstack(ecols)) if ecols else None
         self.edge_dst = graph.edge_targets() if lay.feedback else None
@@ -158,7 +160,7 @@ class BoundModel:
         if self.layout.dg:
             self.address(z, g)
         if dec.kind == "pointer":
-            _, winners = self.backend.edge_pass(self.graph, self.parts(dec.score, z, POINTER_GROUPS, True))
+            _, winners = self.backend.edge_pass(self.graph, self.parts(dec.score, z, POINTER_GROUPS, self.layout.pointer_self))
             ptr = winners[:, 0]
             if np.any(ptr < 0):
                 raise EngineError(f"pointer decoder {name!r} produced no winner (NaN scores)")

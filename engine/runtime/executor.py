@@ -18,6 +18,7 @@ from .._memory import require
 from ..backends import get_backend
 from ..errors import EngineError, ModelError
 from ..model import registry as R
+from ..model.message_graph import message_graph
 from ..model.plan import build_plan
 from ..model.spec import Model
 from .bound import BoundModel
@@ -189,7 +190,8 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
             raise EngineError(f"device={device!r} needs backend='torch'; the {be.name} backend runs on the CPU")
         be = be.on(device)
     plan = build_plan(model.spec, model.weights.__getitem__)
-    run = BoundModel(plan, graph, source, be)
+    messages, static_edges = message_graph(model.spec, graph, model.dtype)
+    run = BoundModel(plan, messages, source, be, static_edges)
     feedback = bool(plan.layout.feedback)
     if feedback and mode == "active":
         raise EngineError(f"model {model.name!r} feeds decoded hints back (spec.feedback), so its inputs "
