@@ -49,13 +49,20 @@ def memory_limit() -> int | None:
     return int(value)
 
 
+ALWAYS_FITS = 1 << 20  # bytes: a request this small is never refused for want of memory
+
+
 def require(nbytes: int, what: str, hint: str = "use a smaller graph") -> None:
     """Raise :class:`MemoryBudgetError` if ``nbytes`` exceeds 90% of available memory.
 
-    ``ENGINE_MEMORY_LIMIT`` (bytes) caps the budget further, e.g. for tests.
+    ``ENGINE_MEMORY_LIMIT`` (bytes) caps the budget further, e.g. for tests. Requests under
+    :data:`ALWAYS_FITS` within the cap are granted without reading /proc (small graphs ask
+    thousands of times a second while training).
     """
-    budget = int(available_bytes() * 0.9)
     cap = memory_limit()
+    if nbytes <= ALWAYS_FITS and (cap is None or nbytes <= cap):
+        return
+    budget = int(available_bytes() * 0.9)
     if cap is not None:
         budget = min(budget, cap)
     if nbytes > budget:

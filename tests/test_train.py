@@ -68,6 +68,33 @@ def test_resume_continues_from_the_checkpoint(tmp_path):
     assert [r["step"] for r in _losses(tmp_path)] == list(range(1, 16))
 
 
+def test_a_resumed_run_draws_and_trains_as_an_uninterrupted_one(tmp_path, monkeypatch):
+    """Batches are drawn ahead of the step that uses them; the checkpoint keeps the random
+    state after the batch it trained on, so a run killed after a checkpoint (with the next
+    batch already drawn) and resumed trains exactly as an uninterrupted one."""
+    import engine.learn.trainer as trainer
+
+    cfg = TrainConfig(algo="bfs", hidden=8, steps=10, batch=4, train_sizes=(4, 7), eval_every=5, val_graphs=4)
+    train(cfg, str(tmp_path / "whole"), progress=False)
+    real, calls = trainer.gradient, {"n": 0}
+
+    def killed_at_step_7(*args):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt  # after the step-5 checkpoint, with batches 6 and 7 drawn
+        return real(*args)
+
+    monkeypatch.setattr(trainer, "gradient", killed_at_step_7)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, str(tmp_path / "split"), progress=False)
+    monkeypatch.setattr(trainer, "gradient", real)
+    train(cfg, str(tmp_path / "split"), progress=False)
+    assert _losses(tmp_path / "whole") == _losses(tmp_path / "split")
+    whole = engine.Model.load(tmp_path / "whole" / "last.npz").weights
+    split = engine.Model.load(tmp_path / "split" / "last.npz").weights
+    assert all(np.array_equal(whole[k], split[k]) for k in whole)
+
+
 def test_cli_and_config(tmp_path):
     conf = tmp_path / "c.json"
     conf.write_text(json.dumps({"train_sizes": [4], "eval_every": 2, "val_graphs": 2}))

@@ -88,10 +88,35 @@ class GraphBatch:
             s_, p_, e_, _ = self.graph.message_index(include_self)
             self.index[include_self] = (t(s_), t(p_), t(e_))
 
+    def prefix(self, graphs: int) -> "GraphBatch":
+        """The batch of its first ``graphs`` graphs, as views (no copies): their nodes, edges
+        and messages are prefixes of this batch's, since each is grouped by graph in order."""
+        if graphs == self.num_graphs:
+            return self
+        cache = self.__dict__.setdefault("_prefixes", {})
+        if graphs not in cache:
+            sub = copy.copy(self)
+            sub.__dict__["_prefixes"] = {}
+            nodes = int(self.offsets[graphs]) if graphs < len(self.offsets) else self.num_nodes
+            edges = int(torch.searchsorted(self.edge_dst, torch.tensor(nodes, device=self.device)))
+            sub.num_nodes, sub.num_graphs, sub.offsets = nodes, graphs, self.offsets[:graphs]
+            sub.x, sub.graph_index = self.x[:nodes], self.graph_index[:nodes]
+            sub.node_start, sub.sizes = self.node_start[:graphs], self.sizes[:graphs]
+            sub.E = None if self.E is None else self.E[:edges]
+            sub.edge_src, sub.edge_dst = self.edge_src[:edges], self.edge_dst[:edges]
+            sub.index = {}
+            for include_self, (src, pos, eid) in self.index.items():
+                rows = int(torch.searchsorted(pos, torch.tensor(nodes, device=self.device)))
+                sub.index[include_self] = (src[:rows], pos[:rows], eid[:rows])
+            sub.graph = None
+            cache[graphs] = sub
+        return cache[graphs]
+
     def repeat(self, times: int) -> "GraphBatch":
         """``times`` disjoint copies of this batch (copy ``t`` holds nodes ``t * N ..``): the
         decoders of every step of a rollout then run as one call on stacked inputs."""
         rep = copy.copy(self)
+        rep.__dict__["_prefixes"] = {}
         N, m = self.num_nodes, self.edge_src.shape[0]
         dev = self.device
         node_shift = (torch.arange(times, device=dev) * N)[:, None]
@@ -330,11 +355,12 @@ class GNNModule(nn.Module):
         raise AssertionError(f"decoder type {dec.kind!r}")  # the spec's validation lists every type
 
     # ------------------------------------------------------------------ hint feedback
-    def feed_back(self, batch: GraphBatch, z: torch.Tensor, E, hard: bool, plan=None):
+    def feed_back(self, batch: GraphBatch, z: torch.Tensor, E, hard: bool, plan=None, raw: dict | None = None):
         """The fed-back hints decoded from ``z``: ``(f, E')``, the ``f`` columns of the next
         ``z`` and the edge inputs with the pointer columns. ``hard``: exactly the executor's
         values; otherwise their differentiable relaxations (mask: sigmoid, categorical and
-        mask_one: softmax, pointer: softmax over the candidates), as CLRS trains."""
+        mask_one: softmax, pointer: softmax over the candidates), as CLRS trains; then
+        ``raw`` (a dict) receives each decoder's scores or logits, for the loss to reuse."""
         plan = plan or self.plan()
         if hard:
             return self.encode_feedback(batch, {s.decoder: self.decode(s.decoder, batch, z, E, plan=plan)
@@ -344,6 +370,8 @@ class GNNModule(nn.Module):
             name, kind, width = slot.decoder, slot.kind, slot.width
             if kind == "pointer":
                 scores, src, pos, eid = self.pointer_scores(name, batch, z, E, plan)
+                if raw is not None:
+                    raw[name] = scores
                 prob = torch.exp(segment_log_softmax(scores, pos, batch.num_nodes))
                 # the self column: the virtual self candidate's probability, or the self
                 # pair's on a complete message graph (where the node itself is an edge)
@@ -354,6 +382,8 @@ class GNNModule(nn.Module):
                 ecols.append(edge_prob[:, None])
                 continue
             logits = self.logits(name, batch, z, plan)
+            if raw is not None:
+                raw[name] = logits
             if kind == "mask":
                 cols.append(torch.sigmoid(logits))
             elif kind == "scalar":
@@ -387,16 +417,26 @@ class GNNModule(nn.Module):
         return f, E
 
     # ------------------------------------------------------------------ rollouts
-    def rollout(self, batch: GraphBatch, steps: int, hard: bool = True, first=None) -> Rollout:
+    def rollout(self, batch: GraphBatch, steps: int, hard: bool = True, first=None,
+                decoded: list | None = None, graph_steps=None) -> Rollout:
         """Run ``steps`` steps from the initial state, hints fed back ``hard`` (as the
         executor does) or soft (CLRS's training); see :class:`Rollout`. ``first``: the
         ``(f, E)`` fed into the first step (CLRS feeds the ground-truth hint 0,
-        :meth:`encode_feedback`) instead of the hints decoded from the initial state."""
+        :meth:`encode_feedback`) instead of the hints decoded from the initial state.
+        ``decoded`` (soft feedback): a list that receives, for each ``t < steps``, the
+        fed-back decoders' scores or logits on ``z_t`` (``{}`` where hint 0 was given).
+
+        ``graph_steps``: each graph's own step count, non-increasing along the batch; then
+        step ``t`` runs only the graphs with more than ``t`` steps (a prefix of the batch),
+        and the others keep their last state, inputs and graph state (a graph's states up to
+        its own step count are those of the full rollout; its ``decoded`` rows after it are 0).
+        """
         plan = self.plan()
         h = self.initial_state(batch)
         g = self.initial_graph(batch)
         f = h.new_zeros((batch.num_nodes, self.layout.addr_col - self.layout.hx))
         E = batch.E
+        active = _active_counts(graph_steps, steps, batch.num_graphs)
         out = Rollout([h], [], [], [])
         for t in range(steps + 1):
             z = self.z_of(batch, h, f, g)
@@ -405,11 +445,22 @@ class GNNModule(nn.Module):
             out.gs.append(g)
             if t == steps:
                 break
+            sub = batch.prefix(active[t])
+            n, m = sub.num_nodes, sub.edge_src.shape[0]
+            raw = {} if decoded is not None and not hard else None
             if self.layout.feedback and t == 0 and first is not None:
                 f, E = first
             elif self.layout.feedback:
-                f, E = self.feed_back(batch, z, E, hard, plan)
-            h, g = self.step(batch, h, f, E, g, plan)
+                f_sub, E_sub = self.feed_back(sub, z[:n], None if E is None else E[:m], hard, plan, raw)
+                f, E = _keep_rest(f_sub, f), _keep_rest(E_sub, E)
+            if decoded is not None:
+                decoded.append({name: _pad_rows(r, (batch.index[self.layout.pointer_self][0].shape[0]
+                                                    if r.dim() == 1 else batch.num_nodes))
+                                for name, r in (raw or {}).items()})
+            h_sub, g_sub = self.step(sub, h[:n], f[:n], None if E is None else E[:m],
+                                     None if g is None else g[:sub.num_graphs], plan)
+            h = _keep_rest(h_sub, h)
+            g = None if g is None else _keep_rest(g_sub, g)
             out.states.append(h)
         return out
 
@@ -417,6 +468,30 @@ class GNNModule(nn.Module):
         """Run ``steps`` steps from the initial state (hints fed back hard, as the executor
         does); returns the states ``(steps + 1, n, d)``."""
         return torch.stack(self.rollout(batch, steps, hard=True).states)
+
+
+def _active_counts(graph_steps, steps: int, graphs: int) -> list:
+    """For each step ``t < steps``, how many leading graphs still run (all without ``graph_steps``)."""
+    if graph_steps is None:
+        return [graphs] * steps
+    gs = np.asarray(graph_steps)
+    if gs.shape != (graphs,) or np.any(np.diff(gs) > 0):
+        raise ValueError("graph_steps must give each graph of the batch its step count, non-increasing")
+    return [max(int(np.sum(gs > t)), 1) for t in range(steps)]
+
+
+def _keep_rest(head: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
+    """``head`` over the first rows of ``whole``, the rest of ``whole`` unchanged."""
+    if head.shape[0] == whole.shape[0]:
+        return head
+    return torch.cat([head, whole[head.shape[0]:]])
+
+
+def _pad_rows(head: torch.Tensor, rows: int) -> torch.Tensor:
+    """``head`` padded with zero rows to ``rows`` rows."""
+    if head.shape[0] == rows:
+        return head
+    return torch.cat([head, head.new_zeros((rows - head.shape[0],) + tuple(head.shape[1:]))])
 
 
 def reduce_readouts(r: torch.Tensor, codes: np.ndarray, batch: GraphBatch) -> torch.Tensor:

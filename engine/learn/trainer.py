@@ -201,6 +201,51 @@ def sample_batch(cfg: TrainConfig, rng: np.random.RandomState, count: int, sizes
     return {"graphs": graphs, "sources": sources, "refs": refs, "pos": pos or None}
 
 
+class BatchStream:
+    """The training batches of a run, each drawn from ``rng`` while the previous step
+    computes (one background thread; torch releases the interpreter during its kernels).
+
+    :meth:`next` returns ``(batch, rng state after it)``: the state a checkpoint saved after
+    that step must hold, so a resumed run draws the batches an uninterrupted one would, no
+    matter how far ahead the stream has drawn.
+    """
+
+    def __init__(self, cfg: "TrainConfig", rng: np.random.RandomState, count: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.cfg, self.rng, self.left = cfg, rng, count
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-batches")
+        self.pending = self._submit()
+
+    def _draw(self):
+        data = sample_batch(self.cfg, self.rng, self.cfg.batch, self.cfg.train_sizes)
+        after = np.random.RandomState()
+        after.set_state(self.rng.get_state())
+        return data, after
+
+    def _submit(self):
+        if self.left <= 0:
+            return None
+        self.left -= 1
+        return self.pool.submit(self._draw)
+
+    def next(self):
+        data, after = self.pending.result()
+        self.pending = self._submit()
+        return data, after
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def by_steps(data) -> dict:
+    """``data`` with its graphs ordered by step count, longest first (ties in sampled order):
+    a rollout then runs each step on a prefix of the batch (``GNNModule.rollout``'s
+    ``graph_steps``)."""
+    order = sorted(range(len(data["refs"])), key=lambda i: -data["refs"][i].steps)
+    return {key: (None if value is None else [value[i] for i in order]) for key, value in data.items()}
+
+
 def make_batch(data, spec: dict) -> GraphBatch:
     """The :class:`GraphBatch` of sampled ``data`` (with its random positions, if any)."""
     return GraphBatch(data["graphs"], data["sources"], spec, pos=data.get("pos"))
@@ -253,11 +298,15 @@ def _targets(data, batch: GraphBatch, name: str, stage: str, T: int):
     return (cat if cat is not None else tgt), valid
 
 
-def pointer_nll(module, name, batch, z, E, target, mask):
-    """Cross-entropy of the pointer decoder over in-neighbours and self: ``-log`` of the
-    probability the softmax over a node's candidates puts on its target node (summed over the
-    candidates that are that node: the self message and a self-loop, or parallel edges)."""
-    scores, src, pos, _ = module.pointer_scores(name, batch, z, E)
+def pointer_nll(module, name, batch, z, E, target, mask, scores=None):
+    """Cross-entropy of the pointer decoder over its candidates (in-neighbours and self, or
+    all nodes): ``-log`` of the probability the softmax over a node's candidates puts on its
+    target node (summed over the candidates that are that node: the self message and a
+    self-loop, or parallel edges). ``scores``: the decoder's candidate scores, if computed."""
+    if scores is None:
+        scores, src, pos, _ = module.pointer_scores(name, batch, z, E)
+    else:
+        src, pos, _ = batch.index[module.layout.pointer_self]
     logp = segment_log_softmax(scores, pos, batch.num_nodes)
     hit = (src == torch.from_numpy(target.astype(np.int64))[pos]) & torch.from_numpy(mask)[pos]
     # per node, log sum over its hits of p (a log-sum-exp over the hits, -inf where none)
@@ -272,11 +321,12 @@ def pointer_nll(module, name, batch, z, E, target, mask):
     return -torch.where(valid, node_logp, torch.zeros_like(node_logp)).sum() / count
 
 
-def decoder_loss(module, kind, name, batch, z, E, target, mask):
-    """CLRS's loss of one decoder over the valid entries (``mask``) of a (repeated) batch."""
+def decoder_loss(module, kind, name, batch, z, E, target, mask, raw=None):
+    """CLRS's loss of one decoder over the valid entries (``mask``) of a (repeated) batch;
+    ``raw``: the decoder's scores (pointer) or logits on ``z`` when already computed."""
     if kind == "pointer":
-        return pointer_nll(module, name, batch, z, E, target, mask)
-    logits = module.logits(name, batch, z)
+        return pointer_nll(module, name, batch, z, E, target, mask, raw)
+    logits = module.logits(name, batch, z) if raw is None else raw
     m = torch.from_numpy(mask)
     count = max(int(mask.sum()), 1)
     if kind == "mask":
@@ -305,9 +355,13 @@ def loss_terms(module, cfg: TrainConfig, data) -> dict:
     ``hint_<name>`` (over steps ``1 .. T-1``, weighted by ``cfg.hint_loss_weight``), with hints
     fed back soft when the spec feeds them back (CLRS's training)."""
     spec = module.spec
+    data = by_steps(data)
     batch = make_batch(data, spec)
-    T = max(r.steps for r in data["refs"])
-    _, zs, Es, _ = module.rollout(batch, T, hard=False, first=given_hint0(module, data, batch) if cfg.hint0 == "ground_truth" else None)
+    steps = [r.steps for r in data["refs"]]
+    T = max(steps)
+    decoded = []  # the fed-back decoders' outputs on z_0 .. z_{T-1}: the hint predictions, reused below
+    _, zs, Es, _ = module.rollout(batch, T, hard=False, decoded=decoded, graph_steps=steps,
+                                  first=given_hint0(module, data, batch) if cfg.hint0 == "ground_truth" else None)
     info = algorithm(cfg.algo)
     sizes = [g.num_nodes for g in data["graphs"]]
     steps_per_node = np.repeat([r.steps for r in data["refs"]], sizes)
@@ -333,8 +387,9 @@ def loss_terms(module, cfg: TrainConfig, data) -> dict:
             kind = info.hint(name).kind
             if kind == "pointer":
                 target = target + shift
+            raw = torch.cat([decoded[t][dec] for t in range(1, T)]) if dec in decoded[1] else None
             terms[f"hint_{name}"] = cfg.hint_loss_weight * decoder_loss(
-                module, kind, dec, reps, Z, E, target.reshape(-1), valid.reshape(-1))
+                module, kind, dec, reps, Z, E, target.reshape(-1), valid.reshape(-1), raw)
     return terms
 
 
@@ -348,11 +403,13 @@ def pointer_accuracy(module, data, feedback: str = "hard", hint0: str = "decoded
     hints fed back ``feedback`` (:data:`FEEDBACK`) and the first step fed ``hint0``
     (:data:`HINT0`); the defaults are how the executor runs a model."""
     name = algorithm(data["refs"][0].algorithm).primary_output
+    data = by_steps(data)
     batch = make_batch(data, module.spec)
-    T = max(r.steps for r in data["refs"])
+    steps = [r.steps for r in data["refs"]]
+    T = max(steps)
     with torch.no_grad():
         first = given_hint0(module, data, batch) if hint0 == "ground_truth" else None
-        _, zs, Es, _ = module.rollout(batch, T, hard=feedback == "hard", first=first)
+        _, zs, Es, _ = module.rollout(batch, T, hard=feedback == "hard", first=first, graph_steps=steps)
         steps_per_node = np.repeat([r.steps for r in data["refs"]], [g.num_nodes for g in data["graphs"]])
         z_final = _final(torch.stack(zs), steps_per_node)
         E_final = None
@@ -514,8 +571,42 @@ def size_scores(module, cfg: TrainConfig) -> dict:
     return out
 
 
+def make_optimizer(module, cfg: TrainConfig):
+    """CLRS's optimiser: Adam at ``cfg.lr`` (one kernel per operation over all tensors)."""
+    return torch.optim.Adam(module.parameters(), lr=cfg.lr, foreach=True)
+
+
+def gradient(module, cfg: TrainConfig, data, opt) -> tuple:
+    """The loss of ``data`` (plus the L1 penalty) and its gradient, clipped to
+    ``cfg.grad_clip`` in place: ``(loss, gradient norm before clipping)``. The caller takes
+    ``opt.step()`` when both are finite."""
+    loss = batch_loss(module, cfg, data)
+    if cfg.l1:
+        loss = loss + cfg.l1 * sum(p.abs().sum() for p in module.parameters())
+    opt.zero_grad()
+    loss.backward()
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip))
+    return loss.item(), grad_norm
+
+
 def _flat(module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1).double() for p in module.parameters()])
+
+
+def _evaluate_and_save(record: dict, module, cfg: TrainConfig, val, start, best: float, out: str) -> float:
+    """Score the current weights into ``record`` (validation accuracy, distance from the
+    start point, ``cfg.eval_sizes``), write ``last.npz`` (and ``best.npz`` on a new best);
+    returns the best validation accuracy so far."""
+    acc = pointer_accuracy(module, val, cfg.eval_feedback, cfg.hint0)
+    record["val_pointer_accuracy"] = acc
+    travelled = torch.linalg.norm(_flat(module) - start)
+    record["distance"] = float(travelled / max(float(torch.linalg.norm(start)), 1e-30))
+    record.update(size_scores(module, cfg))
+    if acc > best:
+        best = acc
+        module.to_model().save(os.path.join(out, "best.npz"))
+    module.to_model().save(os.path.join(out, "last.npz"))
+    return best
 
 
 def train(cfg: TrainConfig, out: str, progress=True, force_new: bool = False) -> dict:
@@ -526,7 +617,7 @@ def train(cfg: TrainConfig, out: str, progress=True, force_new: bool = False) ->
     spec = cfg.spec()
     module = initial_module(cfg, spec)
     start = _flat(module)  # the start point: distances travelled are measured from it
-    opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
+    opt = make_optimizer(module, cfg)
     rng = np.random.RandomState(cfg.seed)
     val = sample_batch(cfg, np.random.RandomState(10_000 + cfg.seed), cfg.val_graphs, [cfg.val_size])
     state_path = os.path.join(out, "state.pt")
@@ -543,44 +634,34 @@ def train(cfg: TrainConfig, out: str, progress=True, force_new: bool = False) ->
     log = open(log_path, "a")
     steps_bar = bar(cfg.steps, f"train {cfg.algo}", "step", progress and sys.stderr.isatty(), initial=step)
     diverged = False
-    while step < cfg.steps:
-        data = sample_batch(cfg, rng, cfg.batch, cfg.train_sizes)
-        loss = batch_loss(module, cfg, data)
-        if cfg.l1:
-            loss = loss + cfg.l1 * sum(p.abs().sum() for p in module.parameters())
-        opt.zero_grad()
-        loss.backward()
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip))
-        step += 1
-        value = loss.item()
-        diverged = not (math.isfinite(value) and math.isfinite(grad_norm))
-        if diverged:
-            # A non-finite loss or gradient would turn every weight into NaN at the step:
-            # the run stops at the last finite weights, which are evaluated and kept.
-            record = {"step": step, "loss": value if math.isfinite(value) else None,
-                      "grad_norm": grad_norm if math.isfinite(grad_norm) else None, "diverged": True}
-        else:
-            opt.step()
-            record = {"step": step, "loss": value}
-        if diverged or step % cfg.eval_every == 0 or step == cfg.steps:
-            acc = pointer_accuracy(module, val, cfg.eval_feedback, cfg.hint0)
-            record["val_pointer_accuracy"] = acc
-            record["distance"] = float(torch.linalg.norm(_flat(module) - start) / max(float(torch.linalg.norm(start)),
-                                                                                      1e-30))
-            record.update(size_scores(module, cfg))
-            if acc > best:
-                best = acc
-                module.to_model().save(os.path.join(out, "best.npz"))
-            module.to_model().save(os.path.join(out, "last.npz"))
-            save_state(state_path, module, opt, rng, step, best, cfg, diverged=diverged)
-        log.write(json.dumps(record) + "\n")
-        log.flush()
-        if diverged:
-            break
-        steps_bar.update(1)
-        steps_bar.set_postfix(loss=f"{record['loss']:.4f}", best_val=f"{best:.3f}", refresh=False)
-    log.close()
-    steps_bar.close()
+    batches = BatchStream(cfg, rng, cfg.steps - step)
+    try:
+        while step < cfg.steps:
+            data, rng = batches.next()
+            value, grad_norm = gradient(module, cfg, data, opt)
+            step += 1
+            diverged = not (math.isfinite(value) and math.isfinite(grad_norm))
+            if diverged:
+                # A non-finite loss or gradient would turn every weight into NaN at the step:
+                # the run stops at the last finite weights, which are evaluated and kept.
+                record = {"step": step, "loss": value if math.isfinite(value) else None,
+                          "grad_norm": grad_norm if math.isfinite(grad_norm) else None, "diverged": True}
+            else:
+                opt.step()
+                record = {"step": step, "loss": value}
+            if diverged or step % cfg.eval_every == 0 or step == cfg.steps:
+                best = _evaluate_and_save(record, module, cfg, val, start, best, out)
+                save_state(state_path, module, opt, rng, step, best, cfg, diverged=diverged)
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            if diverged:
+                break
+            steps_bar.update(1)
+            steps_bar.set_postfix(loss=f"{record['loss']:.4f}", best_val=f"{best:.3f}", refresh=False)
+    finally:
+        batches.close()
+        log.close()
+        steps_bar.close()
     result = {"step": step, "best_val_pointer_accuracy": best}
     if diverged:
         result["diverged"] = True
