@@ -1,15 +1,17 @@
-"""The single-task baseline table: trained runs scored on CLRS's test distribution.
+"""The single-task baseline table: trained runs scored on CLRS-30's test split, by protocol.
 
-    python -m engine.train --algo bfs --seed 0 --out runs/bfs-mpnn-s0     # one per algorithm and seed
-    python benchmarks/baseline_table.py runs/* [--size 64] [--graphs 64]
+    python -m engine.train --algo bfs --protocol clrs --seeds 0-2 --out docs/runs/clrs/bfs-mpnn
+    python benchmarks/baseline_table.py docs/runs/clrs/*/seed-* docs/runs/*/seed-* [--json FILE]
 
-Each run directory's ``best.npz`` (the best-on-validation Model) is evaluated like CLRS's
-test split: ``--graphs`` graphs of ``--size`` nodes from CLRS's sampler (``p`` drawn per
-graph, random source), the native backend, the reference's step count; the score is the
-output pointer accuracy over all test nodes, beside the best trivial rule (a rule that runs
-no algorithm, :mod:`engine.analysis.baselines`) on the same graphs. Runs are grouped by algorithm, processor and
-hint mode; the table gives the mean and standard deviation over their training seeds and the
-training steps each run took.
+Each run directory's ``best.npz`` (the best-on-validation Model) is scored by
+:func:`engine.analysis.clrs_test.test_score`: CLRS-30's test split (32 graphs of 64 nodes,
+``p = 0.5``, sampler seed 3), evaluated under the run's own protocol (``clrs``: fully
+connected, ground-truth hint 0, soft hints; ``sparse``: over the input's edges, hint 0
+decoded, hard hints, as the executor runs it), the reference's step count; the score is the
+output pointer accuracy pooled over the test nodes, as CLRS reports it, beside the best rule
+that runs no algorithm on the same graphs. Runs are grouped by protocol, algorithm,
+processor and hint mode: mean, standard deviation over training seeds, each seed's value and
+the training steps each run took, with the published figures beside them.
 """
 from __future__ import annotations
 
@@ -20,6 +22,15 @@ import sys
 from collections import defaultdict
 
 import numpy as np
+
+NAMES = {"bfs": "BFS", "bellman_ford": "Bellman-Ford", "dfs": "DFS"}
+# Published single-task test scores (n = 64, CLRS-30's test split): MPNN as CLRS-30 reports it
+# (Veličković et al. 2022) and Triplet-GMPNN (Ibarz et al. 2022); mean ± std over seeds.
+PUBLISHED = {
+    "bfs": "MPNN about 99-100",
+    "bellman_ford": "MPNN 92.01 ± 0.28; Triplet-GMPNN 97.39 ± 0.19",
+    "dfs": "MPNN 6.54 ± 0.56; Triplet-GMPNN 47.79 ± 4.19",
+}
 
 
 def run_info(run_dir: str) -> dict:
@@ -32,62 +43,54 @@ def run_info(run_dir: str) -> dict:
         for line in fh:
             steps = max(steps, json.loads(line)["step"])
     mode = "encoded_decoded" if spec.get("feedback") else ("decoded_only" if spec.get("hints") else "none")
-    return {"dir": run_dir, "model": model, "algorithm": spec["description"]["algorithm"],
+    protocol = (spec["description"].get("protocol") or {}).get("name", "sparse")
+    return {"dir": run_dir, "model": model, "algorithm": spec["description"]["algorithm"], "protocol": protocol,
             "processor": (spec.get("processor") or {}).get("kind", "mpnn"), "hint_mode": mode,
             "layer_norm": bool(spec["layers"][0]["update"].get("layer_norm")), "train_steps": steps}
 
 
-def score(model, algo: str, size: int, graphs: int) -> tuple:
-    """The model's pointer accuracy over all test nodes, and each trivial rule's
-    (:mod:`engine.analysis.baselines`) on the same graphs."""
-    from engine.algorithms import reference
-    from engine.analysis.baselines import pointer_baselines
-    from engine.analysis.generalization import evaluate_one, test_graph
-
-    hits = total = 0
-    rules = defaultdict(float)
-    for seed in range(graphs):
-        g, source = test_graph(algo, "clrs", size, None, seed)
-        row = evaluate_one(model, algo, g, seed, source=source, backend="native", trace_limit=0)
-        hits += row["pointer_accuracy"] * row["n"]
-        total += row["n"]
-        for rule, acc in pointer_baselines(g, reference(algo, g, source).outputs["pi"]).items():
-            rules[rule] += acc * row["n"]
-    return hits / total, {rule: v / total for rule, v in rules.items()}
-
-
 def main(argv=None) -> int:
+    from engine.analysis.clrs_test import test_data, test_score
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+")
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--graphs", type=int, default=64)
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     groups = defaultdict(list)
+    data = {}
     for run in args.runs:
         if not os.path.exists(os.path.join(run, "best.npz")):
             continue
         info = run_info(run)
-        info["score"], info["trivial"] = score(info.pop("model"), info["algorithm"], args.size, args.graphs)
-        print(f"{run:<40s} {info['algorithm']:<13s} {info['processor']:<6s} {info['hint_mode']:<16s} "
-              f"steps {info['train_steps']:>6d}  pointer accuracy at n={args.size}: {info['score']:.4f}", flush=True)
-        groups[(info["algorithm"], info["processor"], info["hint_mode"], info["layer_norm"])].append(info)
+        algo = info["algorithm"]
+        if algo not in data:
+            data[algo] = test_data(algo)
+        result = test_score(info.pop("model"), algo, data=data[algo])
+        info.update(score=result["score"], trivial=result["trivial"], best_trivial=result["best_trivial"],
+                    evaluation=f"{result['feedback']} hints, hint 0 {result['hint0']}")
+        print(f"{run:<48s} {info['protocol']:<6s} {algo:<13s} {info['processor']:<6s} steps {info['train_steps']:>6d}  "
+              f"pointer accuracy: {info['score']:.4f}", flush=True)
+        groups[(info["protocol"], algo, info["processor"], info["hint_mode"], info["layer_norm"])].append(info)
     print()
-    print(f"| algorithm | processor | hints | seeds | training steps | pointer accuracy at n={args.size} (mean ± std) "
-          f"| best trivial rule, same graphs |")
-    print("|---|---|---|---|---|---|---|")
+    print("| protocol | algorithm | processor | seeds | training steps | pointer accuracy, CLRS-30 test split "
+          "(mean ± std; per seed) | best trivial rule, same graphs | published |")
+    print("|---|---|---|---|---|---|---|---|")
     table = []
-    for (algo, proc, mode, ln), runs in sorted(groups.items()):
+    for (protocol, algo, proc, mode, ln), runs in sorted(groups.items()):
         scores = np.array([r["score"] for r in runs])
         steps = sorted({r["train_steps"] for r in runs})
-        trivial = runs[0]["trivial"]  # the test graphs are the same for every run of an algorithm
-        best = max(trivial, key=trivial.get)
-        print(f"| {algo} | {proc}{' + LN' if ln else ''} | {mode} | {len(runs)} | {'/'.join(map(str, steps))} | "
-              f"{100 * scores.mean():.2f}% ± {100 * scores.std():.2f} | {100 * trivial[best]:.2f}% ({best}) |")
-        table.append({"algorithm": algo, "processor": proc, "hint_mode": mode, "layer_norm": ln,
-                      "seeds": len(runs), "train_steps": steps, "mean": float(scores.mean()),
+        trivial, best = runs[0]["trivial"], runs[0]["best_trivial"]  # the same test graphs for every run
+        each = ", ".join(f"{100 * s:.2f}" for s in scores)
+        name = f"{'MPNN' if proc == 'mpnn' else 'GATv2'}{' + LN' if ln else ''}"
+        if mode != "encoded_decoded":
+            name += f" ({mode})"
+        print(f"| {protocol} | {NAMES.get(algo, algo)} | {name} | {len(runs)} | {'/'.join(f'{s:,}' for s in steps)} | "
+              f"**{100 * scores.mean():.2f}% ± {100 * scores.std():.2f}** ({each}) | "
+              f"{100 * trivial[best]:.2f}% ({best}) | {PUBLISHED.get(algo, '')} |")
+        table.append({"protocol": protocol, "algorithm": algo, "processor": proc, "hint_mode": mode,
+                      "layer_norm": ln, "seeds": len(runs), "train_steps": steps, "mean": float(scores.mean()),
                       "std": float(scores.std()), "runs": {r["dir"]: r["score"] for r in runs},
-                      "trivial": runs[0]["trivial"]})
+                      "evaluation": runs[0]["evaluation"], "trivial": trivial})
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(table, fh, indent=1)

@@ -45,3 +45,31 @@ class LearnedStep:
 
     def peakmem_step(self, processor, nodes, runner):
         self._step(runner)
+
+
+class TrainingStep:
+    """One training step as ``python -m engine.train`` takes it (loss on a CLRS batch,
+    backward, clipping, Adam), hidden 128, batch 32, under each protocol."""
+
+    params = (["bfs", "bellman_ford", "dfs"], ["sparse", "clrs"])
+    param_names = ["algorithm", "protocol"]
+    timeout = 600
+
+    def setup(self, algorithm, protocol):
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise NotImplementedError("torch is not installed")  # asv skips the case
+        import numpy as np
+
+        from engine.learn import trainer
+
+        self.trainer = trainer
+        self.cfg = trainer.TrainConfig.from_fields({"algo": algorithm, "protocol": protocol})
+        self.module = trainer.initial_module(self.cfg, self.cfg.spec())
+        self.opt = trainer.make_optimizer(self.module, self.cfg)
+        self.data = trainer.sample_batch(self.cfg, np.random.RandomState(0), self.cfg.batch, self.cfg.train_sizes)
+
+    def time_step(self, algorithm, protocol):
+        self.trainer.gradient(self.module, self.cfg, self.data, self.opt)
+        self.opt.step()

@@ -95,6 +95,45 @@ def test_a_resumed_run_draws_and_trains_as_an_uninterrupted_one(tmp_path, monkey
     assert all(np.array_equal(whole[k], split[k]) for k in whole)
 
 
+@pytest.mark.parametrize("algo,protocol", [("bfs", "sparse"), ("dfs", "clrs"), ("bellman_ford", "clrs")])
+def test_a_rollout_on_the_running_graphs_equals_the_full_rollout(algo, protocol):
+    """Each step runs only the graphs that have steps left (a prefix of the batch ordered by
+    step count): every graph's states up to its own step count, and the loss, are the full
+    rollout's."""
+    from engine.errors import EngineError
+    from engine.learn.trainer import by_steps, loss_terms, make_batch
+
+    cfg = TrainConfig.from_fields({"algo": algo, "protocol": protocol, "hidden": 16})
+    module = GNNModule.initialised(cfg.spec(), 1)
+    data = by_steps(sample_batch(cfg, np.random.RandomState(5), 6, [4, 7, 11]))
+    steps = [r.steps for r in data["refs"]]
+    assert len(set(steps)) > 1  # the case exercises graphs that stop early
+    batch = make_batch(data, module.spec)
+    with torch.no_grad():
+        full = module.rollout(batch, max(steps), hard=False)
+        short = module.rollout(batch, max(steps), hard=False, graph_steps=steps)
+    # equal up to float32 rounding: a matrix product over fewer rows may round differently
+    for t in range(max(steps) + 1):
+        for off, n, T in zip(batch.offsets, [g.num_nodes for g in data["graphs"]], steps):
+            if t <= T:
+                assert torch.allclose(full.states[t][off:off + n], short.states[t][off:off + n],
+                                      rtol=1e-5, atol=1e-5), (t, T)
+    # and after its last step a graph's state is left as it was (the full rollout moves on)
+    last = [off for off, T in zip(batch.offsets, steps) if T < max(steps)][-1]
+    assert torch.equal(short.states[-1][last], short.states[min(steps)][last])
+    with pytest.raises(EngineError, match="non-increasing"):
+        module.rollout(batch, max(steps), graph_steps=steps[::-1])
+    terms = loss_terms(module, cfg, data)
+    real = module.rollout
+    module.rollout = lambda *a, graph_steps=None, **k: real(*a, **k)  # every graph every step
+    try:
+        again = loss_terms(module, cfg, data)
+    finally:
+        module.rollout = real
+    for key in terms:
+        assert terms[key].item() == pytest.approx(again[key].item(), rel=1e-6), key
+
+
 def test_cli_and_config(tmp_path):
     conf = tmp_path / "c.json"
     conf.write_text(json.dumps({"train_sizes": [4], "eval_every": 2, "val_graphs": 2}))

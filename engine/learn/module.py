@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..backends import torch_ops as ops
+from ..errors import EngineError
 from ..model import registry as R
 from ..model.message_graph import message_graph
 from ..model.plan import ModelPlan, build_plan
@@ -476,7 +477,8 @@ def _active_counts(graph_steps, steps: int, graphs: int) -> list:
         return [graphs] * steps
     gs = np.asarray(graph_steps)
     if gs.shape != (graphs,) or np.any(np.diff(gs) > 0):
-        raise ValueError("graph_steps must give each graph of the batch its step count, non-increasing")
+        raise EngineError(f"graph_steps must give each of the batch's {graphs} graphs its step count, "
+                          f"non-increasing along the batch; got {gs.tolist()}")
     return [max(int(np.sum(gs > t)), 1) for t in range(steps)]
 
 
