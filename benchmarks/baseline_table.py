@@ -9,7 +9,8 @@ Each run directory's ``best.npz`` (the best-on-validation Model) is scored by
 connected, ground-truth hint 0, soft hints; ``sparse``: over the input's edges, hint 0
 decoded, hard hints, as the executor runs it), the reference's step count; the score is the
 output pointer accuracy pooled over the test nodes, as CLRS reports it, beside the best rule
-that runs no algorithm on the same graphs. Runs are grouped by protocol, algorithm,
+that runs no algorithm on the same graphs (also for an algorithm none of the runs trained,
+so the table says what a score would have to beat). Runs are grouped by protocol, algorithm,
 processor and hint mode: mean, standard deviation over training seeds, each seed's value and
 the training steps each run took, with the published figures beside them.
 """
@@ -50,7 +51,7 @@ def run_info(run_dir: str) -> dict:
 
 
 def main(argv=None) -> int:
-    from engine.analysis.clrs_test import test_data, test_score
+    from engine.analysis.clrs_test import test_data, test_score, trivial_scores
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+")
@@ -91,6 +92,11 @@ def main(argv=None) -> int:
                       "layer_norm": ln, "seeds": len(runs), "train_steps": steps, "mean": float(scores.mean()),
                       "std": float(scores.std()), "runs": {r["dir"]: r["score"] for r in runs},
                       "evaluation": runs[0]["evaluation"], "trivial": trivial})
+    for algo in [a for a in NAMES if a not in data]:  # untrained: what a score would have to beat
+        trivial, best = trivial_scores(algo)
+        print(f"| | {NAMES[algo]} | (no run given) | 0 | | | {100 * trivial[best]:.2f}% ({best}) | "
+              f"{PUBLISHED[algo]} |")
+        table.append({"algorithm": algo, "seeds": 0, "trivial": trivial})
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(table, fh, indent=1)

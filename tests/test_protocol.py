@@ -12,7 +12,8 @@ import engine  # noqa: E402
 import engine.backends  # noqa: E402
 from engine.algorithms.samplers import clrs_er_matrix, clrs_split  # noqa: E402
 from engine.algorithms.specs import learned_spec  # noqa: E402
-from engine.analysis.clrs_test import test_score as clrs_test_score  # noqa: E402
+from engine.analysis.baselines import pointer_baselines  # noqa: E402
+from engine.analysis.clrs_test import test_score as clrs_test_score, trivial_scores  # noqa: E402
 from engine.errors import EngineError, ModelError  # noqa: E402
 from engine.learn.module import GNNModule, GraphBatch  # noqa: E402
 from engine.learn.trainer import (PROTOCOLS, TrainConfig, batch_loss, given_hint0, make_batch,  # noqa: E402
@@ -124,6 +125,22 @@ def test_clrs_test_split_is_clrs30s():
     assert len(clrs_split("dfs", "val")) == 32 and clrs_split("dfs", "val")[0][1].num_nodes == 16
     with pytest.raises(EngineError, match="unknown CLRS split"):
         clrs_split("bfs", "dev")
+
+
+def test_trivial_rules_are_pooled_over_the_test_nodes_as_the_score_is():
+    # two graphs of 4 and 12 nodes: each rule's score weighs a graph by its nodes, not 1/2 each
+    small = engine.Graph.from_edges([0, 1, 2], [1, 2, 3], 4)
+    large = engine.Graph.from_edges(np.arange(11), np.arange(1, 12), 12)
+    data = {"graphs": [small, large], "sources": [0, 0], "pos": None,
+            "refs": [engine.reference("bfs", g, 0, trace=True) for g in (small, large)]}
+    trivial, best = trivial_scores("bfs", data)
+    per_graph = [pointer_baselines(g, r.outputs["pi"]) for g, r in zip(data["graphs"], data["refs"])]
+    for rule, score in trivial.items():
+        assert score == pytest.approx((4 * per_graph[0][rule] + 12 * per_graph[1][rule]) / 16)
+    # on a path from node 0 every BFS parent is the node's lowest candidate and its only
+    # in-neighbour below it; the node itself is right only at the source
+    assert trivial[best] == trivial["highest in-neighbour below"] == trivial["lowest candidate"] == 1.0
+    assert trivial["self"] == pytest.approx(2 / 16)
 
 
 def test_random_positions_are_sorted_uniform_draws_per_graph():

@@ -32,6 +32,21 @@ def test_data(algo: str) -> dict:
     return {"graphs": graphs, "sources": sources, "refs": refs, "pos": None}
 
 
+def trivial_scores(algo: str, data: dict | None = None) -> tuple[dict, str]:
+    """The rules that run no algorithm, scored on the test split as CLRS scores a model.
+
+    Returns ``({rule: pointer accuracy pooled over the test nodes}, best rule)``.
+    """
+    data = data if data is not None else test_data(algo)
+    name = algorithm(algo).primary_output
+    nodes = sum(g.num_nodes for g in data["graphs"])
+    trivial: dict = {}
+    for g, ref in zip(data["graphs"], data["refs"]):
+        for rule, acc in pointer_baselines(g, ref.outputs[name]).items():
+            trivial[rule] = trivial.get(rule, 0.0) + acc * g.num_nodes / nodes
+    return trivial, max(trivial, key=trivial.get)
+
+
 def evaluation_of(model) -> dict:
     """How ``model`` is evaluated under its protocol: ``{"hint0", "eval_feedback"}``."""
     proto = (model.spec.get("description") or {}).get("protocol") or SPARSE_EVALUATION
@@ -54,12 +69,7 @@ def test_score(model, algo: str | None = None, *, feedback: str | None = None, h
     hint0 = hint0 or how["hint0"]
     data = data if data is not None else test_data(algo)
     score = pointer_accuracy(GNNModule.from_model(model), data, feedback, hint0)
-    name = algorithm(algo).primary_output
+    trivial, best = trivial_scores(algo, data)
     nodes = sum(g.num_nodes for g in data["graphs"])
-    trivial: dict = {}
-    for g, ref in zip(data["graphs"], data["refs"]):
-        for rule, acc in pointer_baselines(g, ref.outputs[name]).items():
-            trivial[rule] = trivial.get(rule, 0.0) + acc * g.num_nodes / nodes
-    best = max(trivial, key=trivial.get)
     return {"score": float(score), "feedback": feedback, "hint0": hint0, "graphs": len(data["graphs"]),
             "nodes": int(nodes), "trivial": trivial, "best_trivial": best}
