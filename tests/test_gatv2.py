@@ -90,3 +90,23 @@ def test_training_keeps_the_structure_and_lowers_the_loss(tmp_path):
     model = engine.Model.load(tmp_path / "last.npz")
     GNNModule.from_model(model)  # the structure survived training (checked exactly)
     assert model.spec["processor"]["kind"] == "gatv2"
+
+
+def test_bellman_ford_is_refused_in_gatv2_because_edge_weights_reach_only_attention():
+    """engine.compile refuses Bellman-Ford in GATv2 and says why; the premise of the argument
+    (docs/compiled_in_learned.md), on models: as one edge weight grows, a GATv2's states stop
+    changing (the weight only moves attention logits, whose softmax saturates) while d_u + w
+    grows; an MPNN's message reads the weight and its states follow it."""
+    with pytest.raises(engine.EngineError, match="cannot be compiled into 'gatv2'.*values"):
+        engine.compile("bellman_ford", processor="gatv2")
+
+    def states(model, w):
+        g = engine.Graph.from_edges([0], [1], 2, np.array([w], dtype=np.float32))
+        return engine.execute(model, g, 0, backend="reference", steps=3, hidden=True).hidden[-1]
+
+    for seed in range(3):
+        gat = GNNModule.initialised(learned_spec("bellman_ford", "gatv2", 16, heads=2), seed=seed).to_model()
+        mpnn = GNNModule.initialised(learned_spec("bellman_ford", "mpnn", 16), seed=seed).to_model()
+        far = [states(gat, w) for w in (1e5, 1e6, 1e8)]
+        assert all(np.array_equal(far[0], s) for s in far[1:]), seed
+        assert np.abs(states(mpnn, 1e8)).max() > 10 * np.abs(states(mpnn, 1e6)).max(), seed

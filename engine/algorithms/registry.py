@@ -58,6 +58,9 @@ class Algorithm:
         analytic weights); the function takes ``dtype`` (and, for a learned processor,
         ``hidden`` and ``hint_mode``) and returns a :class:`~engine.Model`. Imported on first
         use.
+    inexpressible : dict
+        ``processor -> why`` for processors that provably cannot execute the algorithm
+        exactly (the compiler refuses with that reason instead of "no compiler").
     unsettled : str
         What it means when a compiled model of it never reaches its fixed point (the command
         line says so).
@@ -73,6 +76,7 @@ class Algorithm:
     bytes_per_hint_node: int
     steps_known: Callable | None = None
     compilers: dict = field(default_factory=dict)
+    inexpressible: dict = field(default_factory=dict)
     unsettled: str = "the model did not reach its fixed point"
 
     def output(self, name: str) -> Probe:
@@ -88,11 +92,23 @@ class Algorithm:
 
     def compiler(self, processor: str = "compact") -> Callable:
         """The compiler of form ``processor``; :class:`EngineError` when there is none."""
+        if processor in self.inexpressible:
+            raise EngineError(f"{self.name!r} cannot be compiled into {processor!r}: {self.inexpressible[processor]}")
         if processor not in self.compilers:
             raise EngineError(f"no {processor!r} compiler for {self.name!r}; available: {sorted(self.compilers)}")
         module, func = self.compilers[processor].split(":")
         return getattr(importlib.import_module(module), func)
 
+
+# Why Bellman-Ford has no GATv2 construction (docs/compiled_in_learned.md, "Bellman-Ford is not
+# expressible in GATv2").
+GATV2_EDGE_VALUES = (
+    "GATv2's values are read from the sender's state only (CLRS's gatv2: values = m(z)); an edge weight "
+    "enters only the attention logits. Every state and decoder output is then, on each linear piece, a "
+    "bounded analytic function of any one edge weight w (an affine map of softmax outputs), which cannot "
+    "equal d_u + w on any interval of w: no weights execute Bellman-Ford exactly on an open set of edge "
+    "weights. Use processor='mpnn' (exact) or the compact compiler (processor=None); see "
+    "docs/compiled_in_learned.md")
 
 ALGORITHMS = {
     "bfs": Algorithm(
@@ -107,6 +123,7 @@ ALGORITHMS = {
         hints=(Probe("pi_h", "pointer"), Probe("d", "scalar"), Probe("msk", "mask")),
         bytes_per_hint_node=12, compilers={"compact": "engine.compiler.bellman_ford:compile_bellman_ford",
                    "mpnn": "engine.compiler.bellman_ford_mpnn:compile_bellman_ford_mpnn"},
+        inexpressible={"gatv2": GATV2_EDGE_VALUES},
         unsettled="distances still fall: a negative-weight cycle is reachable from the source"),
     "dfs": Algorithm(
         "dfs", dfs, has_source=False, weighted=False, directed=True,
