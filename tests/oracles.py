@@ -106,4 +106,10 @@ def dense_dfs(A, s=None, dtype=np.float64):  # roots in index order: no source
     return pi, {k: np.array(v) for k, v in H.items()}
 
 
-DENSE = {"bfs": dense_bfs, "bellman_ford": dense_bellman_ford, "dfs": dense_dfs}
+def dense_dfs_light(A, source=None, dtype=np.float32):
+    """The control dfs_light: the DFS oracle's output with hints pi_h and color only."""
+    pi, hints = dense_dfs(A, source, dtype=dtype)
+    return pi, {name: hints[name] for name in ("pi_h", "color")}
+
+
+DENSE = {"bfs": dense_bfs, "bellman_ford": dense_bellman_ford, "dfs": dense_dfs, "dfs_light": dense_dfs_light}

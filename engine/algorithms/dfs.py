@@ -148,3 +148,16 @@ def dfs(graph, source=None, *, trace: bool = True) -> ReferenceResult:
         inputs={"pos": (np.arange(n) / n).astype(dtype)},
         final={"d": d, "f": f, "color": color.astype(np.int32), "s_prev": s_prev},
     )
+
+
+LIGHT_HINTS = ("pi_h", "color")
+
+
+def dfs_light(graph, source=None, *, trace: bool = True) -> ReferenceResult:
+    """DFS with reduced hints (the control ``dfs_light``): the same 3n steps and output as
+    :func:`dfs`, hints ``pi_h`` and ``color`` only, so hint richness can be told apart from
+    the sequential trace."""
+    full = dfs(graph, source, trace=trace)
+    hints = None if full.hints is None else {name: full.hints[name] for name in LIGHT_HINTS}
+    return ReferenceResult(algorithm="dfs_light", outputs=full.outputs, hints=hints, steps=full.steps,
+                           inputs=full.inputs, final=full.final)

@@ -15,7 +15,7 @@ from typing import Callable
 from ..errors import EngineError
 from .bellman_ford import bellman_ford
 from .bfs import bfs
-from .dfs import dfs
+from .dfs import dfs, dfs_light
 
 PROBE_KINDS = ("mask", "pointer", "scalar", "categorical", "mask_one", "graph_scalar")  # CLRS's types
 
@@ -133,6 +133,13 @@ ALGORITHMS = {
                Probe("v", "mask_one"), Probe("s_last", "mask_one"), Probe("time", "graph_scalar")),
         bytes_per_hint_node=64, steps_known=lambda n: 3 * n,
         compilers={"compact": "engine.compiler.dfs:compile_dfs"}),
+    # a control: DFS's trace with hints reduced to pi_h and color (hint richness apart from
+    # the sequential trace; DESIGN.md section 6)
+    "dfs_light": Algorithm(
+        "dfs_light", dfs_light, has_source=False, weighted=False, directed=True,
+        outputs=(Probe("pi", "pointer"),), hints=(Probe("pi_h", "pointer"), Probe("color", "categorical", classes=3)),
+        bytes_per_hint_node=16, steps_known=lambda n: 3 * n,
+        compilers={"compact": "engine.compiler.dfs:compile_dfs_light"}),
 }
 
 

@@ -109,8 +109,11 @@ steps.
 """
 from __future__ import annotations
 
+import copy
+
 from .builder import Builder, block, id_pointer_decoder, linear_decoder, scalar_decoder
 from .constants import constants
+from ..model.spec import Model
 
 G = ["top", "u", "v", "scan", "cand", "time", "DISC", "SCAN", "POP", "ROOT", "has_cand", "nst"]
 POINTERS = ["top", "u", "v", "scan", "cand"]
@@ -346,3 +349,26 @@ def compile_dfs(dtype="float32"):
                                "graph_channels": [G.index(ch) for ch in watched_graph]}
     net.spec["exact_domain"] = {"max_nodes": int(big)}
     return net.model({"algorithm": "dfs", "channels": {"node": H, "graph": G}, "construction": __doc__})
+
+
+def compile_dfs_light(dtype="float32"):
+    """Compiled ``dfs_light`` (DFS with hints ``pi_h`` and ``color`` only): the DFS construction
+    with the other hints' decoders dropped; the same states, steps and outputs.
+
+    Parameters
+    ----------
+    dtype : {"float32", "float64"}
+    """
+    from ..algorithms.dfs import LIGHT_HINTS
+
+    model = compile_dfs(dtype)
+    spec = copy.deepcopy(model.spec)
+    spec["name"] = "compiled-dfs_light"
+    spec["hints"] = {name: spec["hints"][name] for name in LIGHT_HINTS}
+    used = set(spec["outputs"].values()) | set(spec["hints"].values())
+    dropped = set(spec["decoders"]) - used
+    spec["decoders"] = {name: dec for name, dec in spec["decoders"].items() if name in used}
+    spec["description"] = {**spec["description"], "algorithm": "dfs_light"}
+    weights = {name: w for name, w in model.weights.items()
+               if not (name.startswith("decoders.") and name.split(".")[1] in dropped)}
+    return Model(spec, weights)
