@@ -18,7 +18,7 @@ from .model.registry import PROCESSOR_KINDS
 
 def _main(argv) -> int:
     from .algorithms.specs import HINT_MODES
-    from .learn.trainer import TrainConfig, train
+    from .learn.trainer import TrainConfig, train, training_device
 
     p = Parser(prog="python -m engine.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--algo", required=True, choices=sorted(ALGORITHMS))
@@ -50,6 +50,9 @@ def _main(argv) -> int:
     p.add_argument("--config", default=None, help="JSON file overriding TrainConfig fields")
     p.add_argument("--force-new", action="store_true",
                    help="start afresh in --out, replacing the files of a run there (else it resumes)")
+    p.add_argument("--device", default="auto",
+                   help="auto (default: CUDA when this machine has it, else the CPU), cpu, cuda or cuda:N; "
+                        "not part of the run's configuration, so a run resumes on another device")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     fields = {"algo": args.algo, "processor": args.processor, "hidden": args.hidden, "seed": args.seed,
@@ -73,10 +76,11 @@ def _main(argv) -> int:
     if args.batch is not None:
         fields["batch"] = args.batch
     cfg = TrainConfig.from_fields(fields)
+    training_device(args.device)  # a device this machine lacks is refused before any run starts
     if args.seeds is None:
         if args.cluster:
             raise EngineError("--cluster trains a seed sweep: give --seeds too (e.g. --seeds 0-4)")
-        result = train(cfg, args.out, force_new=args.force_new)
+        result = train(cfg, args.out, force_new=args.force_new, device=args.device)
         print(json.dumps(result))
         if result.get("diverged"):
             print(f"engine.train: the run diverged at step {result['step']} (non-finite loss or gradient); "
@@ -88,7 +92,7 @@ def _main(argv) -> int:
 
     if args.force_new:
         raise EngineError("--force-new replaces one run; remove the sweep's directory to start a sweep afresh")
-    rows = run_cells([{"seed": s} for s in args.seeds], SeedTask(cfg.plain(), args.out), ResultLog(args.out, "seeds"),
+    rows = run_cells([{"seed": s} for s in args.seeds], SeedTask(cfg.plain(), args.out, args.device), ResultLog(args.out, "seeds"),
                      cluster=args.cluster, desc="train", retries=0)
     for row in rows:
         print(json.dumps(row))

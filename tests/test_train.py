@@ -210,3 +210,29 @@ def test_noise_relative_to_rms_survives_huge_compiled_constants():
     for p in module.parameters():
         rel = (p.detach().double() / 2.0 ** 90 - 1).abs()
         assert torch.isfinite(p).all() and float(rel.max()) < 0.1 and float(rel.max()) > 0
+
+
+def test_training_runs_on_cuda_when_available_and_refuses_a_device_it_lacks(tmp_path, capsys):
+    from engine.learn.trainer import training_device
+
+    assert training_device("auto").type == training_device(None).type == \
+        ("cuda" if torch.cuda.is_available() else "cpu")
+    assert main(["--algo", "bfs", "--device", "tpu", "--steps", "1", "--out", str(tmp_path / "tpu")]) == 2
+    assert "training device 'tpu': choose auto, cpu, cuda or cuda:N" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["--algo", "bfs", "--device", "cuda", "--steps", "1", "--out", str(tmp_path / "cuda")]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
+    assert not (tmp_path / "tpu").exists() and not (tmp_path / "cuda").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_run_on_cuda_matches_the_cpu_and_resumes_on_the_cpu(tmp_path):
+    cfg = TrainConfig(algo="bellman_ford", hidden=16, steps=4, batch=4, train_sizes=(5,), eval_every=2, val_graphs=4)
+    train(cfg, str(tmp_path / "cpu"), progress=False, device="cpu")
+    train(cfg, str(tmp_path / "gpu"), progress=False, device="cuda")
+    cpu, gpu = _losses(tmp_path / "cpu"), _losses(tmp_path / "gpu")
+    assert cpu[0]["loss"] == pytest.approx(gpu[0]["loss"], rel=1e-4)
+    state = torch.load(tmp_path / "gpu" / "state.pt", weights_only=True)
+    assert all(t.device.type == "cpu" for t in state["module"].values())
+    cfg.steps = 6
+    assert train(cfg, str(tmp_path / "gpu"), progress=False, device="cpu")["step"] == 6

@@ -246,9 +246,29 @@ def by_steps(data) -> dict:
     return {key: (None if value is None else [value[i] for i in order]) for key, value in data.items()}
 
 
-def make_batch(data, spec: dict) -> GraphBatch:
-    """The :class:`GraphBatch` of sampled ``data`` (with its random positions, if any)."""
-    return GraphBatch(data["graphs"], data["sources"], spec, pos=data.get("pos"))
+def make_batch(data, spec: dict, device="cpu") -> GraphBatch:
+    """The :class:`GraphBatch` of sampled ``data`` (with its random positions, if any) on
+    ``device``."""
+    return GraphBatch(data["graphs"], data["sources"], spec, pos=data.get("pos"), device=device)
+
+
+def device_of(module) -> torch.device:
+    """Where ``module``'s parameters are (batches, targets and losses are made there)."""
+    return next(module.parameters()).device
+
+
+def training_device(device: str | None = "auto") -> torch.device:
+    """The device training runs on: ``"auto"`` (or None) is CUDA when this machine has it,
+    else the CPU; ``"cpu"``, ``"cuda"``, ``"cuda:1"``... as given, refused with a clear
+    message when this machine lacks it."""
+    from ..backends.torch_backend import _device
+
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return _device(device)
+    except EngineError as exc:
+        raise EngineError(f"training device {device!r}: choose auto, cpu, cuda or cuda:N ({exc})") from None
 
 
 def given_hint0(module, data, batch: GraphBatch):
@@ -265,7 +285,7 @@ def given_hint0(module, data, batch: GraphBatch):
         rows = [ref.hints[name][0] + (off if kind == "pointer" else 0)
                 for ref, off in zip(data["refs"], batch.offsets)]
         values[slot.decoder] = torch.from_numpy(np.concatenate(rows).astype(np.int64 if kind == "pointer" else
-                                                                          np.float64))
+                                                                          np.float64)).to(batch.device)
     return module.encode_feedback(batch, values)
 
 
@@ -308,15 +328,18 @@ def pointer_nll(module, name, batch, z, E, target, mask, scores=None):
     else:
         src, pos, _ = batch.index[module.layout.pointer_self]
     logp = segment_log_softmax(scores, pos, batch.num_nodes)
-    hit = (src == torch.from_numpy(target.astype(np.int64))[pos]) & torch.from_numpy(mask)[pos]
+    dev = logp.device
+    mask_t = torch.from_numpy(mask).to(dev)
+    hit = (src == torch.from_numpy(target.astype(np.int64)).to(dev)[pos]) & mask_t[pos]
     # per node, log sum over its hits of p (a log-sum-exp over the hits, -inf where none)
     masked = torch.where(hit, logp, torch.full_like(logp, float("-inf")))
-    top = torch.full((batch.num_nodes,), float("-inf"), dtype=logp.dtype).scatter_reduce(
+    top = torch.full((batch.num_nodes,), float("-inf"), dtype=logp.dtype, device=dev).scatter_reduce(
         0, pos, masked.detach(), reduce="amax")
     safe_top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-    total = torch.zeros(batch.num_nodes, dtype=logp.dtype).index_add(0, pos, torch.exp(masked - safe_top[pos]))
+    total = torch.zeros(batch.num_nodes, dtype=logp.dtype, device=dev).index_add(0, pos,
+                                                                               torch.exp(masked - safe_top[pos]))
     node_logp = torch.log(total) + safe_top
-    valid = torch.from_numpy(mask) & torch.isfinite(top)
+    valid = mask_t & torch.isfinite(top)
     count = max(int(mask.sum()), 1)
     return -torch.where(valid, node_logp, torch.zeros_like(node_logp)).sum() / count
 
@@ -327,27 +350,29 @@ def decoder_loss(module, kind, name, batch, z, E, target, mask, raw=None):
     if kind == "pointer":
         return pointer_nll(module, name, batch, z, E, target, mask, raw)
     logits = module.logits(name, batch, z) if raw is None else raw
-    m = torch.from_numpy(mask)
+    dev = logits.device
+    m = torch.from_numpy(mask).to(dev)
     count = max(int(mask.sum()), 1)
     if kind == "mask":
-        t = torch.from_numpy(target.astype(np.float32))
+        t = torch.from_numpy(target.astype(np.float32)).to(dev)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], t, reduction="none")
         return (loss * m).sum() / count
     if kind == "scalar":
-        t = torch.from_numpy(target.astype(np.float32))
+        t = torch.from_numpy(target.astype(np.float32)).to(dev)
         return (((logits[:, 0] - t) ** 2) * m).sum() / count
     if kind == "categorical":
-        loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(target), reduction="none")
+        loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(target).to(dev), reduction="none")
         return (loss * m).sum() / count
     # mask_one: a softmax over each graph's nodes
     logp = segment_log_softmax(logits[:, 0], batch.graph_index, batch.num_graphs)
-    t = torch.from_numpy(target.astype(np.float32))
-    return -(logp * t * m).sum() / max(1, int((t.numpy() * mask).sum()))
+    t = torch.from_numpy(target.astype(np.float32)).to(dev)
+    return -(logp * t * m).sum() / max(1, int((target * mask).sum()))
 
 
 def _final(stacked, steps_per_item):
     """Row ``i`` of ``stacked[steps_per_item[i]]`` (each graph's inputs after its own T_i steps)."""
-    return stacked[torch.from_numpy(steps_per_item), torch.arange(stacked.shape[1])]
+    return stacked[torch.from_numpy(steps_per_item).to(stacked.device), torch.arange(stacked.shape[1],
+                                                                                     device=stacked.device)]
 
 
 def loss_terms(module, cfg: TrainConfig, data) -> dict:
@@ -356,7 +381,7 @@ def loss_terms(module, cfg: TrainConfig, data) -> dict:
     fed back soft when the spec feeds them back (CLRS's training)."""
     spec = module.spec
     data = by_steps(data)
-    batch = make_batch(data, spec)
+    batch = make_batch(data, spec, device_of(module))
     steps = [r.steps for r in data["refs"]]
     T = max(steps)
     decoded = []  # the fed-back decoders' outputs on z_0 .. z_{T-1}: the hint predictions, reused below
@@ -395,7 +420,7 @@ def loss_terms(module, cfg: TrainConfig, data) -> dict:
 
 def batch_loss(module, cfg: TrainConfig, data) -> torch.Tensor:
     """The training loss: the sum of :func:`loss_terms`."""
-    return sum(loss_terms(module, cfg, data).values(), torch.zeros(()))
+    return sum(loss_terms(module, cfg, data).values(), torch.zeros((), device=device_of(module)))
 
 
 def pointer_accuracy(module, data, feedback: str = "hard", hint0: str = "decoded") -> float:
@@ -404,7 +429,7 @@ def pointer_accuracy(module, data, feedback: str = "hard", hint0: str = "decoded
     (:data:`HINT0`); the defaults are how the executor runs a model."""
     name = algorithm(data["refs"][0].algorithm).primary_output
     data = by_steps(data)
-    batch = make_batch(data, module.spec)
+    batch = make_batch(data, module.spec, device_of(module))
     steps = [r.steps for r in data["refs"]]
     T = max(steps)
     with torch.no_grad():
@@ -415,7 +440,7 @@ def pointer_accuracy(module, data, feedback: str = "hard", hint0: str = "decoded
         E_final = None
         if batch.E is not None:
             E_final = _final(torch.stack(Es), steps_per_node[batch.edge_dst.cpu().numpy()])
-        pred = module.decode(module.spec["outputs"][name], batch, z_final, E_final).numpy()
+        pred = module.decode(module.spec["outputs"][name], batch, z_final, E_final).cpu().numpy()
     want = np.concatenate([r.outputs[name] + off for r, off in zip(data["refs"], batch.offsets)])
     return float((pred == want).mean())
 
@@ -429,7 +454,7 @@ def save_state(path: str, module, opt, rng: np.random.RandomState, step: int, be
     """The checkpoint, as tensors and plain values (loadable with ``weights_only=True``);
     ``diverged`` marks a run stopped by a non-finite loss or gradient (it is not resumed)."""
     kind, keys, pos, has_gauss, gauss = rng.get_state()
-    snapshot = {"module": module.state_dict(), "optimizer": opt.state_dict(),
+    snapshot = {"module": _to_cpu(module.state_dict()), "optimizer": _to_cpu(opt.state_dict()),
                 "rng": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                         "has_gauss": int(has_gauss), "gauss": float(gauss)},
                 "step": int(step), "best": float(best), "config": cfg.plain(),
@@ -437,10 +462,22 @@ def save_state(path: str, module, opt, rng: np.random.RandomState, step: int, be
     atomic_write(path, lambda tmp: torch.save(snapshot, tmp))
 
 
+def _to_cpu(value):
+    """``value`` (a state dict, nested) with every tensor on the CPU: checkpoints load on any
+    machine, and a run moves between CPU and GPU on resume."""
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
 def load_state(path: str) -> dict:
     """A checkpoint written by :func:`save_state`; never unpickles code."""
     try:
-        state = torch.load(path, weights_only=True)
+        state = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - torch raises several types for bad or unsafe files
         raise EngineError(f"{path} is not a checkpoint this trainer can load safely "
                           f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
@@ -512,7 +549,7 @@ def perturb(module, sigma: float, rng: np.random.Generator) -> None:
             # in float64: compiled weights reach 2^90, whose square overflows float32
             rms = float(p.detach().double().pow(2).mean().sqrt()) if p.numel() else 0.0
             noise = torch.from_numpy(rng.standard_normal(tuple(p.shape)) * sigma * (rms if rms > 0 else 1.0))
-            p.add_(noise.to(p.dtype))
+            p.add_(noise.to(dtype=p.dtype, device=p.device))
 
 
 def initial_module(cfg: TrainConfig, spec: dict):
@@ -609,13 +646,16 @@ def _evaluate_and_save(record: dict, module, cfg: TrainConfig, val, start, best:
     return best
 
 
-def train(cfg: TrainConfig, out: str, progress=True, force_new: bool = False) -> dict:
-    """Train (or resume) into directory ``out``; returns the final metrics."""
+def train(cfg: TrainConfig, out: str, progress=True, force_new: bool = False, device: str | None = "auto") -> dict:
+    """Train (or resume) into directory ``out`` on ``device`` (:func:`training_device`: CUDA
+    when available, else the CPU); returns the final metrics. The device is not part of the
+    run's configuration: a run resumes on another device."""
     cfg.validate()
+    target = training_device(device)
     state = _prepare_dir(out, cfg, force_new)
     torch.manual_seed(cfg.seed)
     spec = cfg.spec()
-    module = initial_module(cfg, spec)
+    module = initial_module(cfg, spec).to(target)
     start = _flat(module)  # the start point: distances travelled are measured from it
     opt = make_optimizer(module, cfg)
     rng = np.random.RandomState(cfg.seed)
@@ -672,11 +712,11 @@ class SeedTask:
     """Train one seed of a sweep into ``<out>/seed-<seed>`` (resuming a run found there): a
     picklable task for :func:`engine.analysis.sweep.run_cells`."""
 
-    def __init__(self, fields: dict, out: str):
-        self.fields, self.out = dict(fields), out
+    def __init__(self, fields: dict, out: str, device: str | None = "auto"):
+        self.fields, self.out, self.device = dict(fields), out, device
 
     def __call__(self, cell: dict, shared, threads) -> dict:
         if threads is not None:
             torch.set_num_threads(threads)
         cfg = TrainConfig.from_fields(dict(self.fields, seed=cell["seed"]))
-        return train(cfg, os.path.join(self.out, f"seed-{cell['seed']}"), progress=False)
+        return train(cfg, os.path.join(self.out, f"seed-{cell['seed']}"), progress=False, device=self.device)
