@@ -14,6 +14,7 @@ from engine.errors import EngineError  # noqa: E402
 from engine.learn.module import GNNModule, GraphBatch  # noqa: E402
 from engine.algorithms.specs import learned_spec  # noqa: E402
 from engine.graph import generators  # noqa: E402
+from engine.model.factory import random_model as model_with_random_weights  # noqa: E402
 from engine.model.spec import Model  # noqa: E402
 
 
@@ -107,3 +108,14 @@ def test_cli_writes_the_report(tmp_path):
     (report,) = json.loads(out.read_text())
     assert report["file"] == str(path) and report["distance"] < 1e-4
     assert al.main([str(path), "--algo", "bfs", "--out", str(tmp_path / "missing" / "r.json")]) == 2
+
+
+def test_a_model_without_a_compiled_counterpart_is_refused_with_the_reason():
+    compiled = engine.compile("bfs", processor="mpnn", hidden=16)
+    assert al.compiled_counterpart(compiled, "bfs").spec == compiled.spec
+    clrs = model_with_random_weights(learned_spec("bfs", "mpnn", 16, layer_norm=True, message_graph="complete"))
+    with pytest.raises(EngineError, match="every pair of nodes.*layer-normalises"):
+        al.compiled_counterpart(clrs, "bfs")
+    gated = model_with_random_weights(learned_spec("bfs", "mpnn", 16, gated=True))
+    with pytest.raises(EngineError, match="differs in layers"):
+        al.compiled_counterpart(gated, "bfs")

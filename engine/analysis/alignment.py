@@ -328,19 +328,31 @@ def compiled_counterpart(learned: Model, algo: str) -> Model:
     from ..algorithms.specs import HINT_MODES
     from ..compiler import compile as compile_model
 
-    def same(a: dict, b: dict) -> bool:
-        return all(a.get(k) == b.get(k) for k in ("layers", "hidden", "decoders", "feedback", "node_inputs",
-                                                   "edge_inputs", "outputs", "hints", "processor"))
+    keys = ("layers", "hidden", "decoders", "feedback", "node_inputs", "edge_inputs", "outputs", "hints",
+            "processor", "message_graph")
+
+    def differing(a: dict, b: dict) -> list:
+        return [k for k in keys if a.get(k) != b.get(k)]
 
     proc = learned.spec.get("processor") or {}
     kind = proc.get("kind", "mpnn")
     extra = {"heads": int(proc.get("heads", 1))} if kind != "mpnn" else {}
+    fewest = None
     for mode in HINT_MODES:
         compiled = compile_model(algo, processor=kind, hidden=learned.spec["hidden"], hint_mode=mode, **extra)
-        if same(compiled.spec, learned.spec):
+        diff = differing(compiled.spec, learned.spec)
+        if not diff:
             return compiled
+        fewest = diff if fewest is None or len(diff) < len(fewest) else fewest
+    why = []
+    if learned.spec.get("message_graph", "input") != "input":
+        why.append("it exchanges messages over every pair of nodes (--protocol clrs); the compiled models run over "
+                   "the input's edges")
+    if any(layer.get("update", {}).get("layer_norm") for layer in learned.spec["layers"]):
+        why.append("it layer-normalises its updates, which no construction passes exactly")
     raise EngineError(f"{learned.name!r} does not have a spec {algo} compiles into (processor {kind}, hidden "
-                      f"{learned.spec['hidden']}, hint modes {list(HINT_MODES)})")
+                      f"{learned.spec['hidden']}, any hint mode of {list(HINT_MODES)}): "
+                      f"{'; '.join(why) if why else 'it differs in ' + ', '.join(fewest)}")
 
 
 def _main(argv) -> int:
