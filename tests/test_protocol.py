@@ -16,7 +16,7 @@ from engine.analysis.baselines import pointer_baselines  # noqa: E402
 from engine.analysis.clrs_test import test_score as clrs_test_score, trivial_scores  # noqa: E402
 from engine.errors import EngineError, ModelError  # noqa: E402
 from engine.learn.module import GNNModule, GraphBatch  # noqa: E402
-from engine.learn.trainer import (PROTOCOLS, TrainConfig, batch_loss, given_hint0, make_batch,  # noqa: E402
+from engine.learn.trainer import (PROTOCOLS, TrainConfig, batch_loss, given_hint0, loss_terms, make_batch,  # noqa: E402
                                   pointer_accuracy, sample_batch, train)
 from engine.model.factory import random_model  # noqa: E402
 from engine.model.message_graph import complete_graph, message_graph  # noqa: E402
@@ -259,3 +259,46 @@ def test_clrs_protocol_trains_and_scores_on_the_test_split(tmp_path, algo, proce
         assert np.mean(res.outputs["pi"] == want) == 1.0, be
     one = {"graphs": [g], "sources": [s], "refs": [engine.reference(algo, g, s, trace=True)], "pos": None}
     assert pointer_accuracy(module, one) == np.mean(want == ref.outputs["pi"])
+
+
+def test_graph_level_hints_are_decoded_through_a_graph_state():
+    """DFS's ``time`` (a graph-level hint): under the CLRS protocol the MPNN gets a graph state
+    (max readout, graph update) and a graph_scalar decoder, trained by squared error over each
+    graph's steps; the executor decodes it as the module does. GATv2 has none (dropped), the
+    sparse protocol leaves it out, and asking learned_spec for it with GATv2 is refused."""
+    cfg = TrainConfig.from_fields({"algo": "dfs", "protocol": "clrs", "hidden": 16})
+    spec = cfg.spec()
+    assert spec["hints"]["time"] == "hint_time" and spec["decoders"]["hint_time"] == {"type": "graph_scalar"}
+    assert spec["graph_hidden"] == 16 and "hint_time" not in spec["feedback"]
+    assert "time" not in TrainConfig.from_fields({"algo": "dfs", "hidden": 16}).spec()["hints"]
+    assert "time" not in TrainConfig.from_fields({"algo": "dfs", "protocol": "clrs", "processor": "gatv2",
+                                                  "hidden": 16}).spec()["hints"]
+    with pytest.raises(EngineError, match="graph state"):
+        learned_spec("dfs", "gatv2", 16, graph_hints=True)
+    assert "graph_hidden" not in TrainConfig.from_fields({"algo": "bfs", "protocol": "clrs", "hidden": 16}).spec()
+
+    module = GNNModule.initialised(spec, seed=1)
+    data = sample_batch(cfg, np.random.RandomState(0), 3, [4, 6])
+    terms = loss_terms(module, cfg, data)
+    # the term is the mean squared error of the decoded time over steps 1 .. T_i - 1 of each graph
+    batch = GraphBatch(data["graphs"], data["sources"], spec, pos=data["pos"])
+    errors = []
+    with torch.no_grad():
+        for g, r, p in zip(data["graphs"], data["refs"], data["pos"]):
+            one = {"graphs": [g], "sources": [None], "refs": [r], "pos": [p]}
+            alone = GraphBatch([g], [None], spec, pos=[p])
+            ro = module.rollout(alone, r.steps, hard=False, first=given_hint0(module, one, alone))
+            errors += [float((module.decode("hint_time", alone, None, g=ro.gs[t])[0] - r.hints["time"][t]) ** 2)
+                       for t in range(1, r.steps)]
+    assert terms["hint_time"].item() == pytest.approx(np.mean(errors), rel=1e-4)
+    model = module.to_model()
+    g = data["graphs"][0]
+    T = data["refs"][0].steps
+    with torch.no_grad():
+        alone = GraphBatch([g], [None], spec)
+        ro = module.rollout(alone, T, hard=True)
+        want = torch.stack([module.decode("hint_time", alone, None, g=ro.gs[t]) for t in range(T + 1)])
+    for be in engine.backends.available_backends():
+        res = engine.execute(model, g, steps=T, backend=be, trace=True)
+        # hint t is decoded from the graph state after t steps, t = 0 .. T - 1, as the reference records it
+        np.testing.assert_allclose(res.hints["time"], want[:T, 0].numpy(), rtol=1e-5, atol=1e-6, err_msg=be)

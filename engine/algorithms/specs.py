@@ -15,7 +15,7 @@ HINT_MODES = ("encoded_decoded", "decoded_only", "none")
 
 def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: bool = False,
                  heads: int = 1, hint_mode: str = "encoded_decoded", layer_norm: bool = False,
-                 message_graph: str = "input") -> dict:
+                 message_graph: str = "input", graph_hints: bool = False) -> dict:
     """The spec of a learned model: CLRS inputs, one processor layer, one decoder per
     output and per node-level hint.
 
@@ -29,6 +29,12 @@ def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: b
     ``hint_mode`` as CLRS: ``encoded_decoded`` decodes every node-level hint and feeds it back
     as an input of the next step (``spec.feedback``), ``decoded_only`` decodes without feeding
     back, ``none`` decodes no hints.
+    ``graph_hints``: decode the graph-level hints too (DFS's ``time``), through a graph state
+    of ``hidden`` channels, CLRS's graph decoder in the family's terms: after each step a
+    readout ``max_v (h'_v, x_v) W_r`` and the update ``g' = relu(g W_g + R W_R + b)``, and a
+    ``graph_scalar`` decoder of ``g``. The graph state is decoded, not fed back: nodes see the
+    family's graph state only where a pointer channel addresses them, which a learned state
+    does not hold (CLRS adds its graph features to every message). ``mpnn`` only.
     """
     if hint_mode not in HINT_MODES:
         raise EngineError(f"unknown hint mode {hint_mode!r}; allowed: {list(HINT_MODES)}")
@@ -40,6 +46,10 @@ def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: b
         raise EngineError(f"unknown message graph {message_graph!r}; allowed: {list(R.MESSAGE_GRAPHS)}")
     complete = message_graph == "complete"
     info = algorithm(algo)
+    graph_probes = [p for p in info.hints if p.kind == "graph_scalar"] if graph_hints and hint_mode != "none" else []
+    if graph_probes and processor != "mpnn":
+        raise EngineError(f"graph-level hints need a graph state, which the {processor} processor does not have; "
+                          "use processor='mpnn' or graph_hints=False")
     spec = {
         "format": FORMAT, "version": VERSION, "name": f"learned-{processor}-{algo}", "dtype": "float32",
         "node_inputs": ["pos", "source"] if info.has_source else ["pos"], "edge_inputs": ["adjacency", "weight"] if complete else ["weight"],
@@ -66,8 +76,8 @@ def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: b
         if table == "hints" and hint_mode == "none":
             continue
         for probe in probes:
-            if probe.kind == "graph_scalar":
-                continue  # graph-level hints need a graph state; not decoded by this processor
+            if probe.kind == "graph_scalar" and probe not in graph_probes:
+                continue  # graph-level hints are decoded only with graph_hints (a graph state)
             dec = f"{table[:-1]}_{probe.name}"
             if probe.kind == "pointer":
                 spec["decoders"][dec] = {"type": "pointer", "widths": [hidden, 1], "activations": ["relu", "identity"]}
@@ -76,6 +86,11 @@ def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: b
             else:
                 spec["decoders"][dec] = {"type": probe.kind}
             spec[table][probe.name] = dec
+    if graph_probes:
+        spec["graph_hidden"] = hidden
+        spec["layers"][-1]["readout"] = {"widths": [hidden], "activations": ["identity"],
+                                         "groups": [{"kind": "max", "size": hidden}]}
+        spec["layers"][-1]["graph_update"] = {"widths": [hidden], "activations": ["relu"]}
     if hint_mode == "encoded_decoded":
         spec["feedback"] = [dec for dec in spec["hints"].values()
                             if spec["decoders"][dec]["type"] in FEEDBACK_TYPES]

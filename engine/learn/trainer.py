@@ -55,11 +55,12 @@ PROTOCOLS = {
     # over the input's edges, as it runs at 10^6 nodes: pointers over in-neighbours and self,
     # positions i/n, no layer norm, hint 0 decoded, hard feedback when evaluating
     "sparse": {"message_graph": "input", "layer_norm": False, "random_pos": False, "hint0": "decoded",
-               "eval_feedback": "hard"},
+               "eval_feedback": "hard", "graph_hints": False},
     # CLRS's baselines (examples/run.py defaults): fully connected processor, pointers over all
-    # nodes, random_pos, use_ln, the ground-truth hint 0, soft hints at evaluation too
+    # nodes, random_pos, use_ln, the ground-truth hint 0, soft hints at evaluation too, graph-level
+    # hints (DFS's time) decoded through a graph state where the processor has one (MPNN)
     "clrs": {"message_graph": "complete", "layer_norm": True, "random_pos": True, "hint0": "ground_truth",
-             "eval_feedback": "soft"},
+             "eval_feedback": "soft", "graph_hints": True},
 }
 
 
@@ -92,6 +93,7 @@ class TrainConfig:
     random_pos: bool = False  # CLRS's random_pos: sorted uniform positions per training/validation graph
     hint0: str = "decoded"  # HINT0
     eval_feedback: str = "hard"  # FEEDBACK, for the validation score
+    graph_hints: bool = False  # decode graph-level hints (DFS's time) through a graph state (MPNN only)
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> "TrainConfig":
@@ -131,7 +133,7 @@ class TrainConfig:
         if not isinstance(self.eval_sizes, (tuple, list)) or not all(
                 isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in self.eval_sizes):
             raise EngineError(f"config eval_sizes must be a list of positive integers, got {self.eval_sizes!r}")
-        for name in ("gated", "layer_norm", "random_pos"):
+        for name in ("gated", "layer_norm", "random_pos", "graph_hints"):
             if not isinstance(getattr(self, name), bool):
                 raise EngineError(f"config {name} must be true or false, got {getattr(self, name)!r}")
         sizes = self.train_sizes
@@ -177,8 +179,9 @@ class TrainConfig:
 
     def spec(self) -> dict:
         """The spec of the model this configuration trains."""
+        # GATv2 has no graph state: its graph-level hints are dropped (the README's protocol table)
         spec = learned_spec(self.algo, self.processor, self.hidden, self.gated, self.heads, self.hint_mode,
-                            self.layer_norm, self.message_graph)
+                            self.layer_norm, self.message_graph, self.graph_hints and self.processor == "mpnn")
         # how the model is evaluated under its protocol (engine.analysis.clrs_test reads it)
         spec["description"]["protocol"] = {"name": self.protocol, "random_pos": self.random_pos,
                                            "hint0": self.hint0, "eval_feedback": self.eval_feedback}
@@ -369,6 +372,23 @@ def decoder_loss(module, kind, name, batch, z, E, target, mask, raw=None):
     return -(logp * t * m).sum() / max(1, int((target * mask).sum()))
 
 
+def graph_scalar_loss(module, dec: str, batch, gs, data, name: str, T: int):
+    """Squared error of graph-level hint ``name`` (decoder ``dec``, a linear map of the graph
+    state) over steps ``1 .. T_i - 1`` of each graph ``i``, from the rollout's graph states
+    ``gs``."""
+    G = batch.num_graphs
+    target = np.zeros((T - 1, G), dtype=np.float32)
+    valid = np.zeros((T - 1, G), dtype=bool)
+    for i, ref in enumerate(data["refs"]):
+        h = np.asarray(ref.hints[name])
+        target[:len(h) - 1, i] = h[1:]
+        valid[:len(h) - 1, i] = True
+    pred = torch.stack([module.decode(dec, batch, None, g=gs[t]) for t in range(1, T)])
+    dev = pred.device
+    err = (pred - torch.from_numpy(target).to(dev)) ** 2
+    return (err * torch.from_numpy(valid).to(dev)).sum() / max(int(valid.sum()), 1)
+
+
 def _final(stacked, steps_per_item):
     """Row ``i`` of ``stacked[steps_per_item[i]]`` (each graph's inputs after its own T_i steps)."""
     return stacked[torch.from_numpy(steps_per_item).to(stacked.device), torch.arange(stacked.shape[1],
@@ -385,7 +405,7 @@ def loss_terms(module, cfg: TrainConfig, data) -> dict:
     steps = [r.steps for r in data["refs"]]
     T = max(steps)
     decoded = []  # the fed-back decoders' outputs on z_0 .. z_{T-1}: the hint predictions, reused below
-    _, zs, Es, _ = module.rollout(batch, T, hard=False, decoded=decoded, graph_steps=steps,
+    _, zs, Es, gs = module.rollout(batch, T, hard=False, decoded=decoded, graph_steps=steps,
                                   first=given_hint0(module, data, batch) if cfg.hint0 == "ground_truth" else None)
     info = algorithm(cfg.algo)
     sizes = [g.num_nodes for g in data["graphs"]]
@@ -407,9 +427,12 @@ def loss_terms(module, cfg: TrainConfig, data) -> dict:
         N = batch.num_nodes
         shift = (np.arange(1, T) - 1)[:, None] * N
         for name, dec in spec["hints"].items():
+            kind = info.hint(name).kind
+            if kind == "graph_scalar":
+                terms[f"hint_{name}"] = cfg.hint_loss_weight * graph_scalar_loss(module, dec, batch, gs, data, name, T)
+                continue
             target, valid = _targets(data, batch, name, "hints", T)
             target, valid = target[1:T], valid[1:T]
-            kind = info.hint(name).kind
             if kind == "pointer":
                 target = target + shift
             raw = torch.cat([decoded[t][dec] for t in range(1, T)]) if dec in decoded[1] else None
