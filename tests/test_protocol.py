@@ -302,3 +302,29 @@ def test_graph_level_hints_are_decoded_through_a_graph_state():
         res = engine.execute(model, g, steps=T, backend=be, trace=True)
         # hint t is decoded from the graph state after t steps, t = 0 .. T - 1, as the reference records it
         np.testing.assert_allclose(res.hints["time"], want[:T, 0].numpy(), rtol=1e-5, atol=1e-6, err_msg=be)
+
+
+def test_clrs_message_mlp_depth_trains_and_runs_on_every_backend(tmp_path):
+    """message_depth 2 is CLRS's MPNN message (relu of the summed parts, then Linear, relu,
+    Linear); the exported model runs on every backend as the module does."""
+    spec = learned_spec("bfs", "mpnn", 8, message_depth=2, message_graph="complete")
+    assert spec["layers"][0]["message"] == {"widths": [8, 8, 8], "activations": ["relu", "relu", "identity"]}
+    assert learned_spec("bfs", "mpnn", 8)["layers"][0]["message"]["widths"] == [8, 8]
+    with pytest.raises(EngineError, match="message_depth is for the mpnn"):
+        TrainConfig.from_fields({"algo": "bfs", "processor": "gatv2", "message_depth": 2})
+    with pytest.raises(EngineError, match="message_depth must be an integer"):
+        TrainConfig.from_fields({"algo": "bfs", "message_depth": 0})
+    conf = tmp_path / "c.json"
+    conf.write_text(json.dumps({"message_depth": 2}))
+    out = tmp_path / "run"
+    assert main(["--algo", "bellman_ford", "--protocol", "clrs", "--hidden", "16", "--steps", "2", "--batch", "4",
+                 "--config", str(conf), "--out", str(out)]) == 0
+    model = engine.Model.load(out / "best.npz")
+    assert len(model.spec["layers"][0]["message"]["widths"]) == 3
+    g = engine.graph.generators.erdos_renyi(30, 3, weighted=True, seed=2)
+    module = GNNModule.from_model(model)
+    with torch.no_grad():
+        states = module(GraphBatch(g, 0, model.spec), 3).numpy()
+    for be in engine.backends.available_backends():
+        res = engine.execute(model, g, 0, steps=3, backend=be, hidden=True)
+        assert max(np.abs(a - b).max() for a, b in zip(res.hidden, states)) <= 1e-5 * max(1.0, np.abs(states).max())

@@ -15,7 +15,7 @@ HINT_MODES = ("encoded_decoded", "decoded_only", "none")
 
 def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: bool = False,
                  heads: int = 1, hint_mode: str = "encoded_decoded", layer_norm: bool = False,
-                 message_graph: str = "input", graph_hints: bool = False) -> dict:
+                 message_graph: str = "input", graph_hints: bool = False, message_depth: int = 1) -> dict:
     """The spec of a learned model: CLRS inputs, one processor layer, one decoder per
     output and per node-level hint.
 
@@ -35,6 +35,9 @@ def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: b
     ``graph_scalar`` decoder of ``g``. The graph state is decoded, not fed back: nodes see the
     family's graph state only where a pointer channel addresses them, which a learned state
     does not hold (CLRS adds its graph features to every message). ``mpnn`` only.
+    ``message_depth``: the dense layers after the message's first (by-parts, ReLU) layer: 1
+    gives ``W2 relu(...)``; 2 gives ``W3 relu(W2 relu(...))``, CLRS's MPNN (its messages pass
+    ``hk.nets.MLP([h, h])`` after the ReLU of the summed linear parts). ``mpnn`` only.
     """
     if hint_mode not in HINT_MODES:
         raise EngineError(f"unknown hint mode {hint_mode!r}; allowed: {list(HINT_MODES)}")
@@ -42,6 +45,10 @@ def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: b
         raise EngineError(f"unknown processor {processor!r}; available: {list(PROCESSORS)}")
     if processor == "gatv2" and gated:
         raise EngineError("the gatv2 processor has no gate; use gated=False")
+    if isinstance(message_depth, bool) or not isinstance(message_depth, int) or message_depth < 1:
+        raise EngineError(f"message_depth must be an integer >= 1, got {message_depth!r}")
+    if message_depth != 1 and processor != "mpnn":
+        raise EngineError(f"message_depth is for the mpnn processor; {processor} fixes its message layers")
     if message_graph not in R.MESSAGE_GRAPHS:
         raise EngineError(f"unknown message graph {message_graph!r}; allowed: {list(R.MESSAGE_GRAPHS)}")
     complete = message_graph == "complete"
@@ -56,7 +63,8 @@ def learned_spec(algo: str, processor: str = "mpnn", hidden: int = 128, gated: b
         "hidden": hidden,
         "layers": [{
             "include_self": not complete,
-            "message": {"widths": [hidden, hidden], "activations": ["relu", "identity"]},
+            "message": {"widths": [hidden] * (1 + message_depth),
+                        "activations": ["relu"] * message_depth + ["identity"]},
             "groups": [{"kind": "max", "size": hidden}],
             "update": {"widths": [hidden], "activations": ["relu"]},
         }],

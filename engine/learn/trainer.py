@@ -94,6 +94,7 @@ class TrainConfig:
     hint0: str = "decoded"  # HINT0
     eval_feedback: str = "hard"  # FEEDBACK, for the validation score
     graph_hints: bool = False  # decode graph-level hints (DFS's time) through a graph state (MPNN only)
+    message_depth: int = 1  # dense layers after the message's first layer (2: CLRS's MPNN; MPNN only)
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> "TrainConfig":
@@ -116,7 +117,7 @@ class TrainConfig:
             raise EngineError(f"config processor must be one of {list(PROCESSOR_KINDS)}, got {self.processor!r}")
         if self.hint_mode not in HINT_MODES:
             raise EngineError(f"config hint_mode must be one of {list(HINT_MODES)}, got {self.hint_mode!r}")
-        for name in ("hidden", "steps", "batch", "val_size", "val_graphs", "eval_every", "heads"):
+        for name in ("hidden", "steps", "batch", "val_size", "val_graphs", "eval_every", "heads", "message_depth"):
             integer(name, 1)
         integer("seed", 0)
         number("lr", 0, strict=True)
@@ -147,6 +148,9 @@ class TrainConfig:
             raise EngineError(f"config eval_sizes {list(self.eval_sizes)}: a fully connected model (message_graph "
                               f"'complete') sends n^2 messages per step, so it is scored up to "
                               f"{COMPLETE_EVAL_LIMIT} nodes here; score larger graphs with a sparse-protocol model")
+        if self.message_depth != 1 and self.processor != "mpnn":
+            raise EngineError(f"config message_depth is for the mpnn processor; {self.processor} fixes its message "
+                              "layers")
         if self.processor == "gatv2" and self.hidden % self.heads:
             raise EngineError(f"config heads ({self.heads}) must divide hidden ({self.hidden}) for gatv2")
         if not isinstance(self.extra, dict):
@@ -181,7 +185,8 @@ class TrainConfig:
         """The spec of the model this configuration trains."""
         # GATv2 has no graph state: its graph-level hints are dropped (the README's protocol table)
         spec = learned_spec(self.algo, self.processor, self.hidden, self.gated, self.heads, self.hint_mode,
-                            self.layer_norm, self.message_graph, self.graph_hints and self.processor == "mpnn")
+                            self.layer_norm, self.message_graph, self.graph_hints and self.processor == "mpnn",
+                            self.message_depth)
         # how the model is evaluated under its protocol (engine.analysis.clrs_test reads it)
         spec["description"]["protocol"] = {"name": self.protocol, "random_pos": self.random_pos,
                                            "hint0": self.hint0, "eval_feedback": self.eval_feedback}
