@@ -10,6 +10,7 @@ from engine.graph import generators  # noqa: E402
 from engine.learn import GNNModule, GraphBatch  # noqa: E402
 from engine.algorithms import ALGORITHMS, compilable  # noqa: E402
 from engine.algorithms.samplers import sample  # noqa: E402
+from engine.algorithms.specs import learned_spec  # noqa: E402
 from engine.model.factory import mpnn_spec, random_model  # noqa: E402
 
 
@@ -65,6 +66,29 @@ def test_graph_states_of_a_batch_are_per_graph():
         res = engine.execute(model, g, backend="reference", hidden=True, steps=27)
         np.testing.assert_array_equal(torch.stack(ro.states).numpy()[:, off:off + g.num_nodes], res.hidden)
         np.testing.assert_array_equal(ro.gs[-1][j].numpy(), res.final_graph)
+
+
+def test_readouts_reduce_per_graph_as_the_executor_does():
+    """Runs of min/max channels (reduced together) and an argmax group with its payload, with
+    NaNs and a graph whose values are all NaN: each graph's row equals numpy_ops' reduction of
+    that graph alone."""
+    from engine.backends.numpy_ops import reduce_readout_channels
+    from engine.learn.module import reduce_readouts
+    from engine.model import registry as MR
+
+    kinds = ["max", "max", "max", "min", "min", "argmax", "payload", "max"]
+    codes = np.array([MR.READOUT_CHANNELS.index(k) for k in kinds])
+    rng = np.random.RandomState(3)
+    sizes = [3, 5, 4]
+    graphs = [engine.Graph.from_edges([], [], n) for n in sizes]
+    r = rng.normal(size=(sum(sizes), len(kinds)))
+    r[rng.uniform(size=r.shape) < 0.2] = np.nan
+    r[8:12, :] = np.nan  # the third graph: nothing but NaN
+    spec = learned_spec("bfs", "mpnn", 4)
+    batch = GraphBatch(graphs, [0, 0, 0], spec)
+    got = reduce_readouts(torch.from_numpy(r), codes, batch).numpy()
+    for j, (n, off) in enumerate(zip(sizes, batch.offsets)):
+        np.testing.assert_array_equal(got[j], reduce_readout_channels(r[off:off + n], codes))
 
 
 def test_batches_are_disjoint_unions():

@@ -525,15 +525,18 @@ def reduce_readouts(r: torch.Tensor, codes: np.ndarray, batch: GraphBatch) -> to
                 0, seg, torch.where(hit, at, torch.full_like(at, big)), reduce="amin")
             first = torch.where(first == big, batch.node_start, first)
             out.append(r[first, c:stop])
-        else:
-            x = r[:, c]
+        else:  # a run of channels of one kind at once
+            while stop < len(codes) and codes[stop] == codes[c]:
+                stop += 1
+            x = r[:, c:stop]
             nan = torch.isnan(x)
+            index = seg[:, None].expand(-1, stop - c)
             worst = float("-inf") if kind == "max" else float("inf")
-            red = torch.full((G,), worst, dtype=r.dtype, device=r.device).scatter_reduce(
-                0, seg, torch.where(nan, torch.full_like(x, worst), x), reduce="amax" if kind == "max" else "amin")
-            all_nan = torch.zeros(G, dtype=torch.int64, device=r.device).scatter_reduce(
-                0, seg, (~nan).long(), reduce="amax") == 0
-            out.append(torch.where(all_nan, torch.full_like(red, float("nan")), red)[:, None])
+            red = torch.full((G, stop - c), worst, dtype=r.dtype, device=r.device).scatter_reduce(
+                0, index, torch.where(nan, torch.full_like(x, worst), x), reduce="amax" if kind == "max" else "amin")
+            all_nan = torch.zeros((G, stop - c), dtype=torch.int64, device=r.device).scatter_reduce(
+                0, index, (~nan).long(), reduce="amax") == 0
+            out.append(torch.where(all_nan, torch.full_like(red, float("nan")), red))
         c = stop
     return torch.cat(out, dim=1)
 
