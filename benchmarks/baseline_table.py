@@ -1,7 +1,8 @@
 """The single-task baseline table: trained runs scored on CLRS-30's test split, by protocol.
 
     python -m engine.train --algo bfs --protocol clrs --seeds 0-2 --out docs/runs/clrs/bfs-mpnn
-    python benchmarks/baseline_table.py docs/runs/clrs/*/seed-* docs/runs/*/seed-* [--json FILE]
+    python benchmarks/baseline_table.py docs/runs/clrs/*/seed-* docs/runs/bfs-mpnn/seed-* \
+        docs/runs/sparse/*/seed-* [--json FILE]
 
 Each run directory's ``best.npz`` (the best-on-validation Model) is scored by
 :func:`engine.analysis.clrs_test.test_score`: CLRS-30's test split (32 graphs of 64 nodes,
@@ -12,7 +13,8 @@ output pointer accuracy pooled over the test nodes, as CLRS reports it, beside t
 that runs no algorithm on the same graphs (also for an algorithm none of the runs trained,
 so the table says what a score would have to beat). Runs are grouped by protocol, algorithm,
 processor and hint mode: mean, standard deviation over training seeds, each seed's value and
-the training steps each run took, with the published figures beside them.
+the training steps each run took, with the published figures beside them. A run whose
+``state.pt`` is short of its step count is still training: it is left out and listed.
 """
 from __future__ import annotations
 
@@ -32,6 +34,20 @@ PUBLISHED = {
     "bellman_ford": "MPNN 92.01 ± 0.28; Triplet-GMPNN 97.39 ± 0.19",
     "dfs": "MPNN 6.54 ± 0.56; Triplet-GMPNN 47.79 ± 4.19",
 }
+
+
+def training_state(run_dir: str):
+    """``(step, steps)`` of a run whose ``state.pt`` says it is still short of its step
+    count, else None (finished runs, and runs without a checkpoint)."""
+    path = os.path.join(run_dir, "state.pt")
+    if not os.path.exists(path):
+        return None
+    from engine.learn.trainer import load_state
+
+    state = load_state(path)
+    if state["step"] < state["config"]["steps"] and not state.get("diverged"):
+        return state["step"], state["config"]["steps"]
+    return None
 
 
 def run_info(run_dir: str) -> dict:
@@ -59,8 +75,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     groups = defaultdict(list)
     data = {}
+    training = []
     for run in args.runs:
         if not os.path.exists(os.path.join(run, "best.npz")):
+            continue
+        unfinished = training_state(run)
+        if unfinished is not None:  # scored once it has trained all its steps
+            training.append((run, *unfinished))
             continue
         info = run_info(run)
         algo = info["algorithm"]
@@ -92,11 +113,13 @@ def main(argv=None) -> int:
                       "layer_norm": ln, "seeds": len(runs), "train_steps": steps, "mean": float(scores.mean()),
                       "std": float(scores.std()), "runs": {r["dir"]: r["score"] for r in runs},
                       "evaluation": runs[0]["evaluation"], "trivial": trivial})
-    for algo in [a for a in NAMES if a not in data]:  # untrained: what a score would have to beat
+    for algo in [a for a in NAMES if a not in {r["algorithm"] for rs in groups.values() for r in rs}]:  # untrained: what a score would have to beat
         trivial, best = trivial_scores(algo)
-        print(f"| | {NAMES[algo]} | (no run given) | 0 | | | {100 * trivial[best]:.2f}% ({best}) | "
+        print(f"| | {NAMES[algo]} | (no finished run) | 0 | | | {100 * trivial[best]:.2f}% ({best}) | "
               f"{PUBLISHED[algo]} |")
         table.append({"algorithm": algo, "seeds": 0, "trivial": trivial})
+    for run, step, steps in training:
+        print(f"still training (left out): {run} at step {step:,} of {steps:,}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(table, fh, indent=1)
