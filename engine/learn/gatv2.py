@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..backends import torch_ops as ops
 from ..errors import ModelError
 from ..model.registry import PROCESSOR_KINDS
 from ..model.factory import gatv2_columns, gatv2_layer
@@ -93,6 +94,25 @@ class GATv2Weights(nn.Module):
         if part == "update.agg":
             return self.agg_select
         raise KeyError(name)
+
+    def messages(self, i: int, z: torch.Tensor, E, src, pos, eid) -> torch.Tensor:
+        """Layer ``i``'s messages in the family's layout (per head ``[score_h, value_h]``),
+        computed as GATv2 computes them: the attention pre-activation per edge, its two
+        signed parts weighted by ``a_h`` and ``-slope a_h``, and each value once per node,
+        then gathered. The family's second layer would multiply every edge's ``[P, -P, U,
+        -U]`` by a ``4d x (heads + d)`` matrix whose value rows are ``+-1`` selections; the
+        numbers are the same (each value is its only nonzero term), the work per edge is
+        ``O(d)`` instead of ``O(d^2)``."""
+        p = lambda k: self.p[f"l{i}_{k}"]  # noqa: E731
+        d, heads = self.d, self.heads
+        S = z @ p("att_src")
+        Q = z @ p("att_dst") + p("att_bias")
+        P = ops.first_layer(S, Q, E, p("att_edge") if E is not None else None, src, pos, eid, act0=0)
+        a = p("att_heads")
+        scores = ((torch.relu(P) * a).view(-1, heads, d // heads).sum(-1)
+                  + (torch.relu(-P) * ((-self.slope) * a)).view(-1, heads, d // heads).sum(-1))
+        values = (z @ p("val_src") + p("val_bias")).index_select(0, src)
+        return torch.cat([scores[:, :, None], values.view(-1, heads, d // heads)], dim=2).reshape(-1, heads + d)
 
     def load(self, weights: dict, check: bool = True) -> None:
         """Take the GATv2 parameters from family weights; with ``check``, the weights must be

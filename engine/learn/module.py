@@ -278,10 +278,13 @@ class GNNModule(nn.Module):
         E = batch.E if E is None else E
         if g is None:
             g = self.initial_graph(batch)
-        for layer in plan.layers:
+        for i, layer in enumerate(plan.layers):
             z = self.z_of(batch, h, f, g)
             src, pos, eid = batch.index[layer.include_self]
-            msg = self._edge_mlp(layer.message, z, E, src, pos, eid)
+            if self.structure is not None:  # a parametrised processor computes its messages its own way
+                msg = self.structure.messages(i, z, E, src, pos, eid)
+            else:
+                msg = self._edge_mlp(layer.message, z, E, src, pos, eid)
             agg, _ = ops.aggregate(msg, src, pos, batch.num_nodes, layer.groups)
             new = ops.node_mlp(layer.update, z, agg)
             if layer.gate is None:
