@@ -113,7 +113,8 @@ def main(argv=None) -> int:
                       "layer_norm": ln, "seeds": len(runs), "train_steps": steps, "mean": float(scores.mean()),
                       "std": float(scores.std()), "runs": {r["dir"]: r["score"] for r in runs},
                       "evaluation": runs[0]["evaluation"], "trivial": trivial})
-    for algo in [a for a in NAMES if a not in {r["algorithm"] for rs in groups.values() for r in rs}]:  # untrained: what a score would have to beat
+    scored = {r["algorithm"] for runs in groups.values() for r in runs}
+    for algo in [a for a in NAMES if a not in scored]:  # no finished run: what a score would have to beat
         trivial, best = trivial_scores(algo)
         print(f"| | {NAMES[algo]} | (no finished run) | 0 | | | {100 * trivial[best]:.2f}% ({best}) | "
               f"{PUBLISHED[algo]} |")

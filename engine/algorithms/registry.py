@@ -15,7 +15,7 @@ from typing import Callable
 from ..errors import EngineError
 from .bellman_ford import bellman_ford
 from .bfs import bfs
-from .dfs import dfs, dfs_light
+from .dfs import LIGHT_HINTS, dfs, dfs_light
 
 PROBE_KINDS = ("mask", "pointer", "scalar", "categorical", "mask_one", "graph_scalar")  # CLRS's types
 
@@ -110,6 +110,10 @@ GATV2_EDGE_VALUES = (
     "weights. Use processor='mpnn' (exact) or the compact compiler (processor=None); see "
     "docs/compiled_in_learned.md")
 
+DFS_HINTS = (Probe("pi_h", "pointer"), Probe("color", "categorical", classes=3), Probe("d", "scalar"),
+             Probe("f", "scalar"), Probe("s_prev", "pointer"), Probe("s", "mask_one"), Probe("u", "mask_one"),
+             Probe("v", "mask_one"), Probe("s_last", "mask_one"), Probe("time", "graph_scalar"))
+
 ALGORITHMS = {
     "bfs": Algorithm(
         "bfs", bfs, has_source=True, weighted=False, directed=False,
@@ -128,16 +132,14 @@ ALGORITHMS = {
     "dfs": Algorithm(
         "dfs", dfs, has_source=False, weighted=False, directed=True,
         outputs=(Probe("pi", "pointer"),),
-        hints=(Probe("pi_h", "pointer"), Probe("color", "categorical", classes=3), Probe("d", "scalar"),
-               Probe("f", "scalar"), Probe("s_prev", "pointer"), Probe("s", "mask_one"), Probe("u", "mask_one"),
-               Probe("v", "mask_one"), Probe("s_last", "mask_one"), Probe("time", "graph_scalar")),
+        hints=DFS_HINTS,
         bytes_per_hint_node=64, steps_known=lambda n: 3 * n,
         compilers={"compact": "engine.compiler.dfs:compile_dfs"}),
     # a control: DFS's trace with hints reduced to pi_h and color (hint richness apart from
     # the sequential trace; DESIGN.md section 6)
     "dfs_light": Algorithm(
         "dfs_light", dfs_light, has_source=False, weighted=False, directed=True,
-        outputs=(Probe("pi", "pointer"),), hints=(Probe("pi_h", "pointer"), Probe("color", "categorical", classes=3)),
+        outputs=(Probe("pi", "pointer"),), hints=tuple(p for p in DFS_HINTS if p.name in LIGHT_HINTS),
         bytes_per_hint_node=16, steps_known=lambda n: 3 * n,
         compilers={"compact": "engine.compiler.dfs:compile_dfs_light"}),
 }

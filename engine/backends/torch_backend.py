@@ -23,7 +23,7 @@ from . import torch_ops as ops
 from .base import Backend, EdgeInputs, check_edges
 
 
-def _device(device) -> "torch.device":
+def torch_device(device) -> "torch.device":
     """``device`` as a torch device this machine has; :class:`EngineError` naming what is wrong
     (``$ENGINE_TORCH_DEVICE`` included) otherwise."""
     try:
@@ -46,17 +46,17 @@ class TorchBackend(Backend):
     def __init__(self, device: str | None = None):
         if device is None:
             device = os.environ.get("ENGINE_TORCH_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.device = _device(device)
+        self.device = torch_device(device)
         self._graphs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def on(self, device) -> "TorchBackend":
         """A torch backend on ``device`` (this one if it is already there)."""
-        target = _device(device)
+        target = torch_device(device)
         return self if target == self.device else TorchBackend(str(target))
 
     def to(self, device) -> "TorchBackend":
         """Use ``device`` from now on (``"cpu"``, ``"cuda"``, ``"cuda:1"``...)."""
-        self.device = _device(device)
+        self.device = torch_device(device)
         self._graphs = weakref.WeakKeyDictionary()
         return self
 

@@ -269,12 +269,12 @@ def training_device(device: str | None = "auto") -> torch.device:
     """The device training runs on: ``"auto"`` (or None) is CUDA when this machine has it,
     else the CPU; ``"cpu"``, ``"cuda"``, ``"cuda:1"``... as given, refused with a clear
     message when this machine lacks it."""
-    from ..backends.torch_backend import _device
+    from ..backends.torch_backend import torch_device
 
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return _device(device)
+        return torch_device(device)
     except EngineError as exc:
         raise EngineError(f"training device {device!r}: choose auto, cpu, cuda or cuda:N ({exc})") from None
 
@@ -388,7 +388,8 @@ def graph_scalar_loss(module, dec: str, batch, gs, data, name: str, T: int):
         h = np.asarray(ref.hints[name])
         target[:len(h) - 1, i] = h[1:]
         valid[:len(h) - 1, i] = True
-    pred = torch.stack([module.decode(dec, batch, None, g=gs[t]) for t in range(1, T)])
+    # every step's graph states in one decode: (T - 1) x G values
+    pred = module.decode(dec, batch, None, g=torch.cat(gs[1:T])).view(T - 1, G)
     dev = pred.device
     err = (pred - torch.from_numpy(target).to(dev)) ** 2
     return (err * torch.from_numpy(valid).to(dev)).sum() / max(int(valid.sum()), 1)
