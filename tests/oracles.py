@@ -112,4 +112,40 @@ def dense_dfs_light(A, source=None, dtype=np.float32):
     return pi, {name: hints[name] for name in ("pi_h", "color")}
 
 
-DENSE = {"bfs": dense_bfs, "bellman_ford": dense_bellman_ford, "dfs": dense_dfs, "dfs_light": dense_dfs_light}
+def dense_bfs_seq(A, s, dtype=np.float32):
+    """The control bfs_seq: a queue ordered by (level, index); popping a node and relaxing each
+    of its out-neighbours (j ascending, A[u, j] != 0) are one hint step each, plus a final one."""
+    n = A.shape[0]
+    reach = np.zeros(n)
+    pi = np.arange(n)
+    level = np.full(n, -1)
+    reach[s], level[s] = 1, 0
+    done = np.zeros(n, dtype=bool)
+    u = v = s
+    H = {"reach_h": [], "pi_h": [], "u": [], "v": []}
+
+    def snap():
+        H["reach_h"].append(reach.copy())
+        H["pi_h"].append(pi.copy())
+        H["u"].append(np.eye(n)[u])
+        H["v"].append(np.eye(n)[v])
+
+    while True:
+        queue = [(level[x], x) for x in range(n) if reach[x] and not done[x]]
+        if not queue:
+            break
+        snap()
+        _, u = min(queue)
+        done[u] = True
+        v = u
+        for j in range(n):
+            if A[u, j] != 0:
+                snap()
+                v = j
+                if not reach[j]:
+                    reach[j], pi[j], level[j] = 1, u, level[u] + 1
+    snap()
+    return pi, {k: np.array(val) for k, val in H.items()}
+
+
+DENSE = {"bfs": dense_bfs, "bfs_seq": dense_bfs_seq, "bellman_ford": dense_bellman_ford, "dfs": dense_dfs, "dfs_light": dense_dfs_light}

@@ -55,3 +55,44 @@ def test_dfs_light_learned_spec_and_training(tmp_path):
     g = generators.erdos_renyi(50, 2.0, directed=True, seed=0)
     res = engine.execute(model, g, steps=engine.reference("dfs_light", g).steps)
     assert res.outputs["pi"].shape == (50,)
+
+
+def test_bfs_seq_reference_is_bfs_made_sequential():
+    g = generators.erdos_renyi(80, 3.0, self_loops=True, seed=2)
+    seq, par = engine.reference("bfs_seq", g, 5, trace=True), engine.reference("bfs", g, 5, trace=True)
+    np.testing.assert_array_equal(seq.outputs["pi"], par.outputs["pi"])
+    reached = par.hints["reach_h"][-1].astype(bool)
+    out_indptr, out_targets, _ = g.out_csr()
+    distinct = sum(np.unique(out_targets[out_indptr[u]:out_indptr[u + 1]]).size for u in np.flatnonzero(reached))
+    assert seq.steps == reached.sum() + distinct + 1  # one pop per reached node, one relaxation per out-edge
+    # every BFS hint state appears in the sequential trace, in order
+    rows = [next(t for t in range(seq.steps) if np.array_equal(seq.hints["reach_h"][t], r))
+            for r in par.hints["reach_h"]]
+    assert rows == sorted(rows)
+    assert np.all(seq.hints["u"].sum(axis=1) == 1) and np.all(seq.hints["v"].sum(axis=1) == 1)
+
+
+def test_compiled_bfs_seq_equals_the_reference(backend):
+    model = engine.compile("bfs_seq")
+    rng = np.random.RandomState(6)
+    for n in [1, 4, 9, 16]:
+        _, g, s = sample("bfs_seq", n, rng, p=(0.1, 0.5, 0.9))
+        assert_same_as_reference("bfs_seq", model, g, s, backend)
+    for A in HAND.values():
+        assert_same_as_reference("bfs_seq", model, Graph.from_dense(A), 0, backend)
+    g = generators.erdos_renyi(300, 3.0, seed=3)
+    assert_same_as_reference("bfs_seq", model, g, 7, backend)
+
+
+def test_bfs_seq_learned_spec_and_training(tmp_path):
+    pytest.importorskip("torch")
+    from engine.train import main
+
+    spec = learned_spec("bfs_seq", "mpnn", 16)
+    assert sorted(spec["hints"]) == ["pi_h", "reach_h", "u", "v"]
+    out = tmp_path / "run"
+    assert main(["--algo", "bfs_seq", "--hidden", "16", "--steps", "3", "--batch", "4", "--out", str(out)]) == 0
+    model = engine.Model.load(out / "best.npz")
+    g = generators.erdos_renyi(40, 2.0, seed=0)
+    res = engine.execute(model, g, 0, steps=engine.reference("bfs_seq", g, 0).steps)
+    assert res.outputs["pi"].shape == (40,)

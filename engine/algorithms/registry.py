@@ -15,6 +15,7 @@ from typing import Callable
 from ..errors import EngineError
 from .bellman_ford import bellman_ford
 from .bfs import bfs
+from .bfs_seq import HINT_BYTES_PER_NODE as BFS_SEQ_HINT_BYTES, bfs_seq
 from .dfs import LIGHT_HINTS, dfs, dfs_light
 
 PROBE_KINDS = ("mask", "pointer", "scalar", "categorical", "mask_one", "graph_scalar")  # CLRS's types
@@ -135,6 +136,13 @@ ALGORITHMS = {
         hints=DFS_HINTS,
         bytes_per_hint_node=64, steps_known=lambda n: 3 * n,
         compilers={"compact": "engine.compiler.dfs:compile_dfs"}),
+    # a control: BFS made sequential, one queue event per hint step (parallel against
+    # sequential apart from the hints; DESIGN.md section 6)
+    "bfs_seq": Algorithm(
+        "bfs_seq", bfs_seq, has_source=True, weighted=False, directed=False,
+        outputs=(Probe("pi", "pointer"),),
+        hints=(Probe("reach_h", "mask"), Probe("pi_h", "pointer"), Probe("u", "mask_one"), Probe("v", "mask_one")),
+        bytes_per_hint_node=BFS_SEQ_HINT_BYTES, compilers={"compact": "engine.compiler.bfs_seq:compile_bfs_seq"}),
     # a control: DFS's trace with hints reduced to pi_h and color (hint richness apart from
     # the sequential trace; DESIGN.md section 6)
     "dfs_light": Algorithm(

@@ -360,7 +360,21 @@ def expected_shapes(spec: dict) -> dict:
         gch = term.get("graph_channels", [])
         _require(isinstance(gch, list) and all(isinstance(c, int) and 0 <= c < dg for c in gch),
                  f"termination.graph_channels must list graph channels in [0, {dg})")
+        bound = term.get("max_steps", DEFAULT_STEP_BOUND)
+        _require(isinstance(bound, dict) and set(bound) == set(DEFAULT_STEP_BOUND)
+                 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in bound.values()),
+                 f"termination.max_steps must map {sorted(DEFAULT_STEP_BOUND)} to integers >= 0, got {bound!r}")
     return shapes
+
+
+def step_bound(spec: dict, num_nodes: int, num_edges: int) -> int:
+    """The most steps a fixed-point run of ``spec`` may take on a graph of this size
+    (``termination.max_steps``, default ``4 n + 16``)."""
+    bound = spec["termination"].get("max_steps", DEFAULT_STEP_BOUND)
+    return bound["per_node"] * num_nodes + bound["per_edge"] * num_edges + bound["constant"]
+
+
+DEFAULT_STEP_BOUND = {"per_node": 4, "per_edge": 0, "constant": 16}
 
 
 class Model:

@@ -20,7 +20,7 @@ from ..errors import EngineError, ModelError
 from ..model import registry as R
 from ..model.message_graph import message_graph
 from ..model.plan import build_plan
-from ..model.spec import Model
+from ..model.spec import Model, step_bound
 from .bound import BoundModel
 from .native_loop import NativeLoop
 from .python_loop import ActiveStepper, dense_step
@@ -140,7 +140,8 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
         Run exactly this many steps (CLRS's oracle trace length) instead of the model's
         termination rule.
     max_steps : int, optional
-        Safety bound for fixed-point termination (default ``4 n + 16``); a run cut short there
+        Safety bound for fixed-point termination (default: the model's
+        ``termination.max_steps``, else ``4 n + 16``); a run cut short there
         has ``converged=False``.
     hidden : bool
         Keep every hidden state.
@@ -201,7 +202,8 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     stepper = ActiveStepper(run, mode) if mode != "dense" else None
     # the backend's own step loop, when it has one and nothing is needed between steps
     use_native_loop = be.has_step_loop and not trace and not hidden and not feedback and on_state is None
-    limit = steps if steps is not None else (max_steps if max_steps is not None else 4 * n + 16)
+    limit = steps if steps is not None else (max_steps if max_steps is not None
+                                            else step_bound(model.spec, n, graph.num_edges))
     d = model.hidden
     if hidden:
         require((limit + 1) * n * d * model.dtype.itemsize, "keeping every hidden state",
