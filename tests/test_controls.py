@@ -96,3 +96,16 @@ def test_bfs_seq_learned_spec_and_training(tmp_path):
     g = generators.erdos_renyi(40, 2.0, seed=0)
     res = engine.execute(model, g, 0, steps=engine.reference("bfs_seq", g, 0).steps)
     assert res.outputs["pi"].shape == (40,)
+
+
+def test_step_bound_is_the_models_and_is_validated():
+    from engine.model.spec import step_bound
+
+    model = engine.compile("bfs_seq")
+    assert step_bound(model.spec, 10, 30) == 41  # n + m + 1: one pop per node, one relaxation per edge
+    assert step_bound(engine.compile("bfs").spec, 10, 30) == 56  # the default, 4 n + 16
+    for bad in ({"per_node": 1}, {"per_node": -1, "per_edge": 1, "constant": 1},
+                {"per_node": 1.5, "per_edge": 1, "constant": 1}):
+        spec = {**model.spec, "termination": {**model.spec["termination"], "max_steps": bad}}
+        with pytest.raises(engine.EngineError, match="termination.max_steps"):
+            engine.Model(spec, model.weights)

@@ -76,7 +76,7 @@ one-node masks from ``a_uh + q0`` and ``a_vh + q0`` (the source before the first
 """
 from __future__ import annotations
 
-from .builder import Builder, block, id_pointer_decoder, linear_decoder, mask_decoder
+from .builder import Builder, block, gate_opens, id_pointer_decoder, linear_decoder, mask_decoder
 from .constants import constants
 
 H = ["r", "p", "lv", "done", "pend", "pp", "q0"]
@@ -151,9 +151,7 @@ def _node_layer(net: Builder, sat: float) -> None:
     net.unit(W1, "pp", {"popc": 1.0, "q0": 1.0})  # q0 stays 0: its column is left zero
     opens = {"r": ["nr"], "p": ["nr"], "lv": ["nr"], "done": ["popc", "q0"], "pend": ["Fu", "relc"],
              "pp": None, "q0": None}
-    W1, b1 = f"{gate}.1.weight", f"{gate}.1.bias"
-    for ch, on in opens.items():
-        net.unit(W1, ch, {c: 2 * sat for c in on or []}, b1, sat if on is None else -sat)
+    gate_opens(net, f"{gate}.1.weight", f"{gate}.1.bias", opens, sat)
 
 
 def _readout(net: Builder, big: float) -> None:
@@ -207,9 +205,7 @@ def _graph_gate(net: Builder, sat: float) -> None:
     net.unit(f"{gg}.readout", "pop", {"R_pp": 1.0})
     net.unit(f"{gg}.graph", "rel", {"REL": 1.0})
     opens = {"uh": ["pop"], "ulv": ["pop"], "vh": ["pop", "rel"], "tgt": None, "POP": None, "REL": None}
-    W, b = f"{gg}.1.weight", f"{gg}.1.bias"
-    for ch, on in opens.items():
-        net.unit(W, ch, {c: 2 * sat for c in on or []}, b, sat if on is None else -sat)
+    gate_opens(net, f"{gg}.1.weight", f"{gg}.1.bias", opens, sat)
 
 
 def compile_bfs_seq(dtype="float32"):

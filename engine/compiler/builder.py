@@ -154,6 +154,14 @@ def block(layers: list) -> dict:
     return {"widths": [len(cols) for cols in layers], "activations": ["relu"] * (len(layers) - 1) + ["identity"]}
 
 
+def gate_opens(b: Builder, weight: str, bias: str, opens: dict, sat: float) -> None:
+    """The last layer of a saturated gate: channel ``ch``'s logit is ``2 sat sum(events) - sat``
+    for its events ``opens[ch]`` (0/1 units of the previous layer; the channel is written
+    exactly when one holds), or ``+sat`` (always written) where ``opens[ch]`` is None."""
+    for ch, on in opens.items():
+        b.unit(weight, ch, {c: 2 * sat for c in on or []}, bias, sat if on is None else -sat)
+
+
 def id_pointer_decoder(b: Builder, name: str, pointer_channel: str) -> None:
     """Pointer decoder that selects the in-neighbour (or self) ``u`` with ``id_u == p_v``.
 

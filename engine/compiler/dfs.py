@@ -111,7 +111,7 @@ from __future__ import annotations
 
 import copy
 
-from .builder import Builder, block, id_pointer_decoder, linear_decoder, scalar_decoder
+from .builder import Builder, block, gate_opens, id_pointer_decoder, linear_decoder, scalar_decoder
 from .constants import constants
 from ..model.spec import Model
 
@@ -204,8 +204,7 @@ def _node_layer(net: Builder, big: float, sat: float, tick: float) -> None:
     W1, b1 = f"{gate}.1.weight", f"{gate}.1.bias"
     opens = {"white": ["push", "disc"], "gray": ["push", "disc", "fin"], "black": ["fin"], "d": ["disc"],
              "f": ["fin"], "pi": ["push"], "sp": ["push", "popr"], "st": ["push", "rst"], "rs": ["rst"], "key": None}
-    for ch, on in opens.items():
-        net.unit(W1, ch, {c: 2 * sat for c in on or []}, b1, sat if on is None else -sat)
+    gate_opens(net, W1, b1, opens, sat)
 
 
 def _readout(net: Builder, big: float) -> None:
@@ -296,8 +295,7 @@ def _graph_gate(net: Builder, big: float, sat: float) -> None:
              "time": ["DISCc", "fin"], "nst": ["push", "rnext"]}
     for ch in ("DISC", "SCAN", "POP", "ROOT"):
         opens[ch] = ["DISCc", "push", "fin", "rnext"]
-    for ch in G:
-        net.unit(f"{gg}.2.weight", ch, {c: 2 * sat for c in opens[ch]}, f"{gg}.2.bias", -sat)
+    gate_opens(net, f"{gg}.2.weight", f"{gg}.2.bias", {ch: opens[ch] for ch in G}, sat)
 
 
 def _decoders(net: Builder, big: float) -> None:
