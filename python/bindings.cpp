@@ -542,7 +542,7 @@ py::object readout_tree_roots(const py::object& cache, const py::object& codes, 
   return readout_tree_roots_typed<float>(cache, codes, leaves, values);
 }
 
-py::tuple transpose(const py::object& indptr_o, const py::object& indices_o) {
+py::tuple transpose(const py::object& indptr_o, const py::object& indices_o, bool with_edge_ids) {
   auto indptr = require<int64_t>(indptr_o, "indptr", {-1});
   const int64_t n = indptr.shape(0) - 1;
   if (n < 0) throw py::value_error("indptr must have at least one entry");
@@ -550,15 +550,16 @@ py::tuple transpose(const py::object& indptr_o, const py::object& indices_o) {
   const int64_t m = indices.shape(0);
   Array<int64_t> out_indptr(n + 1);
   Array<int32_t> targets(m);
-  Array<int64_t> edge_ids(m);
+  Array<int64_t> edge_ids(with_edge_ids ? m : 0);
   try {
     py::gil_scoped_release release;
     engine::validate_csr(n, m, indptr.data(), indices.data());
     engine::transpose(n, indptr.data(), indices.data(), out_indptr.mutable_data(), targets.mutable_data(),
-                      edge_ids.mutable_data());
+                      with_edge_ids ? edge_ids.mutable_data() : nullptr);
   } catch (const std::invalid_argument& exc) {
     throw py::value_error(exc.what());
   }
+  if (!with_edge_ids) return py::make_tuple(out_indptr, targets, py::none());
   return py::make_tuple(out_indptr, targets, edge_ids);
 }
 
@@ -592,8 +593,9 @@ PYBIND11_MODULE(_native, m) {
         "The readout reductions run_steps keeps (its 16-ary tree): built over cache (n x r, per-channel "
         "readout codes), then after cache[leaves[j]] = values[j] for each j in turn, updated leaf by leaf; "
         "returns the (k + 1) x r roots.");
-  m.def("transpose", &transpose, py::arg("indptr"), py::arg("indices"),
-        "CSR by destination -> CSR by source (counting sort): (out_indptr, targets, edge_ids).");
+  m.def("transpose", &transpose, py::arg("indptr"), py::arg("indices"), py::arg("edge_ids") = true,
+        "CSR by destination -> CSR by source (counting sort): (out_indptr, targets, edge_ids); edge_ids "
+        "is None when not asked for.");
   m.def("set_num_threads", [](int64_t n) {
     if (n < 1 || n > kMaxThreads)
       throw py::value_error("threads must be in [1, " + std::to_string(kMaxThreads) + "], got " + std::to_string(n));

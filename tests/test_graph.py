@@ -129,6 +129,65 @@ def test_out_csr_is_the_transpose():
 
 
 @pytest.mark.parametrize("family", ["er", "grid", "path", "tree", "ws", "ba", "delaunay"])
+def test_symmetric_graphs_are_their_own_csr_by_source(family):
+    """An undirected family's graph is marked symmetric and its out-adjacency is its own
+    arrays, equal to the transpose; the mark is not trusted once the arrays can change."""
+    from engine.graph.csr import _transpose
+
+    g = generate(family, 300, weighted=True, seed=2)
+    assert g.symmetric
+    indptr, targets = g.out_adjacency()
+    assert indptr is g.indptr and targets is g.indices  # nothing built
+    want = _transpose(g.num_nodes, g.indptr, g.indices)
+    np.testing.assert_array_equal(indptr, want[0])
+    np.testing.assert_array_equal(targets, want[1])
+    assert g.with_dtype("float64").symmetric
+    g.weights.flags.writeable = True
+    assert not g.symmetric
+
+
+def test_graphs_not_built_symmetric_are_transposed():
+    """Directed families and user arrays (even undirected in name, even symmetric in fact) are
+    not marked: their out-adjacency is the transpose, built once with or without edge ids."""
+    gd = generators.erdos_renyi(300, 4, directed=True, seed=3)
+    src, dst = np.array([0, 1, 1, 2]), np.array([1, 0, 2, 1])
+    gu = Graph.from_edges(src, dst, 3, directed=False)
+    for g in (gd, gu):
+        assert not g.symmetric
+        adjacency = g.out_adjacency()
+        assert adjacency[1] is not g.indices
+        full = g.out_csr()
+        for a, b in zip(adjacency, full):
+            np.testing.assert_array_equal(a, b)
+        assert g.out_adjacency()[1] is full[1]  # the full transpose serves both afterwards
+
+
+def test_bound_edge_features_are_symmetric_only_without_pointer_feedback():
+    """The native loop reads a symmetric graph's out-edge features from the edge's own row
+    only when every column is a static input (a fed-back pointer is directional)."""
+    import engine
+    from engine.algorithms.specs import learned_spec
+    from engine.backends import get_backend
+    from engine.model.factory import random_model
+    from engine.model.message_graph import message_graph
+    from engine.model.plan import build_plan
+    from engine.runtime.bound import BoundModel
+
+    def bound(model, graph):
+        messages, static_edges = message_graph(model.spec, graph, model.dtype)
+        plan = build_plan(model.spec, model.weights.__getitem__)
+        return BoundModel(plan, messages, 0, get_backend("reference"), static_edges)
+
+    g = generate("er", 200, weighted=True, seed=1)
+    gd = generate("er", 200, weighted=True, directed=True, seed=1)
+    compiled = engine.compile("bellman_ford")
+    assert bound(compiled, g).E is not None and bound(compiled, g).edge_features_symmetric
+    assert not bound(compiled, gd).edge_features_symmetric
+    learned = random_model(learned_spec("bellman_ford", "mpnn", 8))  # pi_h fed back
+    assert not bound(learned, g).edge_features_symmetric
+
+
+@pytest.mark.parametrize("family", ["er", "grid", "path", "tree", "ws", "ba", "delaunay"])
 def test_generators_are_seeded_simple_and_symmetric(family):
     g1 = generate(family, 400, weighted=True, seed=5)
     g2 = generate(family, 400, weighted=True, seed=5)
@@ -183,6 +242,10 @@ def test_native_transpose_in_blocks_equals_the_counting_sort():
     got = native_module().transpose(g.indptr, g.indices)
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
+    indptr, targets, none = native_module().transpose(g.indptr, g.indices, False)  # without edge ids
+    assert none is None
+    np.testing.assert_array_equal(indptr, want[0])
+    np.testing.assert_array_equal(targets, want[1])
 
 
 def test_transpose_implementations_agree():
@@ -201,3 +264,24 @@ def test_transpose_implementations_agree():
     for name, arrays in got.items():
         for a, b in zip(arrays, want):
             np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+@pytest.mark.parametrize("algo", ["bfs", "bellman_ford"])
+def test_symmetric_shortcut_runs_as_the_transposed_graph(algo):
+    """The same edges, marked symmetric (out-adjacency = the graph's arrays, edge features
+    read from each edge's own row) or not (the transpose and its edge ids), give the same
+    run on every execution mode, equal to the reference."""
+    import engine
+
+    g = generate("ws", 3000, weighted=True, seed=4)
+    plain = Graph.from_edges(g.indices, g.edge_targets(), g.num_nodes, g.weights)
+    assert g.symmetric and not plain.symmetric
+    model = engine.compile(algo)
+    want = engine.reference(algo, g, 5, trace=False)
+    for mode in ("auto", "active", "dense"):
+        a = engine.execute(model, g, 5, mode=mode)
+        b = engine.execute(model, plain, 5, mode=mode)
+        assert a.steps == b.steps == want.steps
+        for name, value in want.outputs.items():
+            np.testing.assert_array_equal(a.outputs[name], value)
+            np.testing.assert_array_equal(b.outputs[name], value)

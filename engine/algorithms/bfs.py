@@ -41,7 +41,7 @@ def _bfs_round(frontier, out_indptr, out_targets, reach, pi):
 def bfs(graph, source: int = 0, *, trace=True) -> ReferenceResult:
     n = graph.num_nodes
     dtype = graph.dtype
-    out_indptr, out_targets, _ = graph.out_csr()
+    out_indptr, out_targets = graph.out_adjacency()
     step = jit(_bfs_round)
     reach = np.zeros(n, dtype=np.bool_)
     pi = np.arange(n, dtype=np.int32)

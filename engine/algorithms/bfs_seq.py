@@ -90,7 +90,7 @@ def _hints(source: int, n: int, events: np.ndarray, nodes: np.ndarray, reach_eve
 def bfs_seq(graph, source: int = 0, *, trace="auto", auto_bytes: int = 256 * 2**20) -> ReferenceResult:
     n = graph.num_nodes
     dtype = graph.dtype
-    out_indptr, out_targets, _ = graph.out_csr()  # each row ascending by target
+    out_indptr, out_targets = graph.out_adjacency()  # each row ascending by target
     reach = np.zeros(n, dtype=np.bool_)
     pi = np.arange(n, dtype=np.int32)
     reach[source] = True

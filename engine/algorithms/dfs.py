@@ -99,7 +99,7 @@ def _dfs_core(n, out_indptr, out_targets, tick, pi, color, d, f, s_prev, regs, t
 def dfs(graph, source=None, *, trace: bool = True) -> ReferenceResult:
     n = graph.num_nodes
     dtype = graph.dtype
-    out_indptr, out_targets, _ = graph.out_csr()
+    out_indptr, out_targets = graph.out_adjacency()
     pi = np.arange(n, dtype=np.int32)
     color = np.zeros(n, dtype=np.int8)
     d = np.zeros(n, dtype=dtype)

@@ -25,7 +25,6 @@ Two kinds of input, one rule each:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import partial
 
 import numpy as np
 
@@ -93,6 +92,10 @@ class Graph:
     meta: dict = field(default_factory=dict)
     _out: tuple | None = field(default=None, repr=False)
     _own: bool = field(default=False, repr=False)  # internal: the arrays are already this graph's own
+    # internal: set by the constructors that store every edge both ways with one weight
+    # (engine.graph.generators' undirected families); see `symmetric`
+    _symmetric: bool = field(default=False, repr=False)
+    _out_adjacency: tuple | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ construction
     def __post_init__(self):
@@ -109,13 +112,25 @@ class Graph:
                 arr.flags.writeable = False
 
     @classmethod
-    def _owning(cls, n, indptr, indices, weights=None, directed=True, meta=None) -> "Graph":
-        """Internal: a graph over arrays made for it (or frozen ones of another graph), not copied."""
-        return cls(n, indptr, indices, weights, directed, dict(meta or {}), _own=True)
+    def _owning(cls, n, indptr, indices, weights=None, directed=True, meta=None, symmetric=False) -> "Graph":
+        """Internal: a graph over arrays made for it (or frozen ones of another graph), not
+        copied; ``symmetric`` only where the caller built every edge both ways with one weight."""
+        return cls(n, indptr, indices, weights, directed, dict(meta or {}), _own=True, _symmetric=symmetric)
 
     def trusted(self) -> bool:
         """Whether the kernels may skip validating the CSR: its arrays are still frozen."""
         return not (self.indptr.flags.writeable or self.indices.flags.writeable)
+
+    @property
+    def symmetric(self) -> bool:
+        """Whether the graph is known, by construction, to hold every edge ``u -> v`` also as
+        ``v -> u`` with the same weight (the undirected families of
+        :mod:`engine.graph.generators`; a graph from user arrays is not checked, and reports
+        False). Then its CSR by destination is also its CSR by source, and nothing is
+        transposed (:meth:`out_adjacency`, :meth:`out_csr`). False once its arrays are made
+        writeable again."""
+        frozen = self.trusted() and (self.weights is None or not self.weights.flags.writeable)
+        return self._symmetric and frozen
 
     def validate(self) -> None:
         """Check the CSR invariants; raise :class:`GraphError` naming the first violation."""
@@ -223,8 +238,10 @@ class Graph:
         return cls._from_sorted_keys(keys, n, w, directed=directed, meta=meta)
 
     @classmethod
-    def _from_sorted_keys(cls, keys: np.ndarray, n: int, weights=None, *, directed=True, meta=None) -> "Graph":
-        """Internal: ``keys = dst * n + src`` sorted ascending (the CSR order)."""
+    def _from_sorted_keys(cls, keys: np.ndarray, n: int, weights=None, *, directed=True, meta=None,
+                          symmetric: bool = False) -> "Graph":
+        """Internal: ``keys = dst * n + src`` sorted ascending (the CSR order); ``symmetric``
+        only where the caller made every key both ways with one weight."""
         if weights is not None and (weights.base is not None or not weights.flags.owndata):
             weights = weights.copy()  # possibly the caller's: the graph owns its arrays
         if n == 0:
@@ -233,7 +250,7 @@ class Graph:
         indices = (keys - dst * n).astype(np.int32)
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(dst, minlength=n), out=indptr[1:])
-        return cls._owning(n, indptr, indices, weights, directed, meta)
+        return cls._owning(n, indptr, indices, weights, directed, meta, symmetric)
 
     @classmethod
     def from_dense(cls, A, *, dtype=None, meta: dict | None = None) -> "Graph":
@@ -315,24 +332,49 @@ class Graph:
             return np.ones(self.num_edges, dtype=dt)
         return self.weights.astype(dt, copy=False)
 
+    def out_adjacency(self):
+        """CSR by source without edge ids: ``(indptr, targets)``, targets ascending per row.
+
+        A :attr:`symmetric` graph's own arrays (nothing built); otherwise the transpose, as
+        :meth:`out_csr` builds it but without the edge ids (a third of its scattered
+        writes), cached.
+        """
+        if self.symmetric:
+            return self.indptr, self.indices
+        if self._out is not None:
+            return self._out[:2]
+        if self._out_adjacency is None:
+            self._out_adjacency = self._transposed(edge_ids=False)[:2]
+        return self._out_adjacency
+
     def out_csr(self):
         """CSR by source: ``(indptr, targets, edge_ids)`` with targets ascending per row.
 
         ``edge_ids`` maps each out-edge to its position in :attr:`indices`. Built once in
         O(n + m) by a counting sort (the C++ one when the extension is built, else
-        :func:`_transpose`, compiled by Numba when available), then cached.
+        :func:`_transpose`, compiled by Numba when available), then cached. (On a
+        :attr:`symmetric` graph the edge ids are each edge's reverse; a binary search per edge
+        measured slower than this counting sort, so it is the same transpose.)
         """
         if self._out is None:
-            try:
-                from .._native import transpose
-            except ImportError:
-                from .._jit import jit
-
-                transpose = partial(jit(_transpose), self.num_nodes)
-            self._out = transpose(self.indptr, self.indices)
-            for arr in self._out:  # trusted like the graph's own arrays
-                arr.flags.writeable = False
+            self._out = self._transposed(edge_ids=True)
+            self._out_adjacency = None
         return self._out
+
+    def _transposed(self, edge_ids: bool):
+        try:
+            from .._native import transpose
+
+            out = transpose(self.indptr, self.indices, edge_ids)
+        except ImportError:
+            from .._jit import jit
+
+            out = jit(_transpose)(self.num_nodes, self.indptr, self.indices)
+            out = out if edge_ids else (*out[:2], None)
+        for arr in out:  # trusted like the graph's own arrays
+            if arr is not None:
+                arr.flags.writeable = False
+        return out
 
     def check_node(self, node, what: str = "source") -> int:
         """``node`` as a node id of this graph; :class:`GraphError` for anything else (an id
@@ -378,7 +420,8 @@ class Graph:
         """The same graph with weights in ``dtype`` (float32 or float64)."""
         dt = _weight_dtype(dtype)
         w = self.weights.astype(dt) if self.weights is not None else None
-        return Graph._owning(self.num_nodes, self.indptr, self.indices, w, self.directed, self.meta)
+        return Graph._owning(self.num_nodes, self.indptr, self.indices, w, self.directed, self.meta,
+                             symmetric=self.symmetric)
 
     def nbytes(self) -> int:
         b = self.indptr.nbytes + self.indices.nbytes

@@ -71,7 +71,8 @@ def _finish(keys: np.ndarray, n: int, *, directed: bool, weighted: bool, seed: i
         dst = keys // n
         w = pair_weights(keys - dst * n, dst, n, seed, symmetric=not directed, dtype=dtype)
     meta = dict(meta, seed=seed, weighted=weighted)
-    return Graph._from_sorted_keys(keys, n, w, directed=directed, meta=meta)
+    # an undirected family's keys hold every pair both ways and pair_weights gives both one weight
+    return Graph._from_sorted_keys(keys, n, w, directed=directed, meta=meta, symmetric=not directed)
 
 
 def _both_directions(u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:

@@ -34,8 +34,11 @@ class BoundModel:
         self.x = R.node_inputs(lay.node_inputs, n, source, self.dtype)
         # edge inputs: the static ones, then one column per fed-back pointer
         ecols = [static_edges] if static_edges.shape[1] else []
-        ecols += [np.zeros((graph.num_edges, 1), self.dtype) for s in lay.feedback if s.kind == "pointer"]
-        self.E = np.ascontiguousarray(np.hstack(ecols)) if ecols else None
+        pointer_cols = [np.zeros((graph.num_edges, 1), self.dtype) for s in lay.feedback if s.kind == "pointer"]
+        self.E = np.ascontiguousarray(np.hstack(ecols + pointer_cols)) if ecols or pointer_cols else None
+        # every edge's features equal its reverse's: static inputs of a symmetric message graph
+        # (elementwise in its weights); a fed-back pointer column is not (u's parent is not v's)
+        self.edge_features_symmetric = bool(getattr(graph, "symmetric", False)) and not pointer_cols
         self.edge_dst = graph.edge_targets() if lay.feedback else None
         self._addressed: dict = {}  # id(buffer) -> nodes whose address/broadcast columns are set
         self._parts: dict = {}  # id(EdgeMLP) -> reused S and Q buffers

@@ -63,7 +63,7 @@ class NativeLoopArgs:
     indices: np.ndarray
     out_indptr: np.ndarray
     out_targets: np.ndarray
-    out_edge_ids: np.ndarray
+    out_edge_ids: np.ndarray | None  # the row of E with each out-edge's features (None: no E)
     layers: list  # of NativeLayer
     ring: list  # one (n, f_z) buffer per layer (a single layer updates its buffer in place)
     buf_g: list  # per ring buffer, the graph state its address columns hold (NaN: none)
@@ -111,7 +111,17 @@ class NativeLoop:
         self.changed = None
         self.node_updates = 0
         self.aggregates_reused = 0
-        out_indptr, out_targets, out_edge_ids = graph.out_csr()
+        # the out-edges' ids only where edge features are read through them
+        # out_edge_ids: the row of run.E holding each out-edge's features, only where edge
+        # features are read. Where every edge's features equal its reverse's, the out-edge
+        # u -> v at position e of a symmetric graph's CSR (its in-edge v -> u) has its own row e.
+        if run.E is None:
+            out_indptr, out_targets, out_edge_ids = (*graph.out_adjacency(), None)
+        elif run.edge_features_symmetric:
+            out_indptr, out_targets = graph.out_adjacency()
+            out_edge_ids = np.arange(graph.num_edges, dtype=np.int64)
+        else:
+            out_indptr, out_targets, out_edge_ids = graph.out_csr()
         layers = []
         for plan in run.plan.layers:
             msg = plan.message

@@ -73,7 +73,7 @@ class ActiveStepper:
         self.k = 0  # layer applications done
         self.changed = None  # rows changed by the last application (None: all)
         self.flags = np.zeros(self.n, dtype=np.uint8)
-        self.out_indptr, self.out_targets, _ = g.out_csr()
+        self.out_indptr, self.out_targets = g.out_adjacency()
         self.in_degree = g.in_degree()
         self.S = [None] * self.L
         self.Q = [None] * self.L
