@@ -72,3 +72,28 @@ def test_clrs_test_distribution_and_seed_ranges(tmp_path):
     assert len(rows) == 3 and all(r["exact_match"] for r in rows)
     assert len({r["m"] for r in rows}) > 1  # p is drawn per graph
     assert main(["compiled:dfs", "--graph", "clrs", "--sizes", "16", "--seeds", "0-1", "--out", str(tmp_path)]) == 0
+
+
+def test_a_model_trained_on_the_given_hint_0_gets_it(tmp_path):
+    """A model of CLRS's protocol (trained on the ground-truth hint 0) is evaluated with the
+    reference's hint 0 fed into its first step where the reference keeps a trace, and decodes
+    hint 0 itself beyond the trace limit; each row says which."""
+    from engine.algorithms.specs import learned_spec
+    from engine.model.factory import random_weights
+    from engine import Model
+
+    spec = learned_spec("bfs", hidden=8)
+    spec["description"]["protocol"] = {"name": "clrs", "hint0": "ground_truth", "eval_feedback": "soft"}
+    Model(spec, random_weights(spec, 1)).save(tmp_path / "c.npz")
+    model = Model.load(tmp_path / "c.npz")
+    g = engine.generate("er", 64, degree=4, seed=0)
+    ref = engine.reference("bfs", g, 0, trace=True)
+    first = {name: ref.hints[name][0] for name in ("reach_h", "pi_h")}
+    given = engine.execute(model, g, 0, steps=ref.steps, first_hints=first)
+    decoded = engine.execute(model, g, 0, steps=ref.steps)
+    rows = evaluate([str(tmp_path / "c.npz")], [64], seeds=[0], degree=4)
+    assert rows[0]["hint0"] == "given"
+    assert rows[0]["pointer_accuracy"] == np.mean(given.outputs["pi"] == ref.outputs["pi"])
+    rows = evaluate([str(tmp_path / "c.npz")], [64], seeds=[0], degree=4, trace_limit=10)
+    assert rows[0]["hint0"] == "decoded"
+    assert rows[0]["pointer_accuracy"] == np.mean(decoded.outputs["pi"] == ref.outputs["pi"])

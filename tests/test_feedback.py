@@ -127,3 +127,55 @@ def test_pointer_feedback_marks_the_pointed_edge():
     np.testing.assert_array_equal(res.hints["p"][0], [0, 0, 1])
     # node 0 points at itself (1); nodes 1 and 2 point along an edge (10)
     np.testing.assert_array_equal(res.hidden[1][:, 0], [1, 10, 10])
+
+
+@pytest.mark.parametrize("algo", ["bfs", "dfs"])
+def test_first_hints_feed_the_reference_hint_0_as_the_module_does(algo):
+    """execute(first_hints=) feeds the given hint 0 into the first step, as the module's
+    rollout does with CLRS's ground-truth hint 0 (every backend, within the parity bound);
+    feeding the hints the model decodes itself changes nothing, bit for bit."""
+    torch = pytest.importorskip("torch")
+    from engine.algorithms.specs import learned_spec
+    from engine.learn import GNNModule, GraphBatch
+    from engine.learn.trainer import given_hint0
+
+    spec = learned_spec(algo, "mpnn", 16, hint_mode="encoded_decoded")
+    module = GNNModule.initialised(spec, seed=2)
+    model = module.to_model()
+    g = generators.erdos_renyi(60, 3, weighted=True, directed=algo == "dfs", seed=3)
+    source = 0 if algo == "bfs" else None
+    ref = engine.reference(algo, g, source, trace=True)
+    fed = [name for name, dec in spec["hints"].items() if dec in spec["feedback"]]
+    first = {name: ref.hints[name][0] for name in fed}
+    batch = GraphBatch(g, 0, spec)
+    data = {"graphs": [g], "sources": [source], "refs": [ref], "pos": None}
+    with torch.no_grad():
+        states = torch.stack(module.rollout(batch, 4, hard=True, first=given_hint0(module, data, batch)).states)
+    for be in engine.backends.available_backends():
+        res = engine.execute(model, g, source, backend=be, steps=4, hidden=True, first_hints=first)
+        for step, (a, b) in enumerate(zip(res.hidden, states.numpy())):
+            assert np.abs(a - b).max() <= 1e-5 * max(1.0, np.abs(b).max()), (be, step)
+    plain = engine.execute(model, g, source, steps=4, hidden=True, trace=True)
+    own = {name: plain.hints[name][0] for name in fed}
+    again = engine.execute(model, g, source, steps=4, hidden=True, first_hints=own)
+    np.testing.assert_array_equal(again.hidden, plain.hidden)
+    assert any(not np.array_equal(first[k], own[k]) for k in fed)  # an untrained model's hint 0 is wrong
+    given = engine.execute(model, g, source, steps=4, hidden=True, first_hints=first)
+    np.testing.assert_array_equal(given.hidden[0], plain.hidden[0])
+    assert not np.array_equal(given.hidden[1], plain.hidden[1])
+
+
+def test_first_hints_errors():
+    from engine.algorithms.specs import learned_spec
+    from engine.model.factory import random_model
+
+    model = random_model(learned_spec("bfs", "mpnn", 8, hint_mode="encoded_decoded"))
+    g = generators.erdos_renyi(20, 3, seed=0)
+    with pytest.raises(EngineError, match="not a hint model .* feeds back; allowed: \\['pi_h', 'reach_h'\\]"):
+        engine.execute(model, g, 0, steps=2, first_hints={"d": np.zeros(20)})
+    with pytest.raises(EngineError, match="must be finite with shape \\(20,\\)"):
+        engine.execute(model, g, 0, steps=2, first_hints={"reach_h": np.zeros(19)})
+    with pytest.raises(EngineError, match="pointer: node ids in \\[0, 20\\)"):
+        engine.execute(model, g, 0, steps=2, first_hints={"pi_h": np.full(20, 20)})
+    with pytest.raises(EngineError, match="allowed: \\[\\]"):
+        engine.execute(engine.compile("bfs"), g, 0, first_hints={"pi_h": np.arange(20)})

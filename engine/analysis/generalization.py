@@ -55,14 +55,22 @@ def evaluate_one(model, algo, graph, seed, *, source=None, backend=None, steps=N
     source = (0 if source is None else source) if info.has_source else None
     trace = graph.num_nodes <= trace_limit
     ref = reference(algo, graph, source, trace=trace)
+    # a model trained on the ground-truth hint 0 (CLRS's protocol) gets it here too, from the
+    # reference's trace; without a trace it decodes hint 0 itself, and the row says which
+    wants_hint0 = ((model.spec.get("description") or {}).get("protocol") or {}).get("hint0") == "ground_truth"
+    first = None
+    if wants_hint0 and trace and model.spec.get("feedback"):
+        first = {name: ref.hints[name][0] for name in fed_back_hints(model)}
     t = time.perf_counter()
     oracle = model.spec["termination"]["rule"] == "steps" or steps is not None
     res = execute(model, graph, source, backend=backend, steps=(steps or ref.steps) if oracle else None,
-                  trace=trace)
+                  trace=trace, first_hints=first)
     row = {"n": graph.num_nodes, "m": graph.num_edges, "seed": seed, "steps": res.steps,
            "reference_steps": ref.steps, "seconds": round(time.perf_counter() - t, 4),
            "pointer_accuracy": float(np.mean(res.outputs[out] == ref.outputs[out])),
            "exact_match": bool(np.array_equal(res.outputs[out], ref.outputs[out]) and res.steps == ref.steps)}
+    if model.spec.get("feedback"):
+        row["hint0"] = "given" if first else "decoded"
     if info.output(out).kind == "pointer":  # what rules that run no algorithm score on this graph
         rules = pointer_baselines(graph, ref.outputs[out])
         row["best_trivial_rule"] = max(rules, key=rules.get)
@@ -73,6 +81,12 @@ def evaluate_one(model, algo, graph, seed, *, source=None, backend=None, steps=N
             row[f"hint_{name}_accuracy"] = float(np.mean(h["per_step"])) if h["per_step"] else float("nan")
         row["first_divergence_step"] = agreement["first_divergence_step"]
     return row
+
+
+def fed_back_hints(model) -> list:
+    """The names of the hints ``model`` feeds back (``spec.hints`` whose decoder is in ``spec.feedback``)."""
+    fed = set(model.spec.get("feedback", []))
+    return [name for name, decoder in (model.spec.get("hints") or {}).items() if decoder in fed]
 
 
 CLRS_FAMILY = "clrs"  # CLRS's own test distribution: its sampler, p drawn per graph, random source

@@ -111,6 +111,37 @@ def check_domain(model: Model, graph) -> None:
                           f"{dom['min_abs_nonzero_weight']:g}; this graph has {nz.min():g}")
 
 
+def _first_feedback(model: Model, plan, first_hints, n: int) -> dict:
+    """``first_hints`` (hint name -> value) checked against the model's fed-back hints, by
+    decoder name, as the executor feeds them; ``{}`` for None."""
+    if not first_hints:
+        return {}
+    fed = {s.decoder for s in plan.layout.feedback}
+    allowed = sorted(name for name, dec in plan.hints.items() if dec in fed)
+    if not isinstance(first_hints, dict):
+        raise EngineError(f"first_hints must be a dict of hint name -> values, got {type(first_hints).__name__}")
+    given = {}
+    for name, value in first_hints.items():
+        if name not in allowed:
+            raise EngineError(f"first_hints: {name!r} is not a hint model {model.name!r} feeds back; "
+                              f"allowed: {allowed}")
+        dec = plan.decoders[plan.hints[name]]
+        value = np.asarray(value)
+        width = plan.layout.feedback[[s.decoder for s in plan.layout.feedback].index(plan.hints[name])].width
+        want = (n,) if dec.kind in ("pointer", "mask", "scalar", "mask_one") else (n, width)
+        if value.shape != want or not np.all(np.isfinite(value)):
+            raise EngineError(f"first_hints[{name!r}] must be finite with shape {want} (the reference's hint "
+                              f"layout for {n} nodes), got shape {value.shape}")
+        if dec.kind == "pointer":
+            if not np.issubdtype(value.dtype, np.integer) or value.min() < 0 or value.max() >= n:
+                raise EngineError(f"first_hints[{name!r}] is a pointer: node ids in [0, {n}) expected")
+            value = value.astype(np.int64)
+        else:
+            value = value.astype(model.dtype)
+        given[plan.hints[name]] = value
+    return given
+
+
 def _call_on_state(on_state, t: int, z: np.ndarray, d: int) -> None:
     view = z[:, :d]
     view.flags.writeable = False
@@ -123,7 +154,8 @@ def _call_on_state(on_state, t: int, z: np.ndarray, d: int) -> None:
 def execute(model: Model, graph, source: int | None = None, *, backend: str | None = None,
             trace: bool = False, steps: int | None = None, max_steps: int | None = None,
             hidden: bool = False, threads: int | None = None, mode: str = "auto",
-            progress=None, device: str | None = None, on_state=None) -> ExecutionResult:
+            progress=None, device: str | None = None, on_state=None,
+            first_hints: dict | None = None) -> ExecutionResult:
     """Run ``model`` on ``graph``.
 
     Parameters
@@ -161,6 +193,12 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
         Called as ``on_state(t, h)`` with each state ``h_0 .. h_T`` (``(n, d)``, a read-only
         view valid during the call only): statistics over states without keeping them
         (``hidden=True`` keeps them all). Runs the step loop in Python.
+    first_hints : dict, optional
+        Values of fed-back hints, by name and in the reference's layout (``hints[name][0]``
+        of :func:`engine.reference`), fed into the first step instead of those decoded from
+        the initial state: CLRS feeds its ground-truth hint 0, and a model trained so (the
+        ``clrs`` protocol, ``spec.description.protocol.hint0 == "ground_truth"``) never
+        learned to decode it. Fed-back hints not named are decoded as usual.
     """
     if not isinstance(model, Model):
         raise ModelError(f"expected an engine.Model, got {type(model).__name__}")
@@ -194,6 +232,7 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     messages, static_edges = message_graph(model.spec, graph, model.dtype)
     run = BoundModel(plan, messages, source, be, static_edges)
     feedback = bool(plan.layout.feedback)
+    given = _first_feedback(model, plan, first_hints, n)
     if feedback and mode == "active":
         raise EngineError(f"model {model.name!r} feeds decoded hints back (spec.feedback), so its inputs "
                           f"change at every node every step; run it with mode='dense' or 'auto'")
@@ -243,7 +282,7 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
                 decoded[dec] = run.decode(dec, z, g)
                 hint_rows[clrs_name].append(decoded[dec])
         if feedback:
-            run.feed_back(z, (spare,), g, decoded)
+            run.feed_back(z, (spare,), g, {**decoded, **given} if t == 0 else decoded)
         if stepper is None:
             z, spare, changed, g = dense_step(run, z, spare, watch, g, graph_watch)
         else:
