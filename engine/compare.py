@@ -1,9 +1,11 @@
-"""Compare learned checkpoints with the compiled model of their own spec, from 16 to 10^6 nodes.
+"""Compare learned checkpoints with a compiled model of their algorithm, from 16 to 10^6 nodes.
 
     python -m engine.compare docs/runs/bfs-mpnn docs/runs/bellman_ford-mpnn \\
         docs/runs/bfs-gatv2 --sizes 16,64,256,1e3,1e4,1e5,1e6 --graph er,ws --max-size ws=1e5 \\
         --max-size bellman_ford=1e5 --max-size bfs-gatv2=1e4 --out docs/comparison
 
+The compiled model is the one of the checkpoint's own spec where the algorithm compiles
+into it (the parameter measures need that), else the compact construction (``--compiled``).
 A RUN_DIR holds ``seed-*/best.npz`` (``engine.train``'s layout) or is a checkpoint file; the
 algorithm is read from each checkpoint. Writes report.md, summary/graphs/steps/parameters/
 question CSVs, results.json and PNG/SVG figures to --out; cells.jsonl and parameters.jsonl
@@ -64,6 +66,9 @@ def _main(argv) -> int:
                    help="training-distribution graphs the probes are fitted on, per checkpoint")
     p.add_argument("--no-parameters", action="store_true",
                    help="skip the compiled point's loss, the aligned distance and the barrier")
+    p.add_argument("--compiled", default="auto", choices=["auto", "own", "compact"],
+                   help="the compiled counterpart: the one of the checkpoint's own spec (own), the compact "
+                        "construction (compact), or the own where the algorithm compiles into that spec (auto)")
     p.add_argument("--backend", default=None, choices=list(BACKENDS))
     p.add_argument("--cluster", default=None, help="local:N or tcp://HOST:PORT: run the cells on Dask")
     p.add_argument("--out", default="comparison")
@@ -75,7 +80,7 @@ def _main(argv) -> int:
     result = compare(args.runs, sizes=args.sizes, families=args.graph, seeds=args.seeds, degree=args.degree,
                      max_size=caps, nodes_per_cell=args.nodes_per_cell, probe_graphs=args.probe_graphs,
                      parameters=not args.no_parameters, backend=args.backend, out=args.out, cluster=args.cluster,
-                     progress=True)
+                     progress=True, compiled=args.compiled)
     from .analysis.sweep import report_failed
 
     failed = report_failed(result["cells"] + result["parameters"])

@@ -302,3 +302,77 @@ def test_claims_are_marked_per_run_with_their_basis():
     between = [v for v in verdicts if v["claim"].startswith("Bellman-Ford")]
     assert len(between) == 1 and between[0]["verdict"] == "supported" and "bfs-mpnn" in between[0]["claim"]
     assert verdicts[-1]["verdict"] == "not measured"
+
+    def dfs(acc, exact=True):
+        return {**q("dfs", "dfs-mpnn", acc, 0.5, 0.5), "largest_n": 256, "accuracy_largest": 0.4,
+                "compiled_exact_everywhere": exact}
+
+    assert claims([dfs(0.6)])[-1]["verdict"] == "supported"
+    assert "at 256 0.4000" in claims([dfs(0.6)])[-1]["basis"]
+    assert claims([dfs(0.96)])[-1]["verdict"] == "not supported"  # learned: effective at 64
+    assert claims([dfs(0.6, exact=False)])[-1]["verdict"] == "not supported"  # compilable only if exact
+
+
+def _clrs_dfs_checkpoint(hidden=8, seed=1) -> Model:
+    """A DFS model of CLRS's protocol (every pair exchanges messages, layer norm, graph state,
+    trained on the ground-truth hint 0), random weights: no compiled form in its own spec."""
+    from engine.algorithms.specs import learned_spec
+    from engine.model.factory import random_weights
+
+    spec = learned_spec("dfs", hidden=hidden, layer_norm=True, message_graph="complete", graph_hints=True)
+    spec["description"]["protocol"] = {"name": "clrs", "hint0": "ground_truth", "eval_feedback": "soft"}
+    return Model(spec, random_weights(spec, seed))
+
+
+def test_a_checkpoint_without_a_compiled_spec_is_compared_with_the_compact_construction():
+    from engine.analysis.compare import _run_pair, counterpart, shares_parameters
+
+    learned = _clrs_dfs_checkpoint()
+    with pytest.raises(engine.EngineError, match="no 'mpnn' compiler for 'dfs'"):
+        counterpart(learned, "dfs", "own")
+    compact = counterpart(learned, "dfs")  # auto: the compact construction
+    assert compact.spec == engine.compile("dfs").spec and not shares_parameters(learned, compact)
+    bfs = engine.compile("bfs", processor="mpnn", hidden=16)
+    assert counterpart(bfs, "bfs").spec == bfs.spec and shares_parameters(bfs, counterpart(bfs, "bfs"))
+    assert counterpart(bfs, "bfs", "compact").spec == engine.compile("bfs").spec
+    with pytest.raises(engine.EngineError, match="allowed"):
+        counterpart(bfs, "bfs", "theirs")
+    # the model trained on the ground-truth hint 0 is given the reference's, the compiled model is not
+    g = generate("er", 14, degree=3, directed=True, seed=2)
+    seen = []
+    ref, res_l, res_c = _run_pair(learned, compact, "dfs", g, None, lambda t, h, c, r: seen.append((t, h.shape, c.shape)))
+    from engine.analysis.generalization import fed_back_hints
+
+    assert {"pi_h", "color", "s_prev", "d", "f", "u"} <= set(fed_back_hints(learned))
+    first = {name: ref.hints[name][0] for name in fed_back_hints(learned)}
+    given = engine.execute(learned, g, None, steps=ref.steps, first_hints=first)
+    np.testing.assert_array_equal(res_l.outputs["pi"], given.outputs["pi"])
+    assert np.array_equal(res_c.outputs["pi"], ref.outputs["pi"])
+    assert [t for t, _, _ in seen] == list(range(1, ref.steps))
+    assert seen[0][1] == (14, 8) and seen[0][2] == (14, len(compact.spec["description"]["channels"]["node"]))
+
+
+def test_the_compact_dfs_against_itself_scores_perfectly():
+    """Named node channels of a construction with a graph state are the probe targets."""
+    compact = engine.compile("dfs")
+    row = compare_cell(_cell("dfs", 60, graphs=2), _shared(compact, compact, "dfs"))
+    assert row["compiled_exact"] and all(row["exact_match"]) and all(f == -1 for f in row["first_divergence_step"])
+    assert np.nanmin(row["cka"]) == pytest.approx(1.0, abs=1e-9)
+    channel_r2 = [v for name, vals in row["probe_r2"].items() if name.startswith("channel:") for v in vals
+                  if v is not None]
+    assert len(channel_r2) > 100 and min(channel_r2) > 0.999
+
+
+def test_compare_end_to_end_with_a_clrs_dfs_checkpoint(tmp_path):
+    run = tmp_path / "dfs-clrs" / "seed-0"
+    run.mkdir(parents=True)
+    _clrs_dfs_checkpoint().save(str(run / "best.npz"))
+    out = str(tmp_path / "cmp")
+    result = compare([str(tmp_path / "dfs-clrs")], sizes=(16, 64), families=("er",), seeds=(0,), nodes_per_cell=64,
+                     probe_graphs=6, out=out)
+    assert result["parameters"] == []  # no shared parameter space with the compact construction
+    assert result["checkpoints"][0]["compiled"] == "compiled-dfs" and result["checkpoints"][0]["hint0"] == "given"
+    assert all(s["compiled_exact"] for s in result["tables"]["summary"])
+    text = open(os.path.join(out, "report.md")).read()
+    assert "dfs-clrs: `compiled-dfs` (compact, hint 0 given)" in text
+    assert "| DFS is not learned, though it is compilable | **supported** |" in text  # random weights

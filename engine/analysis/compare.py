@@ -40,7 +40,7 @@ from ..model import Model
 from ..runtime import execute
 from .baselines import pointer_baselines
 from .behaviour import trace_agreement
-from .generalization import test_graph
+from .generalization import given_hint0, takes_given_hint0, test_graph
 from .statistics import CKAMoments, ProbeScore, RidgeMoments
 
 CHUNK = 1 << 16  # rows per float64 block when reducing a state (bounds the temporaries)
@@ -92,12 +92,47 @@ def find_checkpoints(paths, algo: str) -> list:
 
 
 def channel_names(compiled: Model) -> list:
-    """The named hidden channels of a compiled model (``description.channels``, in channel
-    order from 0); the probe and CKA targets."""
+    """The named hidden channels of a compiled model, in channel order from 0; the probe and
+    CKA targets. ``description.channels`` maps each channel to its meaning, or, for a
+    construction with a graph state, is ``{"node": [...], "graph": [...]}`` (node channels
+    only: a probe reads node states)."""
     channels = (compiled.spec.get("description") or {}).get("channels")
     if not channels:
         raise EngineError(f"{compiled.name!r} does not name its channels (spec.description.channels)")
+    if isinstance(channels.get("node"), list):
+        return list(channels["node"])
     return list(channels.values())
+
+
+COUNTERPARTS = ("auto", "own", "compact")
+
+
+def counterpart(learned: Model, algo: str, which: str = "auto") -> Model:
+    """The compiled model a checkpoint is compared with: ``own``, the model ``algo`` compiles
+    into the checkpoint's own spec (:func:`engine.analysis.alignment.compiled_counterpart`;
+    refused with the reason where there is none); ``compact``, the compact construction
+    (``engine.compile(algo)``: the exact control and the probe targets, no shared parameter
+    space); ``auto``, the own where it exists, else the compact."""
+    from ..compiler import compile as compile_model
+    from .alignment import compiled_counterpart
+
+    if which not in COUNTERPARTS:
+        raise EngineError(f"unknown compiled counterpart {which!r}; allowed: {list(COUNTERPARTS)}")
+    if which == "compact":
+        return compile_model(algo)
+    try:
+        return compiled_counterpart(learned, algo)
+    except EngineError:
+        if which == "own":
+            raise
+        return compile_model(algo)
+
+
+def shares_parameters(learned: Model, compiled: Model) -> bool:
+    """Whether the two models are points of one parameter space (same weight names and shapes):
+    only then do the compiled point's loss, the aligned distance and the barrier mean anything."""
+    a, b = learned.weights, compiled.weights
+    return a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
 
 
 def probe_targets(algo: str, compiled: Model) -> list:
@@ -118,7 +153,9 @@ def _targets(algo: str, channels: np.ndarray, ref_hints: dict, t: int) -> np.nda
 def _run_pair(learned: Model, compiled: Model, algo: str, graph, source, on_step, backend=None):
     """Run C then L on one graph for the reference's steps; ``on_step(t, h_L, channels_C,
     ref)`` is called for ``t = 1 .. T-1`` with L's state, C's named channels and the
-    reference trace. Returns ``(ref, result_L, result_C)``."""
+    reference trace. A model trained on the ground-truth hint 0 (CLRS's protocol) is given
+    the reference's (:func:`~engine.analysis.generalization.given_hint0`), as in training.
+    Returns ``(ref, result_L, result_C)``."""
     ref = reference(algo, graph, source, trace=True)
     T = ref.steps
     k = len(channel_names(compiled))
@@ -131,13 +168,15 @@ def _run_pair(learned: Model, compiled: Model, algo: str, graph, source, on_step
         if 1 <= t <= T - 1:
             kept[t - 1] = h[:, :k]
 
-    res_c = execute(compiled, graph, source, backend=backend, steps=T, trace=True, on_state=keep)
+    res_c = execute(compiled, graph, source, backend=backend, steps=T, trace=True, on_state=keep,
+                    first_hints=given_hint0(compiled, ref))
 
     def feed(t, h):
         if 1 <= t <= T - 1:
             on_step(t, h, kept[t - 1], ref)
 
-    res_l = execute(learned, graph, source, backend=backend, steps=T, trace=True, on_state=feed)
+    res_l = execute(learned, graph, source, backend=backend, steps=T, trace=True, on_state=feed,
+                    first_hints=given_hint0(learned, ref))
     return ref, res_l, res_c
 
 
@@ -209,7 +248,8 @@ def compare_cell(cell: dict, shared: dict, threads=None, *, backend=None, attent
             for rows in _chunks(h.shape[0]):
                 x = h[rows].astype(np.float64)
                 m.add(x, channels[rows])
-                y = _targets(algo, channels[rows], {name: np.asarray(v)[:, rows] for name, v in ref.hints.items()}, t)
+                y = _targets(algo, channels[rows], {name: np.asarray(v)[:, rows] for name, v in ref.hints.items()
+                                                    if np.ndim(v) >= 2}, t)  # node hints (not DFS's time)
                 sc.add(probe.predict(x), y)
 
         ref, res_l, res_c = _run_pair(learned, compiled, algo, g, s, on_step, backend)
@@ -310,6 +350,8 @@ def cell_memory(shared: dict):
     def estimate(cell):
         n = cell["n"]
         m = n * max(cell["degree"], 4.0)
+        if shared["models"][cell["model"]].spec.get("message_graph") == "complete":
+            m = max(m, float(n) * n)  # messages over every pair of nodes
         d = shared["models"][cell["model"]].hidden
         steps = 2 * np.log2(max(n, 2)) + 16
         return int(60 * m + 3 * 8 * n * (d + 16) + steps * n * 64)
@@ -317,7 +359,8 @@ def cell_memory(shared: dict):
 
 
 def _parameters(checkpoints: list, compiled: dict, out: str | None, progress: bool) -> list:
-    """Per MPNN checkpoint (the alignment handles those): the compiled point's training loss and
+    """Per MPNN checkpoint that shares its compiled model's parameter space (the alignment
+    handles those): the compiled point's training loss and
     gradient norm, the aligned distance and the path barrier (needs the ``torch`` extra);
     logged like cells, so a rerun skips them."""
     from .alignment import parameter_report
@@ -342,7 +385,8 @@ def _parameters(checkpoints: list, compiled: dict, out: str | None, progress: bo
                 "matched_cosine": report["matched_cosine"]}
 
     cells = [{"model": c.label, "algorithm": c.model.spec["description"]["algorithm"], "file": c.path}
-             for c in checkpoints if not c.model.spec.get("processor")]  # alignment: one-layer MPNN specs
+             for c in checkpoints  # the alignment handles one-layer MPNN specs of one parameter space
+             if not c.model.spec.get("processor") and shares_parameters(c.model, compiled[c.label])]
     return run_cells(cells, task, ResultLog(out, "parameters", tables=False),
                      shared={c.label: c for c in checkpoints}, desc="parameters", progress=progress)
 
@@ -350,8 +394,9 @@ def _parameters(checkpoints: list, compiled: dict, out: str | None, progress: bo
 def compare(paths, *, sizes=(16, 64, 256, 1000), families=("er",), seeds=(0,), degree: float = 10.0,
             max_size: dict | None = None, nodes_per_cell: int = 4096, probe_graphs: int = 256,
             parameters: bool = True, backend: str | None = None, out: str | None = None,
-            cluster: str | None = None, progress: bool = False) -> dict:
-    """Compare every trained checkpoint in ``paths`` with the compiled model of its spec.
+            cluster: str | None = None, progress: bool = False, compiled: str = "auto") -> dict:
+    """Compare every trained checkpoint in ``paths`` with a compiled model of its algorithm:
+    the one of its own spec where the algorithm compiles into it, else the compact one.
 
     Parameters
     ----------
@@ -367,7 +412,11 @@ def compare(paths, *, sizes=(16, 64, 256, 1000), families=("er",), seeds=(0,), d
     probe_graphs : int
         Training-distribution graphs the probes are fitted on, per checkpoint.
     parameters : bool
-        Also the compiled point's loss and the aligned distance and barrier (torch).
+        Also the compiled point's loss and the aligned distance and barrier (torch), for the
+        checkpoints that share their compiled model's parameter space.
+    compiled : {"auto", "own", "compact"}
+        The compiled counterpart (:func:`counterpart`): ``own`` refuses a checkpoint whose
+        spec has none, ``compact`` compares every checkpoint with the compact construction.
     out : str, optional
         Directory: ``cells.jsonl`` and ``parameters.jsonl`` (a rerun skips finished cells),
         then the tables, figures and ``report.md`` (:mod:`engine.analysis.comparison_report`).
@@ -380,7 +429,6 @@ def compare(paths, *, sizes=(16, 64, 256, 1000), families=("er",), seeds=(0,), d
         ``{"cells": rows, "parameters": rows, "checkpoints": [...], "tables": {...}}`` with
         the tidy tables of :func:`engine.analysis.comparison_report.tables`.
     """
-    from .alignment import compiled_counterpart
     from .comparison_report import tables, write_report
     from .sweep import ResultLog, run_cells
 
@@ -394,11 +442,11 @@ def compare(paths, *, sizes=(16, 64, 256, 1000), families=("er",), seeds=(0,), d
         found = find_checkpoints(algo_paths, algo)
         checkpoints += found
         for c in found:
-            compiled = compiled_counterpart(c.model, algo)
-            compiled_of[c.label] = compiled
+            control = counterpart(c.model, algo, compiled)
+            compiled_of[c.label] = control
             shared["models"][c.label] = c.model
-            shared["compiled"][c.label] = compiled
-            shared["targets"][c.label] = probe_targets(algo, compiled)
+            shared["compiled"][c.label] = control
+            shared["targets"][c.label] = probe_targets(algo, control)
         cells += compare_cells(found, algo, sizes, families, seeds, degree=degree, nodes_per_cell=nodes_per_cell,
                                max_size=max_size)
     if len({c.label for c in checkpoints}) != len(checkpoints):
@@ -416,7 +464,9 @@ def compare(paths, *, sizes=(16, 64, 256, 1000), families=("er",), seeds=(0,), d
     params = _parameters(checkpoints, compiled_of, out, progress) if parameters else []
     info = [{"label": c.label, "group": c.group, "file": c.path,
              "algorithm": c.model.spec["description"]["algorithm"], "hidden": c.model.hidden,
-             "compiled": compiled_of[c.label].name} for c in checkpoints]
+             "compiled": compiled_of[c.label].name,
+             "shares_parameters": shares_parameters(c.model, compiled_of[c.label]),
+             "hint0": "given" if takes_given_hint0(c.model) else "decoded"} for c in checkpoints]
     result = {"cells": rows, "parameters": params, "checkpoints": info,
               "tables": tables(rows, params, info)}
     if out is not None:

@@ -55,12 +55,8 @@ def evaluate_one(model, algo, graph, seed, *, source=None, backend=None, steps=N
     source = (0 if source is None else source) if info.has_source else None
     trace = graph.num_nodes <= trace_limit
     ref = reference(algo, graph, source, trace=trace)
-    # a model trained on the ground-truth hint 0 (CLRS's protocol) gets it here too, from the
-    # reference's trace; without a trace it decodes hint 0 itself, and the row says which
-    wants_hint0 = ((model.spec.get("description") or {}).get("protocol") or {}).get("hint0") == "ground_truth"
-    first = None
-    if wants_hint0 and trace and model.spec.get("feedback"):
-        first = {name: ref.hints[name][0] for name in fed_back_hints(model)}
+    # without a trace a model decodes hint 0 itself, and the row says which
+    first = given_hint0(model, ref) if trace else None
     t = time.perf_counter()
     oracle = model.spec["termination"]["rule"] == "steps" or steps is not None
     res = execute(model, graph, source, backend=backend, steps=(steps or ref.steps) if oracle else None,
@@ -89,6 +85,26 @@ def fed_back_hints(model) -> list:
     return [name for name, decoder in (model.spec.get("hints") or {}).items() if decoder in fed]
 
 
+def takes_given_hint0(model) -> bool:
+    """Whether ``model`` feeds hints back and was trained on the ground-truth hint 0 (CLRS's
+    protocol, ``description.protocol.hint0``): then it is given the reference's hint 0."""
+    protocol = (model.spec.get("description") or {}).get("protocol") or {}
+    return protocol.get("hint0") == "ground_truth" and bool(model.spec.get("feedback"))
+
+
+def given_hint0(model, ref) -> dict | None:
+    """The reference's hint 0 for a model trained on the ground-truth hint 0 (CLRS's
+    protocol, ``description.protocol.hint0``) that feeds hints back: ``first_hints`` for
+    :func:`engine.execute`, from ``ref``'s trace; ``None`` for every other model, which
+    decodes hint 0 from its initial state."""
+    if not takes_given_hint0(model):
+        return None
+    if not ref.hints:
+        raise EngineError("the model was trained on the ground-truth hint 0, and the reference was run without "
+                          "a trace; run the reference with trace=True")
+    return {name: ref.hints[name][0] for name in fed_back_hints(model)}
+
+
 CLRS_FAMILY = "clrs"  # CLRS's own test distribution: its sampler, p drawn per graph, random source
 
 
@@ -99,7 +115,7 @@ def test_graph(algo, family, n, degree, seed):
         _, g, s = sample(algo, n, np.random.RandomState(seed), p=CLRS_TRAIN_P)
         return g, s
     g = generate(family, n, degree=degree, directed=info.directed, weighted=info.weighted, seed=seed)
-    return g, 0
+    return g, (0 if info.has_source else None)
 
 
 def evaluation_cells(models, sizes, *, family="er", degree=10.0, seeds=(0,)) -> list:
