@@ -61,7 +61,8 @@ class Algorithm:
         use.
     inexpressible : dict
         ``processor -> why`` for processors that provably cannot execute the algorithm
-        exactly (the compiler refuses with that reason instead of "no compiler").
+        exactly (the compiler refuses with that reason instead of "no compiler"); ``why`` is
+        a string (every hint mode) or ``{hint_mode: why}`` (those hint modes only).
     unsettled : str
         What it means when a compiled model of it never reaches its fixed point (the command
         line says so).
@@ -91,10 +92,15 @@ class Algorithm:
         """The output that accuracy figures score (CLRS's algorithms here have one)."""
         return self.outputs[0].name
 
-    def compiler(self, processor: str = "compact") -> Callable:
-        """The compiler of form ``processor``; :class:`EngineError` when there is none."""
-        if processor in self.inexpressible:
-            raise EngineError(f"{self.name!r} cannot be compiled into {processor!r}: {self.inexpressible[processor]}")
+    def compiler(self, processor: str = "compact", hint_mode: str | None = None) -> Callable:
+        """The compiler of form ``processor`` (for the learned spec of ``hint_mode``);
+        :class:`EngineError` when there is none, with the reason where none can exist."""
+        why = self.inexpressible.get(processor)
+        if isinstance(why, dict):
+            why = why.get(hint_mode)
+        if why:
+            mode = f" with hint mode {hint_mode!r}" if isinstance(self.inexpressible[processor], dict) else ""
+            raise EngineError(f"{self.name!r} cannot be compiled into {processor!r}{mode}: {why}")
         if processor not in self.compilers:
             raise EngineError(f"no {processor!r} compiler for {self.name!r}; available: {sorted(self.compilers)}")
         module, func = self.compilers[processor].split(":")
@@ -110,6 +116,18 @@ GATV2_EDGE_VALUES = (
     "equal d_u + w on any interval of w: no weights execute Bellman-Ford exactly on an open set of edge "
     "weights. Use processor='mpnn' (exact) or the compact compiler (processor=None); see "
     "docs/compiled_in_learned.md")
+
+# Why DFS has no construction in the learned specs over the input's edges when no one-node mask
+# is fed back (docs/compiled_in_learned.md, "DFS over the input's edges").
+DFS_LOCALITY = (
+    "over the input's edges a node's state is, after any number of steps, a function of the inputs and "
+    "in-edges of the nodes with a path to it (and of hints decoded from those nodes), while DFS's hints "
+    "are not: on G1 = {0->2, 2->1, 2->3} and G2 = G1 + {0->1} nodes 0, 2 and 3 have the same in-edges and "
+    "inputs, so every weight gives them the same states, yet node 2 is gray after step 2 in G1 and white "
+    "in G2 (DFS discovers 1 from 0 first). Only a fed-back one-node mask (an argmax over all nodes: DFS's "
+    "u, v, s and s_last, encoded_decoded mode) carries information past this, and whether that suffices "
+    "is open. Use the compact compiler (processor=None); see docs/compiled_in_learned.md")
+DFS_INEXPRESSIBLE = {"decoded_only": DFS_LOCALITY}
 
 DFS_HINTS = (Probe("pi_h", "pointer"), Probe("color", "categorical", classes=3), Probe("d", "scalar"),
              Probe("f", "scalar"), Probe("s_prev", "pointer"), Probe("s", "mask_one"), Probe("u", "mask_one"),
@@ -135,7 +153,8 @@ ALGORITHMS = {
         outputs=(Probe("pi", "pointer"),),
         hints=DFS_HINTS,
         bytes_per_hint_node=64, steps_known=lambda n: 3 * n,
-        compilers={"compact": "engine.compiler.dfs:compile_dfs"}),
+        compilers={"compact": "engine.compiler.dfs:compile_dfs"},
+        inexpressible={"mpnn": DFS_INEXPRESSIBLE, "gatv2": DFS_INEXPRESSIBLE}),
     # a control: BFS made sequential, one queue event per hint step (parallel against
     # sequential apart from the hints; DESIGN.md section 6)
     "bfs_seq": Algorithm(
@@ -149,7 +168,10 @@ ALGORITHMS = {
         "dfs_light", dfs_light, has_source=False, weighted=False, directed=True,
         outputs=(Probe("pi", "pointer"),), hints=tuple(p for p in DFS_HINTS if p.name in LIGHT_HINTS),
         bytes_per_hint_node=16, steps_known=lambda n: 3 * n,
-        compilers={"compact": "engine.compiler.dfs:compile_dfs_light"}),
+        compilers={"compact": "engine.compiler.dfs:compile_dfs_light"},
+        # its fed-back hints (pi_h, colour) are read locally: no mode escapes the argument
+        inexpressible={p: {"decoded_only": DFS_LOCALITY, "encoded_decoded": DFS_LOCALITY}
+                       for p in ("mpnn", "gatv2")}),
 }
 
 

@@ -40,7 +40,7 @@ def compile(algo: str, dtype="float32", *, processor: str | None = None, hidden:
         if processor not in PROCESSOR_KINDS or processor == "mpnn":
             raise EngineError(f"heads= is for attention processors (gatv2), not {processor!r}")
         extra["heads"] = heads
-    return info.compiler(processor)(dtype, hidden=hidden, hint_mode=hint_mode, **extra)
+    return info.compiler(processor, hint_mode)(dtype, hidden=hidden, hint_mode=hint_mode, **extra)
 
 
 __all__ = ["compile"]
