@@ -18,10 +18,15 @@ with soft hints (the ``clrs`` protocol) is also scored with its decoded hints fe
 (CLRS's ``hint_repred_mode='hard'``; the same ground-truth hint 0), the column that tells
 an error of soft feedback from one of the learned steps. A run whose
 ``state.pt`` is short of its step count is still training: it is left out and listed.
+
+Each run's scores are kept beside its checkpoint (``test_score.json``, keyed by the SHA-256 of
+``best.npz`` and :data:`SCORER`), so adding a run scores only that run; ``--rescore`` ignores
+them.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -53,6 +58,36 @@ def training_state(run_dir: str):
     return None
 
 
+SCORER = 1  # bump when the test split or the scoring changes: kept scores are then recomputed
+SCORE_FILE = "test_score.json"
+SCORE_KEYS = ("score", "hard", "trivial", "best_trivial", "evaluation")
+
+
+def checkpoint_digest(run_dir: str) -> str:
+    with open(os.path.join(run_dir, "best.npz"), "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def kept_score(run_dir: str) -> dict | None:
+    """The scores kept beside this run's checkpoint, if they are of this checkpoint and scorer."""
+    path = os.path.join(run_dir, SCORE_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        kept = json.load(fh)
+    if kept.get("scorer") != SCORER or kept.get("checkpoint_sha256") != checkpoint_digest(run_dir):
+        return None
+    return {k: kept[k] for k in SCORE_KEYS}
+
+
+def keep_score(run_dir: str, scores: dict) -> None:
+    doc = {"scorer": SCORER, "checkpoint_sha256": checkpoint_digest(run_dir), **{k: scores[k] for k in SCORE_KEYS}}
+    tmp = os.path.join(run_dir, SCORE_FILE + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(doc, fh, indent=1)
+    os.replace(tmp, os.path.join(run_dir, SCORE_FILE))
+
+
 def run_info(run_dir: str) -> dict:
     import engine
 
@@ -75,6 +110,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+")
     p.add_argument("--json", default=None)
+    p.add_argument("--rescore", action="store_true", help="score every run again (ignore test_score.json)")
     args = p.parse_args(argv)
     groups = defaultdict(list)
     data = {}
@@ -88,14 +124,19 @@ def main(argv=None) -> int:
             continue
         info = run_info(run)
         algo = info["algorithm"]
-        if algo not in data:
-            data[algo] = test_data(algo)
-        result = test_score(info["model"], algo, data=data[algo])
-        hard = result["score"] if result["feedback"] == "hard" else \
-            test_score(info["model"], algo, feedback="hard", data=data[algo])["score"]
+        kept = None if args.rescore else kept_score(run)
+        if kept is None:
+            if algo not in data:
+                data[algo] = test_data(algo)
+            result = test_score(info["model"], algo, data=data[algo])
+            hard = result["score"] if result["feedback"] == "hard" else \
+                test_score(info["model"], algo, feedback="hard", data=data[algo])["score"]
+            kept = {"score": result["score"], "hard": hard, "trivial": result["trivial"],
+                    "best_trivial": result["best_trivial"],
+                    "evaluation": f"{result['feedback']} hints, hint 0 {result['hint0']}"}
+            keep_score(run, kept)
         info.pop("model")
-        info.update(score=result["score"], hard=hard, trivial=result["trivial"], best_trivial=result["best_trivial"],
-                    evaluation=f"{result['feedback']} hints, hint 0 {result['hint0']}")
+        info.update(kept)
         print(f"{run:<48s} {info['protocol']:<6s} {algo:<13s} {info['processor']:<6s} steps {info['train_steps']:>6d}  "
               f"pointer accuracy: {info['score']:.4f} (hints fed back hard: {info['hard']:.4f})", flush=True)
         groups[(info["protocol"], algo, info["processor"], info["hint_mode"], info["layer_norm"])].append(info)
