@@ -376,3 +376,17 @@ def test_compare_end_to_end_with_a_clrs_dfs_checkpoint(tmp_path):
     text = open(os.path.join(out, "report.md")).read()
     assert "dfs-clrs: `compiled-dfs` (compact, hint 0 given)" in text
     assert "| DFS is not learned, though it is compilable | **supported** |" in text  # random weights
+
+
+def test_compact_counterpart_on_request_skips_the_parameters(tmp_path):
+    """--compiled compact: a checkpoint that has a compiled form in its own spec is compared
+    with the compact construction instead; the spaces differ, so no parameter measures."""
+    run = tmp_path / "bfs-compiled" / "seed-0"
+    run.mkdir(parents=True)
+    engine.compile("bfs", processor="mpnn", hidden=16).save(str(run / "best.npz"))
+    result = compare([str(tmp_path / "bfs-compiled")], sizes=(16,), families=("er",), seeds=(0,), nodes_per_cell=32,
+                     probe_graphs=6, compiled="compact")
+    assert result["parameters"] == [] and result["checkpoints"][0]["compiled"] == engine.compile("bfs").name
+    assert not result["checkpoints"][0]["shares_parameters"]
+    summary = result["tables"]["summary"]
+    assert all(s["output_accuracy"] == 1.0 and s["compiled_exact"] for s in summary)
