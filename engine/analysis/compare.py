@@ -122,9 +122,10 @@ def counterpart(learned: Model, algo: str, which: str = "auto") -> Model:
         return compile_model(algo)
     try:
         return compiled_counterpart(learned, algo)
-    except EngineError:
+    except EngineError as exc:
         if which == "own":
-            raise
+            raise EngineError(f"{exc}; compare it with the compact construction instead (compiled='compact' "
+                              "or 'auto', --compiled on the command line)") from None
         return compile_model(algo)
 
 
