@@ -81,11 +81,15 @@ def kept_score(run_dir: str) -> dict | None:
 
 
 def keep_score(run_dir: str, scores: dict) -> None:
+    from engine._files import atomic_write
+
     doc = {"scorer": SCORER, "checkpoint_sha256": checkpoint_digest(run_dir), **{k: scores[k] for k in SCORE_KEYS}}
-    tmp = os.path.join(run_dir, SCORE_FILE + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(doc, fh, indent=1)
-    os.replace(tmp, os.path.join(run_dir, SCORE_FILE))
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as fh:
+            json.dump(doc, fh, indent=1)
+
+    atomic_write(os.path.join(run_dir, SCORE_FILE), write)
 
 
 def run_info(run_dir: str) -> dict:
