@@ -5,7 +5,7 @@ or the trainer needs them.
 """
 from .algorithms import ALGORITHMS, reference
 from .compiler import compile
-from .runtime import ExecutionResult, execute
+from .runtime import ExecutionResult, execute, execute_batch
 from .errors import (BackendUnavailableError, EngineError, GraphError, MemoryBudgetError, ModelError,
                      NegativeCycleError)
 from .graph import Graph, generate
@@ -13,5 +13,5 @@ from .model import Model
 
 __version__ = "0.1.0"
 
-__all__ = ["ALGORITHMS", "Graph", "Model", "compile", "execute", "ExecutionResult", "generate", "reference", "EngineError", "GraphError", "ModelError",
+__all__ = ["ALGORITHMS", "Graph", "Model", "compile", "execute", "execute_batch", "ExecutionResult", "generate", "reference", "EngineError", "GraphError", "ModelError",
            "BackendUnavailableError", "NegativeCycleError", "MemoryBudgetError", "__version__"]

@@ -22,16 +22,23 @@ POINTER_GROUPS = np.array([(R.aggregation("argmax").code, 0, 1)], dtype=np.int64
 class BoundModel:
     """``plan`` bound to ``graph`` (and ``source``) on ``backend``: ``graph`` is the message
     graph (:func:`engine.model.message_graph.message_graph`) and ``static_edges`` its static
-    edge inputs."""
+    edge inputs.
 
-    def __init__(self, plan: ModelPlan, graph, source, backend, static_edges: np.ndarray):
+    A disjoint union of graphs (:func:`engine.execute_batch`) is bound with its node inputs
+    ``x`` (each graph's own, stacked) and ``node_start``, where each graph's nodes begin: a
+    ``mask_one`` decoder then picks one node per graph. A model with a graph state is bound
+    to one graph only."""
+
+    def __init__(self, plan: ModelPlan, graph, source, backend, static_edges: np.ndarray, x=None,
+                 node_start=None):
         self.plan = plan
         self.layout = lay = plan.layout
         self.graph = graph
         self.backend = backend
         self.dtype = plan.dtype
         n = graph.num_nodes
-        self.x = R.node_inputs(lay.node_inputs, n, source, self.dtype)
+        self.x = R.node_inputs(lay.node_inputs, n, source, self.dtype) if x is None else x
+        self.node_start = np.zeros(1, np.int64) if node_start is None else np.asarray(node_start, np.int64)
         # edge inputs: the static ones, then one column per fed-back pointer
         ecols = [static_edges] if static_edges.shape[1] else []
         pointer_cols = [np.zeros((graph.num_edges, 1), self.dtype) for s in lay.feedback if s.kind == "pointer"]
@@ -176,7 +183,7 @@ class BoundModel:
         if dec.kind == "categorical":
             return np.eye(logits.shape[1], dtype=self.dtype)[np.argmax(logits, axis=1)]
         out = np.zeros(logits.shape[0], dtype=self.dtype)  # mask_one: one node per graph
-        out[np.argmax(logits[:, 0])] = 1
+        out[segment_argmax(logits[:, 0], self.node_start)] = 1
         return out
 
     def feed_back(self, z: np.ndarray, others=(), g=None, decoded=None) -> None:
@@ -193,3 +200,18 @@ class BoundModel:
                 val = val == np.arange(val.shape[0])
             for buf in (z, *others):
                 buf[:, s.col:s.col + s.width] = val.reshape(buf.shape[0], s.width)
+
+
+def segment_argmax(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """For each segment ``values[starts[i]:starts[i + 1]]`` (the last to the end), the
+    position of its first maximum, as :func:`numpy.argmax` picks it (a NaN counts as the
+    maximum); ``starts`` ascending, beginning at 0, every segment non-empty."""
+    if starts.size == 1:
+        return np.array([np.argmax(values)])
+    seg = np.repeat(np.arange(starts.size), np.diff(np.append(starts, values.size)))
+    nan = np.isnan(values)
+    # NaN first, then the largest value, then the lowest position: argmax's order
+    key = np.where(nan, -np.inf, -values)
+    order = np.lexsort((np.arange(values.size), key, ~nan, seg))
+    first = np.flatnonzero(np.r_[True, seg[order][1:] != seg[order][:-1]])
+    return order[first]

@@ -231,8 +231,22 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     plan = build_plan(model.spec, model.weights.__getitem__)
     messages, static_edges = message_graph(model.spec, graph, model.dtype)
     run = BoundModel(plan, messages, source, be, static_edges)
-    feedback = bool(plan.layout.feedback)
     given = _first_feedback(model, plan, first_hints, n)
+    bound = step_bound(model.spec, n, graph.num_edges)
+    return run_bound(model, run, given, bound, trace=trace, steps=steps, max_steps=max_steps, hidden=hidden,
+                     mode=mode, progress=progress, on_state=on_state)
+
+
+def run_bound(model: Model, run: BoundModel, given: dict, bound: int, *, trace: bool = False,
+              steps: int | None = None, max_steps: int | None = None, hidden: bool = False, mode: str = "auto",
+              progress=None, on_state=None) -> ExecutionResult:
+    """The step loop of :func:`execute` on a model already bound to its (message) graph, with
+    the arguments checked; ``given``: the checked first hints, by decoder name; ``bound``: the
+    default step limit of a fixed-point run (``max_steps`` overrides it)."""
+    plan, be, graph = run.plan, run.backend, run.graph
+    n = graph.num_nodes
+    term = model.spec["termination"]
+    feedback = bool(plan.layout.feedback)
     if feedback and mode == "active":
         raise EngineError(f"model {model.name!r} feeds decoded hints back (spec.feedback), so its inputs "
                           f"change at every node every step; run it with mode='dense' or 'auto'")
@@ -241,8 +255,7 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
     stepper = ActiveStepper(run, mode) if mode != "dense" else None
     # the backend's own step loop, when it has one and nothing is needed between steps
     use_native_loop = be.has_step_loop and not trace and not hidden and not feedback and on_state is None
-    limit = steps if steps is not None else (max_steps if max_steps is not None
-                                            else step_bound(model.spec, n, graph.num_edges))
+    limit = steps if steps is not None else (max_steps if max_steps is not None else bound)
     d = model.hidden
     if hidden:
         require((limit + 1) * n * d * model.dtype.itemsize, "keeping every hidden state",
@@ -299,7 +312,7 @@ def execute(model: Model, graph, source: int | None = None, *, backend: str | No
             break
     if not converged:
         warnings.warn(f"{model.name}: stopped after max_steps={limit} without reaching a fixed point",
-                      RuntimeWarning, stacklevel=2)
+                      RuntimeWarning, stacklevel=3)
     outputs = {name: run.decode(dec, z, g) for name, dec in plan.outputs.items()}
     hints = {k: np.stack(v) if v else np.zeros((0, n)) for k, v in hint_rows.items()} if trace else None
     final_graph = None if g is None else g.copy()
