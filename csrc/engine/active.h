@@ -752,6 +752,24 @@ void StepLoop<T>::update_parts(LoopLayer<T>& ly, const T* inp, bool everything) 
     row_product(ly.W_dst, ly.dst_rows, ly.dst_zero, fz, k0, zv, q);
     for (int64_t c = 0; c < k0; ++c) q[c] = q[c] + ly.bias[c];
   };
+  if (everything && k0 >= kWideLayer) {
+    // wide (learned) parts in blocks of rows: each weight row read once per block, the same
+    // sums as row_product's (dense_accumulate_tile)
+    const int64_t blocks = (n + kBlockRows - 1) / kBlockRows;
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t v0 = b * kBlockRows, cnt = std::min(kBlockRows, n - v0);
+      T* S = ly.S + v0 * k0;
+      std::fill(S, S + cnt * k0, T(0));
+      dense_accumulate_tile(ly.W_src, ly.src_zero.data(), fz, k0, cnt, inp + v0 * fz, S);
+      if (!ly.W_dst) continue;
+      T* Q = ly.Q + v0 * k0;
+      std::fill(Q, Q + cnt * k0, T(0));
+      dense_accumulate_tile(ly.W_dst, ly.dst_zero.data(), fz, k0, cnt, inp + v0 * fz, Q);
+      for (int64_t j = 0; j < cnt * k0; ++j) Q[j] = Q[j] + ly.bias[j % k0];
+    }
+    return;
+  }
   if (everything) {
 #pragma omp parallel for schedule(static)
     for (int64_t v = 0; v < n; ++v) parts(v);

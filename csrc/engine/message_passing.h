@@ -214,6 +214,42 @@ inline T activate(T x, Activation act) {
 #define ENGINE_ISA_CLONES
 #endif
 
+// Y[r] += X[r] @ W for R messages (rows of X and Y): blocks of R messages x kCols outputs stay
+// in registers while the inputs stream by, so each weight row is read once per block and no
+// partial sum goes to memory; every Y[r][o] gets one multiplication and one addition per input
+// i, ascending, as in dense_accumulate (the same bits). Inlined into each ISA clone below.
+template <typename T, int64_t R>
+ENGINE_INLINE void dense_block(const T* __restrict W, const char* zero_row, int64_t in, int64_t out,
+                               const T* __restrict X, T* __restrict Y) {
+  constexpr int64_t kCols = 64 / sizeof(T) * 2;  // two 512-bit vectors (measured: 8 x 32 floats best)
+  int64_t o0 = 0;
+  for (; o0 + kCols <= out; o0 += kCols) {
+    T acc[R][kCols];
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t o = 0; o < kCols; ++o) acc[r][o] = Y[r * out + o0 + o];
+    for (int64_t i = 0; i < in; ++i) {
+      if (zero_row[i]) continue;
+      const T* __restrict w = W + i * out + o0;
+      for (int64_t r = 0; r < R; ++r) {
+        const T xri = X[r * in + i];
+        for (int64_t o = 0; o < kCols; ++o) acc[r][o] += xri * w[o];
+      }
+    }
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t o = 0; o < kCols; ++o) Y[r * out + o0 + o] = acc[r][o];
+  }
+  if (o0 == out) return;
+  for (int64_t i = 0; i < in; ++i) {
+    if (zero_row[i]) continue;
+    const T* __restrict w = W + i * out;
+    for (int64_t r = 0; r < R; ++r) {
+      const T xri = X[r * in + i];
+      T* __restrict yr = Y + r * out;
+      for (int64_t o = o0; o < out; ++o) yr[o] += xri * w[o];
+    }
+  }
+}
+
 // One definition per element type (target_clones does not apply to templates).
 #define ENGINE_DEFINE_DENSE_LOOPS(T)                                                                         \
   ENGINE_ISA_CLONES static void dense_accumulate(const T* __restrict W, const char* zero_row, int64_t in,   \
@@ -239,20 +275,15 @@ inline T activate(T x, Activation act) {
       for (int64_t o = o0; o < out; ++o) y[o] += xi * w[o];                                                 \
     }                                                                                                       \
   }                                                                                                         \
-  /* Y[j] += X[j] @ W for `rows` messages at once (row-major): each weight row is read once per tile      \
-     instead of once per message; for every (j, o) the sum runs over i ascending, as above. */             \
+  /* Y[j] += X[j] @ W for `rows` messages at once (row-major), in blocks of 8, 4 and 1 messages      \
+     (dense_block); for every (j, o) the sum runs over i ascending, as above. */                        \
   ENGINE_ISA_CLONES static void dense_accumulate_tile(const T* __restrict W, const char* zero_row,           \
                                                       int64_t in, int64_t out, int64_t rows,                \
                                                       const T* __restrict X, T* __restrict Y) {             \
-    for (int64_t i = 0; i < in; ++i) {                                                                      \
-      if (zero_row[i]) continue;                                                                            \
-      const T* __restrict w = W + i * out;                                                                  \
-      for (int64_t j = 0; j < rows; ++j) {                                                                  \
-        const T xji = X[j * in + i];                                                                        \
-        T* __restrict yj = Y + j * out;                                                                     \
-        for (int64_t o = 0; o < out; ++o) yj[o] += xji * w[o];                                              \
-      }                                                                                                     \
-    }                                                                                                       \
+    int64_t j = 0;                                                                                          \
+    for (; j + 8 <= rows; j += 8) dense_block<T, 8>(W, zero_row, in, out, X + j * in, Y + j * out);          \
+    for (; j + 4 <= rows; j += 4) dense_block<T, 4>(W, zero_row, in, out, X + j * in, Y + j * out);          \
+    for (; j < rows; ++j) dense_block<T, 1>(W, zero_row, in, out, X + j * in, Y + j * out);                  \
   }
 
 ENGINE_DEFINE_DENSE_LOOPS(float)
@@ -841,6 +872,18 @@ ENGINE_DEFINE_PACKED_MLP(float)
 ENGINE_DEFINE_PACKED_MLP(double)
 #undef ENGINE_DEFINE_PACKED_MLP
 
+// CLRS's layer norm of the w values of x, in place: ((x - mean) / sd) * gamma + beta.
+template <typename T>
+inline void layer_norm(const NodeMLP<T>& m, T* x, int64_t w) {
+  T mu = T(0), var = T(0);
+  for (int64_t o = 0; o < w; ++o) mu += x[o];
+  mu = mu / T(w);
+  for (int64_t o = 0; o < w; ++o) var += (x[o] - mu) * (x[o] - mu);
+  var = var / T(w);
+  const T sd = std::sqrt(var + T(kLayerNormEps));
+  for (int64_t o = 0; o < w; ++o) x[o] = ((x[o] - mu) / sd) * m.ln_gamma[o] + m.ln_beta[o];
+}
+
 // Evaluates a NodeMLP for one node; result in x (or y, each at least plan.width long);
 // returns the buffer holding it.
 template <typename T>
@@ -878,17 +921,38 @@ inline const T* node_mlp(const NodeMLP<T>& m, const NodePlan<T>& p, const T* z, 
     dense(m.tail[li], p.tail_zero[li], x, y);
     std::swap(x, y);
   }
+  if (m.ln_gamma) layer_norm(m, x, m.tail.empty() ? m.w0 : m.tail.back().out);
+  return x;
+}
+
+// node_mlp on `rows` nodes at once: Z (rows x fz) and A (rows x k), row-major; X and Y hold
+// rows x p.width values each. Every product runs through dense_accumulate_tile, so each output
+// is the same sum in the same order as node_mlp's (the same bits); the weights are read once
+// per block of rows instead of once per row. Returns the buffer holding the rows x out result.
+template <typename T>
+inline const T* node_mlp_rows(const NodeMLP<T>& m, const NodePlan<T>& p, const T* Z, int64_t fz, const T* A,
+                              int64_t k, int64_t rows, T* X, T* Y) {
+  std::fill(X, X + rows * m.w0, T(0));
+  std::fill(Y, Y + rows * m.w0, T(0));
+  dense_accumulate_tile(m.Wz, p.zero_z.data(), fz, m.w0, rows, Z, X);
+  if (k > 0) dense_accumulate_tile(m.Wa, p.zero_a.data(), k, m.w0, rows, A, Y);
+  for (int64_t r = 0; r < rows; ++r) {
+    T* x = X + r * m.w0;
+    const T* y = Y + r * m.w0;
+    for (int64_t o = 0; o < m.w0; ++o) x[o] = activate((x[o] + y[o]) + m.b0[o], m.act0);
+  }
+  for (size_t li = 0; li < m.tail.size(); ++li) {
+    const auto& l = m.tail[li];
+    std::fill(Y, Y + rows * l.out, T(0));
+    dense_accumulate_tile(l.weight, p.tail_zero[li].data(), l.in, l.out, rows, X, Y);
+    for (int64_t j = 0; j < rows * l.out; ++j) Y[j] = activate(Y[j] + l.bias[j % l.out], l.act);
+    std::swap(X, Y);
+  }
   if (m.ln_gamma) {
     const int64_t w = m.tail.empty() ? m.w0 : m.tail.back().out;
-    T mu = T(0), var = T(0);
-    for (int64_t o = 0; o < w; ++o) mu += x[o];
-    mu = mu / T(w);
-    for (int64_t o = 0; o < w; ++o) var += (x[o] - mu) * (x[o] - mu);
-    var = var / T(w);
-    const T sd = std::sqrt(var + T(kLayerNormEps));
-    for (int64_t o = 0; o < w; ++o) x[o] = ((x[o] - mu) / sd) * m.ln_gamma[o] + m.ln_beta[o];
+    for (int64_t r = 0; r < rows; ++r) layer_norm(m, X + r * w, w);
   }
-  return x;
+  return X;
 }
 
 }  // namespace detail
@@ -923,12 +987,19 @@ struct LayerPlan {
   // one deeper than a single layer, where the two dependency chains are long enough for the
   // overlap to pay (a pair of single-layer MLPs runs 4-5% faster apart).
   int64_t pair_lanes = 0;
+  // The node MLPs of blocks of rows evaluated together (layer_row_block): where they take the
+  // general loops (wide learned layers, or layer norm), whose weights are then read once per
+  // block instead of once per row.
+  bool block_rows = false;
+  int64_t fz = 0;  // the layer's input width
   explicit LayerPlan(const LayerArgs<T>& L)
       : edges(L.edges),
         update(L.update, L.fz, edges.k_out),
-        gate(L.gated ? detail::NodePlan<T>(L.gate, L.fz, edges.k_out) : update) {
+        gate(L.gated ? detail::NodePlan<T>(L.gate, L.fz, edges.k_out) : update),
+        fz(L.fz) {
     if (L.gated && update.lanes != 0 && update.lanes == gate.lanes && (!update.tail.empty() || !gate.tail.empty()))
       pair_lanes = update.lanes;
+    block_rows = update.lanes == 0 && (!L.gated || gate.lanes == 0);
   }
 };
 
@@ -985,13 +1056,32 @@ void project(const T* A, int64_t rows, int64_t in, const T* W, int64_t out, T* Y
   for (int64_t r = 0; r < rows; ++r) detail::row_product(W, nz, zero, in, out, A + r * in, Y + r * out);
 }
 
+// Rows whose node MLPs layer_row_block evaluates together (dense_accumulate_tile's widest block).
+constexpr int64_t kBlockRows = 8;
+
 // One thread's buffers for layer_rows: the reduction scratch and the node MLPs' outputs.
 template <typename T>
 struct RowWorkspace {
   detail::Scratch<T> s;
   std::vector<T> node_buf;
   T *ua = nullptr, *ub = nullptr, *ga = nullptr, *gb = nullptr;
+  std::vector<T> block_buf;  // layer_row_block's inputs and MLP outputs (block_rows only)
+  T *block_z = nullptr, *block_a = nullptr, *bu = nullptr, *bu2 = nullptr, *bg = nullptr, *bg2 = nullptr;
   explicit RowWorkspace(const LayerPlan<T>& P) : s(P.edges.width, P.edges.k_out) {
+    if (P.block_rows) {
+      const int64_t fz = P.fz;
+      const int64_t nw = std::max(P.update.width, P.gate.width);
+      const int64_t spans[6] = {fz, P.edges.k_out, nw, nw, nw, nw};
+      int64_t total = 0;
+      for (int64_t sp : spans) total += kBlockRows * sp + 16;
+      block_buf.assign(static_cast<size_t>(total), T(0));
+      T* p = block_buf.data();
+      T** dst[6] = {&block_z, &block_a, &bu, &bu2, &bg, &bg2};
+      for (int j = 0; j < 6; ++j) {
+        *dst[j] = p;
+        p += kBlockRows * spans[j] + 16;
+      }
+    }
     // one cache-line-aligned block per thread, padded so threads never share a line
     constexpr size_t kLine = 64 / sizeof(T);
     const size_t nw = static_cast<size_t>(std::max(P.update.width, P.gate.width));
@@ -1018,13 +1108,13 @@ inline bool row_reads_edges(const LayerArgs<T>& L, bool reads_edges, int64_t v) 
   return reads_edges && !row_from_store(L, v);
 }
 
-// Row i of layer_rows: reduce, update, gate, write, record changes; returns whether a
-// watched channel changed.
+// The aggregate of row i of layer_rows (row v): from the store, or reduced from the row's
+// messages (and then stored); also written to the edge pass's output and winners.
 template <typename T>
-inline bool layer_row(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace<T>& w, int64_t i) {
+inline const T* row_aggregate(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace<T>& w, int64_t i,
+                              int64_t v) {
   const EdgePassArgs<T>& a = L.edges;
   const Plan<T>& plan = P.edges;
-  const int64_t v = a.rows ? a.rows[i] : i;
   const T* agg;
   if (row_from_store(L, v)) {
     agg = L.agg_store + v * plan.k_out;
@@ -1037,21 +1127,13 @@ inline bool layer_row(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace
     if (L.agg_store) std::copy(agg, agg + plan.k_out, L.agg_store + v * plan.k_out);
   }
   if (a.out) std::copy(agg, agg + plan.k_out, a.out + i * plan.k_out);
-  const T* z = L.z + v * L.fz;
-  const T* nv;
-  const T* gv = nullptr;
-  if (P.pair_lanes == 16) {  // both chains at once
-    node_mlp_packed16_pair(P.update, P.gate, z, agg, plan.k_out, w.ua, w.ga);
-    nv = w.ua;
-    gv = w.ga;
-  } else if (P.pair_lanes == 32) {
-    node_mlp_packed32_pair(P.update, P.gate, z, agg, plan.k_out, w.ua, w.ga);
-    nv = w.ua;
-    gv = w.ga;
-  } else {
-    nv = node_mlp(L.update, P.update, z, L.fz, agg, plan.k_out, w.ua, w.ub);
-    if (L.gated) gv = node_mlp(L.gate, P.gate, z, L.fz, agg, plan.k_out, w.ga, w.gb);
-  }
+  return agg;
+}
+
+// Row v's new state from its update nv and gate gv (null: ungated) over its input z: written
+// to the output, changes recorded; returns whether a watched channel changed.
+template <typename T>
+inline bool row_write(const LayerArgs<T>& L, int64_t v, const T* z, const T* nv, const T* gv) {
   T* out = L.out + v * L.fz;
   bool watched = false, any = false, msg = false, next = false;
   for (int64_t c = 0; c < L.d; ++c) {
@@ -1073,6 +1155,57 @@ inline bool layer_row(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace
   if (L.msg_changed) L.msg_changed[v] = msg ? 1 : 0;
   if (L.next_changed) L.next_changed[v] = next ? 1 : 0;
   return watched;
+}
+
+// Row i of layer_rows: reduce, update, gate, write, record changes; returns whether a
+// watched channel changed.
+template <typename T>
+inline bool layer_row(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace<T>& w, int64_t i) {
+  const int64_t v = L.edges.rows ? L.edges.rows[i] : i;
+  const int64_t k = P.edges.k_out;
+  const T* agg = row_aggregate(L, P, w, i, v);
+  const T* z = L.z + v * L.fz;
+  const T* nv;
+  const T* gv = nullptr;
+  if (P.pair_lanes == 16) {  // both chains at once
+    node_mlp_packed16_pair(P.update, P.gate, z, agg, k, w.ua, w.ga);
+    nv = w.ua;
+    gv = w.ga;
+  } else if (P.pair_lanes == 32) {
+    node_mlp_packed32_pair(P.update, P.gate, z, agg, k, w.ua, w.ga);
+    nv = w.ua;
+    gv = w.ga;
+  } else {
+    nv = node_mlp(L.update, P.update, z, L.fz, agg, k, w.ua, w.ub);
+    if (L.gated) gv = node_mlp(L.gate, P.gate, z, L.fz, agg, k, w.ga, w.gb);
+  }
+  return row_write(L, v, z, nv, gv);
+}
+
+// Rows [i0, i0 + cnt) of layer_rows (cnt <= kBlockRows) with their node MLPs evaluated together
+// (node_mlp_rows): the aggregates and inputs of the block first, then the MLPs, then the writes.
+// A row's aggregate reads the per-node parts, never another row's state, so computing all of
+// them before writing any gives every row the values layer_row would. Returns how many rows
+// changed a watched channel.
+template <typename T>
+inline int64_t layer_row_block(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace<T>& w, int64_t i0,
+                               int64_t cnt) {
+  const int64_t k = P.edges.k_out;
+  int64_t vs[kBlockRows];
+  for (int64_t j = 0; j < cnt; ++j) {
+    const int64_t i = i0 + j;
+    const int64_t v = L.edges.rows ? L.edges.rows[i] : i;
+    vs[j] = v;
+    const T* agg = row_aggregate(L, P, w, i, v);
+    std::copy(agg, agg + k, w.block_a + j * k);
+    std::copy(L.z + v * L.fz, L.z + (v + 1) * L.fz, w.block_z + j * L.fz);
+  }
+  const T* nv = node_mlp_rows(L.update, P.update, w.block_z, L.fz, w.block_a, k, cnt, w.bu, w.bu2);
+  const T* gv = L.gated ? node_mlp_rows(L.gate, P.gate, w.block_z, L.fz, w.block_a, k, cnt, w.bg, w.bg2) : nullptr;
+  int64_t changed = 0;
+  for (int64_t j = 0; j < cnt; ++j)
+    changed += row_write(L, vs[j], w.block_z + j * L.fz, nv + j * L.d, gv ? gv + j * L.d : nullptr) ? 1 : 0;
+  return changed;
 }
 
 // Prefetch for the selected rows ahead of position i (< end): scattered rows (active steps)
@@ -1184,6 +1317,13 @@ inline int64_t layer_row_range(const LayerArgs<T>& L, const LayerPlan<T>& P, Row
   const bool reads_edges = !P.edges.source_free;
   const bool whole = L.edges.rows && begin == 0 && end <= kTouchWhole;
   if (whole) touch_rows(L, reads_edges, end);
+  if (P.block_rows) {
+    for (int64_t i = begin; i < end; i += kBlockRows) {
+      if (L.edges.rows && !whole) prefetch_ahead(L, reads_edges, i, end);
+      num_changed += layer_row_block(L, P, w, i, std::min(kBlockRows, end - i));
+    }
+    return num_changed;
+  }
   for (int64_t i = begin; i < end; ++i) {
     if (L.edges.rows && !whole) prefetch_ahead(L, reads_edges, i, end);
     num_changed += layer_row(L, P, w, i) ? 1 : 0;
