@@ -16,12 +16,22 @@ def _graphs(count, seed, directed=False, lo=3, hi=24):
                                    seed=int(rng.integers(2**31))) for n in sizes]
 
 
-def _assert_same(one, got):
+# Backends whose rows are computed one by one, so that a row's bits do not depend on how many
+# rows share the call; the others (NumPy, torch) run wide layers as BLAS-like products whose
+# blocking may depend on the number of rows: learned states agree there within float32
+# rounding (the parity bound), compiled models still bit for bit.
+ROW_BY_ROW = ("native", "numba")
+
+
+def _assert_same(one, got, exact_state=True):
     assert set(one.outputs) == set(got.outputs)
     for name in one.outputs:
         assert one.outputs[name].dtype == got.outputs[name].dtype
         np.testing.assert_array_equal(got.outputs[name], one.outputs[name], err_msg=name)
-    np.testing.assert_array_equal(got.final_state, one.final_state)
+    if exact_state:
+        np.testing.assert_array_equal(got.final_state, one.final_state)
+    else:
+        np.testing.assert_allclose(got.final_state, one.final_state, rtol=1e-5, atol=1e-6)
     if one.hints is not None:
         for name in one.hints:
             np.testing.assert_array_equal(got.hints[name], one.hints[name], err_msg=name)
@@ -58,7 +68,7 @@ def test_learned_batch_with_own_step_counts_and_traces(algo, processor, message_
     results = engine.execute_batch(model, graphs, sources, steps=steps, trace=True, backend=backend)
     for i, (g, got) in enumerate(zip(graphs, results)):
         one = engine.execute(model, g, sources[i] if source else None, steps=steps[i], trace=True, backend=backend)
-        _assert_same(one, got)
+        _assert_same(one, got, exact_state=backend in ROW_BY_ROW)
         assert got.steps == steps[i]
 
 
