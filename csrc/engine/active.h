@@ -777,7 +777,8 @@ void StepLoop<T>::update_parts(LoopLayer<T>& ly, const T* inp, bool everything) 
   }
   // a parallel region costs more than a few rows, even one that an if clause keeps serial
   const int64_t nd = static_cast<int64_t>(delta.size());
-  if (nd > kSerialRows) {
+  const int64_t row_work = static_cast<int64_t>(ly.src_rows.size() + (ly.W_dst ? ly.dst_rows.size() : 0)) * k0;
+  if (!run_serially(nd, row_work)) {
 #pragma omp parallel for schedule(static)
     for (int64_t j = 0; j < nd; ++j) parts(delta[static_cast<size_t>(j)]);
   } else {

@@ -992,6 +992,9 @@ struct LayerPlan {
   // block instead of once per row.
   bool block_rows = false;
   int64_t fz = 0;  // the layer's input width
+  // Multiply-adds of one row, roughly: its messages (the mean in-degree plus one, each through
+  // the message MLP) and its node MLPs. Decides which steps are worth a parallel region.
+  int64_t row_work = 1;
   explicit LayerPlan(const LayerArgs<T>& L)
       : edges(L.edges),
         update(L.update, L.fz, edges.k_out),
@@ -1000,6 +1003,24 @@ struct LayerPlan {
     if (L.gated && update.lanes != 0 && update.lanes == gate.lanes && (!update.tail.empty() || !gate.tail.empty()))
       pair_lanes = update.lanes;
     block_rows = update.lanes == 0 && (!L.gated || gate.lanes == 0);
+    row_work = estimate_row_work(L);
+  }
+
+ private:
+  static int64_t mlp_work(const NodeMLP<T>& m, int64_t fz, int64_t k) {
+    int64_t w = (fz + k) * m.w0;
+    for (const auto& l : m.tail) w += l.in * l.out;
+    return w;
+  }
+  static int64_t estimate_row_work(const LayerArgs<T>& L) {
+    const auto& e = L.edges;
+    int64_t message = e.k0 * (1 + e.fe);
+    for (const auto& l : e.layers) message += l.in * l.out;
+    const int64_t k = message_width(e);
+    const int64_t per_row_messages = (e.num_nodes > 0 ? e.num_edges / e.num_nodes : 0) + 1;
+    int64_t w = per_row_messages * message + mlp_work(L.update, L.fz, k);
+    if (L.gated) w += mlp_work(L.gate, L.fz, k);
+    return std::max<int64_t>(w, 1);
   }
 };
 
@@ -1335,6 +1356,16 @@ inline int64_t layer_row_range(const LayerArgs<T>& L, const LayerPlan<T>& P, Row
 
 // Rows up to this many run on the calling thread: a parallel region costs more than them.
 constexpr int64_t kSerialRows = 512;
+// Nor is a parallel region opened for less than about this many multiply-adds (some 100 us
+// on one core): uncontended it saves little there, and on a machine whose other cores are
+// busy every region waits for a descheduled thread (a scheduler time slice, milliseconds),
+// which made small active steps 1.5-20x slower with two threads than with one.
+constexpr int64_t kSerialWork = int64_t{1} << 18;
+
+// Whether `rows` rows of `work` multiply-adds each run on the calling thread.
+inline bool run_serially(int64_t rows, int64_t work) {
+  return rows <= kSerialRows || rows <= kSerialWork / std::max<int64_t>(work, 1);
+}
 
 // The row loop of layer_pass, with its plan already built and the arguments validated.
 // `serial` (optional) holds the calling thread's buffers, reused for steps small enough to
@@ -1342,7 +1373,7 @@ constexpr int64_t kSerialRows = 512;
 template <typename T>
 int64_t layer_rows(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace<T>* serial = nullptr) {
   const int64_t rows = L.edges.rows ? L.edges.num_rows : L.edges.num_nodes;
-  if (rows <= kSerialRows) {
+  if (run_serially(rows, P.row_work)) {
     if (serial) return detail::layer_row_range(L, P, *serial, 0, rows);
     RowWorkspace<T> w(P);
     return detail::layer_row_range(L, P, w, 0, rows);
