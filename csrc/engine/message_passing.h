@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -284,6 +285,23 @@ ENGINE_INLINE void dense_block(const T* __restrict W, const char* zero_row, int6
     for (; j + 8 <= rows; j += 8) dense_block<T, 8>(W, zero_row, in, out, X + j * in, Y + j * out);          \
     for (; j + 4 <= rows; j += 4) dense_block<T, 4>(W, zero_row, in, out, X + j * in, Y + j * out);          \
     for (; j < rows; ++j) dense_block<T, 1>(W, zero_row, in, out, X + j * in, Y + j * out);                  \
+  }                                                                                                         \
+  /* Y[j][o] = sum over the nonzero weights k of column o (inputs ascending) of Xt[idx[k]][j] * val[k],  \
+     for the kLanes messages of a transposed tile (Xt: inputs x kLanes); each sum starts from +0. */      \
+  ENGINE_ISA_CLONES static void sparse_columns_tile(const int64_t* __restrict ptr, const int32_t* __restrict idx, \
+                                                    const T* __restrict val, int64_t out, int64_t rows,     \
+                                                    const T* __restrict Xt, T* __restrict Y) {              \
+    constexpr int64_t kLanes = 16;                                                                          \
+    for (int64_t o = 0; o < out; ++o) {                                                                     \
+      T acc[kLanes];                                                                                        \
+      for (int64_t j = 0; j < kLanes; ++j) acc[j] = T(0);                                                   \
+      for (int64_t k = ptr[o]; k < ptr[o + 1]; ++k) {                                                       \
+        const T w = val[k];                                                                                 \
+        const T* __restrict x = Xt + static_cast<int64_t>(idx[k]) * kLanes;                                 \
+        for (int64_t j = 0; j < kLanes; ++j) acc[j] += x[j] * w;                                            \
+      }                                                                                                     \
+      for (int64_t j = 0; j < rows; ++j) Y[j * out + o] = acc[j];                                           \
+    }                                                                                                       \
   }
 
 ENGINE_DEFINE_DENSE_LOOPS(float)
@@ -319,10 +337,46 @@ std::vector<char> zero_rows(const T* W, int64_t in, int64_t out) {
   return z;
 }
 
+// A dense message layer whose weights are mostly zero (GATv2's score and value selection,
+// compiled weights in a learned architecture), by output column: column o's nonzero weights
+// are val[ptr[o]:ptr[o + 1]], at inputs idx[...] ascending. A product with a zero weight adds
+// +0 or -0 to a sum that starts at +0, so it changes no bit, unless its input is infinite or
+// NaN (0 * inf = NaN): where every input of a tile of messages is finite, the sums over the
+// nonzero weights alone are dense_accumulate_tile's bits (reduce_row_tiled checks, and runs the
+// dense loop otherwise).
+template <typename T>
+struct SparseColumns {
+  bool use = false;
+  std::vector<int64_t> ptr;
+  std::vector<int32_t> idx;
+  std::vector<T> val;
+  // Used for layers of at least 4096 weights of which at most one in eight is nonzero.
+  static SparseColumns build(const DenseLayer<T>& l) {
+    SparseColumns c;
+    if (l.in * l.out < 4096 || l.in > std::numeric_limits<int32_t>::max()) return c;
+    int64_t nnz = 0;
+    for (int64_t j = 0; j < l.in * l.out; ++j) nnz += l.weight[j] != T(0) ? 1 : 0;
+    if (nnz * 8 > l.in * l.out) return c;
+    c.use = true;
+    c.ptr.assign(static_cast<size_t>(l.out + 1), 0);
+    for (int64_t o = 0; o < l.out; ++o) {
+      for (int64_t i = 0; i < l.in; ++i) {
+        const T w = l.weight[i * l.out + o];
+        if (w == T(0)) continue;
+        c.idx.push_back(static_cast<int32_t>(i));
+        c.val.push_back(w);
+      }
+      c.ptr[static_cast<size_t>(o + 1)] = static_cast<int64_t>(c.idx.size());
+    }
+    return c;
+  }
+};
+
 // Shared, read-only per-call tables.
 template <typename T>
 struct Plan {
   std::vector<std::vector<char>> layer_zero;
+  std::vector<SparseColumns<T>> layer_sparse;  // per message layer (use = false: dense)
   int64_t k_out = 0, width = 0, num_arg = 0;
   // The message does not depend on the source or the edge (S all zero, no edge term): every
   // message of a row equals the self message, so the row reduces without visiting edges.
@@ -334,6 +388,7 @@ struct Plan {
     for (const auto& l : a.layers) {
       width = std::max(width, l.out);
       layer_zero.push_back(zero_rows(l.weight, l.in, l.out));
+      layer_sparse.push_back(SparseColumns<T>::build(l));
     }
     source_free = a.S_zero;
     if (source_free && a.fe > 0)
@@ -348,11 +403,11 @@ template <typename T>
 struct Scratch {
   static constexpr int64_t kPad = 64;
   static constexpr int64_t kTile = 16;  // messages whose dense layers are computed together
-  std::vector<T> xa, xb, acc, agg, ta, tb, den;
+  std::vector<T> xa, xb, acc, agg, ta, tb, tt, den;
   std::vector<int64_t> best, tsrc;
   Scratch(int64_t width, int64_t k_out)
       : xa(width + kPad), xb(width + kPad), acc(k_out + kPad), agg(k_out + kPad), ta(kTile * width + kPad),
-        tb(kTile * width + kPad), den(k_out + kPad), best(k_out + kPad), tsrc(kTile) {}
+        tb(kTile * width + kPad), tt(kTile * width + kPad), den(k_out + kPad), best(k_out + kPad), tsrc(kTile) {}
 };
 
 // The message whose first-layer terms S[u] + Q[v] are in s.xa (k0 values), after the edge
@@ -457,6 +512,28 @@ inline RowAccumulator<T> accumulator(Scratch<T>& s) {
   return {s.acc.data(), s.best.data(), s.den.data()};
 }
 
+// Xt[i][j] = X[j][i] for the cnt messages of a tile (X: cnt x in; Xt: in x Scratch::kTile,
+// lanes from cnt on zero); returns whether every value is finite (else Xt is unusable).
+template <typename T>
+inline bool transpose_if_finite(const T* __restrict X, int64_t cnt, int64_t in, T* __restrict Xt) {
+  constexpr int64_t kLanes = Scratch<T>::kTile;
+  static_assert(kLanes == 16, "sparse_columns_tile computes 16 messages at a time");
+  bool finite = true;
+  for (int64_t j = 0; j < cnt; ++j) {
+    const T* x = X + j * in;
+    T bad = T(0);
+    for (int64_t i = 0; i < in; ++i) bad += x[i] - x[i];  // NaN as soon as one value is inf or NaN
+    finite = finite && bad == T(0);
+  }
+  if (!finite) return false;
+  for (int64_t i = 0; i < in; ++i) {
+    T* t = Xt + i * kLanes;
+    for (int64_t j = 0; j < cnt; ++j) t[j] = X[j * in + i];
+    for (int64_t j = cnt; j < kLanes; ++j) t[j] = T(0);
+  }
+  return true;
+}
+
 // Fold the row's messages, computing the dense layers of up to Scratch::kTile messages at a
 // time (reduce_row's order and arithmetic; only the loop nesting differs).
 template <typename T>
@@ -500,8 +577,13 @@ inline int64_t reduce_row_tiled(const EdgePassArgs<T>& a, const Plan<T>& p, Scra
     int64_t width = k0;
     for (size_t li = 0; li < a.layers.size(); ++li) {
       const auto& l = a.layers[li];
-      for (int64_t j = 0; j < cnt * l.out; ++j) Y[j] = T(0);
-      dense_accumulate_tile(l.weight, p.layer_zero[li].data(), l.in, l.out, cnt, X, Y);
+      const SparseColumns<T>& sc = p.layer_sparse[li];
+      if (sc.use && transpose_if_finite(X, cnt, l.in, s.tt.data())) {
+        sparse_columns_tile(sc.ptr.data(), sc.idx.data(), sc.val.data(), l.out, cnt, s.tt.data(), Y);
+      } else {
+        for (int64_t j = 0; j < cnt * l.out; ++j) Y[j] = T(0);
+        dense_accumulate_tile(l.weight, p.layer_zero[li].data(), l.in, l.out, cnt, X, Y);
+      }
       for (int64_t j = 0; j < cnt; ++j)
         for (int64_t o = 0; o < l.out; ++o) Y[j * l.out + o] = activate(Y[j * l.out + o] + l.bias[o], l.act);
       std::swap(X, Y);

@@ -1,0 +1,73 @@
+"""Message layers whose weights are mostly zero run as sparse column sums in the native kernel
+(GATv2's score and value selection): the same bits as the dense loop, which still runs where an
+input is infinite or NaN (0 * inf = NaN there)."""
+import numpy as np
+import pytest
+
+import engine
+from engine.backends import available_backends
+from engine.graph import generators
+from engine.model.factory import mpnn_spec, random_model
+
+pytestmark = pytest.mark.skipif("native" not in available_backends(), reason="needs the native backend")
+
+HIDDEN = 64  # the message's second layer: 64 x 64 = 4096 weights, the smallest the kernel takes sparse
+SPARE = list(range(HIDDEN - 8, HIDDEN))  # message channels that the update never reads
+
+
+def _pair(seed: int, scale: float = 0.5, kind: str = "max"):
+    """Two models with the same states: the message's second layer holds 4% nonzero weights (run
+    sparse), and in the twin its 8 spare columns are filled too, 16% nonzero (run dense). A
+    spare channel is aggregated on its own (max or sum) and read by all-zero rows of the update, which
+    the kernels skip, so it reaches no state."""
+    spec = mpnn_spec(HIDDEN, groups=((kind, None),), message_depth=2, pointer=False)  # no NaN pointer scores
+    base = random_model(spec, seed=seed, scale=scale)
+    rng = np.random.default_rng(seed)
+    w = base.weights["layers.0.message.1.weight"].copy()
+    w[rng.random(w.shape) > 0.04] = 0
+    w[:, SPARE] = 0
+    agg = base.weights["layers.0.update.agg"].copy()
+    agg[SPARE, :] = 0
+    sparse = engine.Model(spec, {**base.weights, "layers.0.message.1.weight": w, "layers.0.update.agg": agg})
+    filled = w.copy()
+    filled[:, SPARE] = rng.standard_normal((HIDDEN, len(SPARE))).astype(w.dtype)
+    dense = engine.Model(spec, {**sparse.weights, "layers.0.message.1.weight": filled})
+    assert np.count_nonzero(w) * 8 < w.size < np.count_nonzero(filled) * 8
+    return sparse, dense
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sparse_message_layer_has_the_dense_bits(threads):
+    sparse, dense = _pair(seed=1)
+    g = generators.erdos_renyi(500, 12, weighted=True, seed=2)  # rows of more than one tile of 16 messages
+    a = engine.execute(sparse, g, 0, steps=4, hidden=True, backend="native", threads=threads)
+    b = engine.execute(dense, g, 0, steps=4, hidden=True, backend="native", threads=threads)
+    assert np.isfinite(a.hidden).all()
+    np.testing.assert_array_equal(a.hidden.view(np.uint32), b.hidden.view(np.uint32))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_non_finite_message_inputs_take_the_dense_loop():
+    """A first-layer channel that overflows to inf, with one nonzero weight, into a channel the
+    update never reads: in the dense sums every other column meets it as 0 * inf = NaN, and
+    the sparse layer must give those NaNs, not the finite sums over its nonzero weights
+    (summed, so that the NaNs reach the states)."""
+    sparse, dense = _pair(seed=3, kind="sum")
+
+    def blow_up(model):
+        w = dict(model.weights)
+        src = w["layers.0.message.src"].copy()
+        src[:, 0] = np.float32(3e38)  # channel 0 of the first layer overflows (relu keeps +inf)
+        second = w["layers.0.message.1.weight"].copy()
+        second[0, :] = 0
+        second[0, SPARE[0]] = 1  # read by the dense loop (the row is not all zero), into a spare channel
+        w.update({"layers.0.message.src": src, "layers.0.message.1.weight": second})
+        return engine.Model(model.spec, w)
+
+    sparse, dense = blow_up(sparse), blow_up(dense)
+    g = generators.erdos_renyi(200, 8, weighted=True, seed=4)
+    a = engine.execute(sparse, g, 0, steps=2, hidden=True, backend="native")
+    b = engine.execute(dense, g, 0, steps=2, hidden=True, backend="native")
+    # the infinite channel reaches only a spare message channel; the NaNs are the zero weights'
+    assert np.isnan(a.hidden[1]).any()
+    np.testing.assert_array_equal(a.hidden.view(np.uint32), b.hidden.view(np.uint32))
