@@ -73,3 +73,46 @@ class TrainingStep:
     def time_step(self, algorithm, protocol):
         self.trainer.gradient(self.module, self.cfg, self.data, self.opt)
         self.opt.step()
+
+
+class BatchEvaluation:
+    """A CLRS-size test set at once (``benchmarks/batch_eval.py`` at 500 graphs of 64 nodes):
+    ``engine.execute_batch`` against the torch module batched the same way, learned BFS with
+    hidden 128 and hints fed back, each graph for its own reference length."""
+
+    params = (["mpnn", "gatv2"], ["native-batch", "torch-module"])
+    param_names = ["processor", "runner"]
+    timeout = 600
+
+    def setup(self, processor, runner):
+        try:
+            import torch
+        except ImportError:
+            raise NotImplementedError("torch is not installed")  # asv skips the case
+        import numpy as np
+
+        from engine.algorithms.specs import learned_spec
+        from engine.learn import GNNModule, GraphBatch
+
+        from .batch_eval import test_set
+
+        graphs, sources, steps = test_set(500, 64, seed=0)
+        # the module's own initialisation: GATv2's weights have a structure random_model lacks
+        self.model = GNNModule.initialised(learned_spec("bfs", processor, 128, hint_mode="encoded_decoded"),
+                                           seed=0).to_model()
+        self.graphs, self.sources, self.steps = graphs, sources, steps
+        if runner == "torch-module":
+            order = np.argsort(-np.asarray(steps), kind="stable")  # the rollout wants steps non-increasing
+            self.torch = torch
+            self.module = GNNModule.from_model(self.model)
+            self.batch = GraphBatch([graphs[i] for i in order], [sources[i] for i in order], self.model.spec)
+            self.sorted_steps = [steps[i] for i in order]
+
+    def time_evaluate(self, processor, runner):
+        if runner == "torch-module":
+            with self.torch.no_grad():
+                self.module.rollout(self.batch, max(self.sorted_steps), hard=True, graph_steps=self.sorted_steps)
+        else:
+            import engine
+
+            engine.execute_batch(self.model, self.graphs, self.sources, steps=self.steps, backend="native")
