@@ -70,6 +70,23 @@ def test_set(count: int, nodes: int, seed: int):
     return graphs, sources, steps
 
 
+def learned_model(processor: str, hidden: int):
+    """Learned BFS (hints fed back, CLRS's ``encoded_decoded``) with the module's own
+    initialisation: GATv2's weights have a structure ``random_model`` lacks."""
+    from engine.algorithms.specs import learned_spec
+    from engine.learn import GNNModule
+
+    return GNNModule.initialised(learned_spec("bfs", processor, hidden, hint_mode="encoded_decoded"),
+                                 seed=0).to_model()
+
+
+def by_steps_descending(graphs, sources, steps):
+    """The test set sorted by step count, longest first, as the torch rollout wants it:
+    ``(order, graphs, sources, steps)``."""
+    order = np.argsort(-np.asarray(steps), kind="stable")
+    return order, [graphs[i] for i in order], [sources[i] for i in order], [steps[i] for i in order]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--graphs", type=int, default=10_000)
@@ -84,24 +101,18 @@ def main(argv=None) -> int:
     import torch
 
     import engine
-    from engine.algorithms.specs import learned_spec
     from engine.learn import GNNModule, GraphBatch
 
     torch.set_num_threads(args.threads)
     cpu = cpu_description()
     print(f"CPU: {cpu['model']} ({' '.join(cpu['isa'])}); threads {args.threads}")
     graphs, sources, steps = test_set(args.graphs, args.nodes, seed=0)
-    order = np.argsort(-np.asarray(steps), kind="stable")  # the torch rollout wants steps non-increasing
-    sorted_graphs = [graphs[i] for i in order]
-    sorted_sources = [sources[i] for i in order]
-    sorted_steps = [steps[i] for i in order]
+    order, sorted_graphs, sorted_sources, sorted_steps = by_steps_descending(graphs, sources, steps)
     print(f"{args.graphs} graphs of {args.nodes} nodes, {sum(g.num_edges for g in graphs)} edges, "
           f"steps {min(steps)}-{max(steps)} (mean {np.mean(steps):.2f})")
     rows = []
     for processor in ("mpnn", "gatv2"):
-        # the module's own initialisation: GATv2's weights have a structure random_model lacks
-        model = GNNModule.initialised(learned_spec("bfs", processor, args.hidden, hint_mode="encoded_decoded"),
-                                      seed=0).to_model()
+        model = learned_model(processor, args.hidden)
         native_s, native = median_time(lambda: engine.execute_batch(
             model, graphs, sources, steps=steps, backend="native", threads=args.threads), args.repeat)
         module = GNNModule.from_model(model)

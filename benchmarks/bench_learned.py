@@ -3,11 +3,26 @@ the executor's backends against the torch module with the same weights."""
 from ._common import SIZES, er_graph
 
 
+def _require_torch():
+    """torch, or NotImplementedError, which asv reports as a skipped case."""
+    try:
+        import torch
+    except ImportError:
+        raise NotImplementedError("torch is not installed")
+    return torch
+
+
 def _model(processor):
     from engine.algorithms.specs import learned_spec
     from engine.model.factory import random_model
 
-    return random_model(learned_spec("bfs", processor, 128, hint_mode="decoded_only"), seed=0)
+    spec = learned_spec("bfs", processor, 128, hint_mode="decoded_only")
+    if processor == "gatv2":  # GATv2's weights have a structure random_model lacks (the module refuses those)
+        _require_torch()
+        from engine.learn import GNNModule
+
+        return GNNModule.initialised(spec, seed=0).to_model()
+    return random_model(spec, seed=0)
 
 
 class LearnedStep:
@@ -19,16 +34,12 @@ class LearnedStep:
         self.graph = er_graph(nodes)
         self.model = _model(processor)
         if runner == "torch-module":
-            try:
-                import torch
-            except ImportError:
-                raise NotImplementedError("torch is not installed")  # asv skips the case
+            self.torch = _require_torch()
             from engine.learn import GNNModule, GraphBatch
 
-            self.torch = torch
             self.module = GNNModule.from_model(self.model)
             self.batch = GraphBatch(self.graph, 0, self.model.spec)
-            with torch.no_grad():
+            with self.torch.no_grad():
                 self.h = self.module.initial_state(self.batch)
 
     def _step(self, runner):
@@ -56,10 +67,7 @@ class TrainingStep:
     timeout = 600
 
     def setup(self, algorithm, protocol):
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            raise NotImplementedError("torch is not installed")  # asv skips the case
+        _require_torch()
         import numpy as np
 
         from engine.learn import trainer
@@ -85,28 +93,17 @@ class BatchEvaluation:
     timeout = 600
 
     def setup(self, processor, runner):
-        try:
-            import torch
-        except ImportError:
-            raise NotImplementedError("torch is not installed")  # asv skips the case
-        import numpy as np
-
-        from engine.algorithms.specs import learned_spec
+        self.torch = _require_torch()  # the module initialises the weights of both runners
         from engine.learn import GNNModule, GraphBatch
 
-        from .batch_eval import test_set
+        from .batch_eval import by_steps_descending, learned_model, test_set
 
-        graphs, sources, steps = test_set(500, 64, seed=0)
-        # the module's own initialisation: GATv2's weights have a structure random_model lacks
-        self.model = GNNModule.initialised(learned_spec("bfs", processor, 128, hint_mode="encoded_decoded"),
-                                           seed=0).to_model()
-        self.graphs, self.sources, self.steps = graphs, sources, steps
+        self.graphs, self.sources, self.steps = test_set(500, 64, seed=0)
+        self.model = learned_model(processor, 128)
         if runner == "torch-module":
-            order = np.argsort(-np.asarray(steps), kind="stable")  # the rollout wants steps non-increasing
-            self.torch = torch
+            _, graphs, sources, self.sorted_steps = by_steps_descending(self.graphs, self.sources, self.steps)
             self.module = GNNModule.from_model(self.model)
-            self.batch = GraphBatch([graphs[i] for i in order], [sources[i] for i in order], self.model.spec)
-            self.sorted_steps = [steps[i] for i in order]
+            self.batch = GraphBatch(graphs, sources, self.model.spec)
 
     def time_evaluate(self, processor, runner):
         if runner == "torch-module":
