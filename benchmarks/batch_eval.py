@@ -24,8 +24,10 @@ rounding order). Prints ``lscpu``'s model and ISA flags with the figures.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -152,7 +154,9 @@ def main(argv=None) -> int:
               f" | pi equal on {agree}/{len(graphs)} graphs")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"cpu": cpu, "threads": args.threads, "graphs": args.graphs, "nodes": args.nodes,
+            json.dump({"date": datetime.date.today().isoformat(),
+                       "command": " ".join(["python", "benchmarks/batch_eval.py", *(sys.argv[1:] if argv is None else argv)]),
+                       "cpu": cpu, "threads": args.threads, "graphs": args.graphs, "nodes": args.nodes,
                        "hidden": args.hidden, "rows": rows}, fh, indent=2)
     return 0
 
