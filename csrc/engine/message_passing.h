@@ -403,11 +403,20 @@ template <typename T>
 struct Scratch {
   static constexpr int64_t kPad = 64;
   static constexpr int64_t kTile = 16;  // messages whose dense layers are computed together
-  std::vector<T> xa, xb, acc, agg, ta, tb, tt, den;
-  std::vector<int64_t> best, tsrc;
+  static constexpr int64_t kRowsTile = 64;  // the same across rows (reduce_rows_tiled)
+  std::vector<T> xa, xb, acc, agg, ta, tb, tt, den, ra, rb;
+  std::vector<int64_t> best, tsrc, rsrc, rrow;
   Scratch(int64_t width, int64_t k_out)
       : xa(width + kPad), xb(width + kPad), acc(k_out + kPad), agg(k_out + kPad), ta(kTile * width + kPad),
         tb(kTile * width + kPad), tt(kTile * width + kPad), den(k_out + kPad), best(k_out + kPad), tsrc(kTile) {}
+  // reduce_rows_tiled's buffers, allocated on its first use
+  void reserve_rows_tile(int64_t width) {
+    if (!rsrc.empty()) return;
+    ra.assign(static_cast<size_t>(kRowsTile * width + kPad), T(0));
+    rb.assign(static_cast<size_t>(kRowsTile * width + kPad), T(0));
+    rsrc.assign(kRowsTile, 0);
+    rrow.assign(kRowsTile, 0);
+  }
 };
 
 // The message whose first-layer terms S[u] + Q[v] are in s.xa (k0 values), after the edge
@@ -534,6 +543,59 @@ inline bool transpose_if_finite(const T* __restrict X, int64_t cnt, int64_t in, 
   return true;
 }
 
+// The first message layer of source u into a row whose destination part is q, along edge e
+// (e < 0: the self-edge, no edge term): x = act(S[u] + q + E[e] @ We), k0 values.
+template <typename T>
+ENGINE_INLINE void first_layer(const EdgePassArgs<T>& a, Scratch<T>& s, int64_t u, const T* q, int64_t e, T* x) {
+  const int64_t k0 = a.k0;
+  const T* su = a.S + u * k0;
+  for (int64_t c = 0; c < k0; ++c) x[c] = su[c] + q[c];
+  if (e >= 0 && a.fe > 0) {
+    T* t = s.xb.data();
+    const T* ef = a.E + e * a.fe;
+    for (int64_t c = 0; c < k0; ++c) t[c] = T(0);
+    for (int64_t jj = 0; jj < a.fe; ++jj) {
+      const T ej = ef[jj];
+      const T* w = a.We + jj * k0;
+      for (int64_t c = 0; c < k0; ++c) t[c] += ej * w[c];
+    }
+    for (int64_t c = 0; c < k0; ++c) x[c] = x[c] + t[c];
+  }
+  if (a.first_act == Activation::Relu)
+    for (int64_t c = 0; c < k0; ++c) x[c] = activate(x[c], Activation::Relu);
+}
+
+// The dense message layers over cnt messages (X: cnt x k0, Y: scratch as large), each layer
+// computed over the messages together, in tiles of Scratch::kTile where the layer is sparse
+// (a tile with a non-finite input takes the dense loop); returns the buffer holding the
+// messages and their width in *width.
+template <typename T>
+inline T* dense_layers_tile(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, T* X, T* Y, int64_t cnt,
+                            int64_t* width) {
+  constexpr int64_t kLanes = Scratch<T>::kTile;
+  *width = a.k0;
+  for (size_t li = 0; li < a.layers.size(); ++li) {
+    const auto& l = a.layers[li];
+    const SparseColumns<T>& sc = p.layer_sparse[li];
+    for (int64_t j0 = 0; j0 < cnt; j0 += sc.use ? kLanes : cnt) {
+      const int64_t c = sc.use ? std::min(kLanes, cnt - j0) : cnt;
+      const T* Xj = X + j0 * l.in;
+      T* Yj = Y + j0 * l.out;
+      if (sc.use && transpose_if_finite(Xj, c, l.in, s.tt.data())) {
+        sparse_columns_tile(sc.ptr.data(), sc.idx.data(), sc.val.data(), l.out, c, s.tt.data(), Yj);
+      } else {
+        for (int64_t j = 0; j < c * l.out; ++j) Yj[j] = T(0);
+        dense_accumulate_tile(l.weight, p.layer_zero[li].data(), l.in, l.out, c, Xj, Yj);
+      }
+    }
+    for (int64_t j = 0; j < cnt; ++j)
+      for (int64_t o = 0; o < l.out; ++o) Y[j * l.out + o] = activate(Y[j * l.out + o] + l.bias[o], l.act);
+    std::swap(X, Y);
+    *width = l.out;
+  }
+  return X;
+}
+
 // Fold the row's messages, computing the dense layers of up to Scratch::kTile messages at a
 // time (reduce_row's order and arithmetic; only the loop nesting differs).
 template <typename T>
@@ -555,44 +617,102 @@ inline int64_t reduce_row_tiled(const EdgePassArgs<T>& a, const Plan<T>& p, Scra
       const bool self = e < row_begin;
       const int64_t u = self ? v : a.indices[e];
       s.tsrc[static_cast<size_t>(j)] = u;
-      T* x = X + j * k0;
-      const T* su = a.S + u * k0;
-      for (int64_t c = 0; c < k0; ++c) x[c] = su[c] + q[c];
-      if (!self && a.fe > 0) {
-        T* t = s.xb.data();
-        const T* ef = a.E + e * a.fe;
-        for (int64_t c = 0; c < k0; ++c) t[c] = T(0);
-        for (int64_t jj = 0; jj < a.fe; ++jj) {
-          const T ej = ef[jj];
-          const T* w = a.We + jj * k0;
-          for (int64_t c = 0; c < k0; ++c) t[c] += ej * w[c];
-        }
-        for (int64_t c = 0; c < k0; ++c) x[c] = x[c] + t[c];
-      }
-      if (a.first_act == Activation::Relu)
-        for (int64_t c = 0; c < k0; ++c) x[c] = activate(x[c], Activation::Relu);
+      first_layer(a, s, u, q, self ? -1 : e, X + j * k0);
     }
-    // dense layers over the tile
-    T* Y = s.tb.data();
-    int64_t width = k0;
-    for (size_t li = 0; li < a.layers.size(); ++li) {
-      const auto& l = a.layers[li];
-      const SparseColumns<T>& sc = p.layer_sparse[li];
-      if (sc.use && transpose_if_finite(X, cnt, l.in, s.tt.data())) {
-        sparse_columns_tile(sc.ptr.data(), sc.idx.data(), sc.val.data(), l.out, cnt, s.tt.data(), Y);
-      } else {
-        for (int64_t j = 0; j < cnt * l.out; ++j) Y[j] = T(0);
-        dense_accumulate_tile(l.weight, p.layer_zero[li].data(), l.in, l.out, cnt, X, Y);
-      }
-      for (int64_t j = 0; j < cnt; ++j)
-        for (int64_t o = 0; o < l.out; ++o) Y[j * l.out + o] = activate(Y[j * l.out + o] + l.bias[o], l.act);
-      std::swap(X, Y);
-      width = l.out;
-    }
+    int64_t width = 0;
+    X = dense_layers_tile(a, p, s, X, s.tb.data(), cnt, &width);
     absorb_tile(a.groups, r, X, width, s.tsrc.data(), cnt, count == 0);
     count += cnt;
   }
   return finish_row(a.groups, r, count, s.agg.data(), winners);
+}
+
+// The messages of several rows in row order, each row's as reduce_row_tiled takes them (the
+// self-edge first, then the in-edges in CSR order): the cursor stands on one message, or
+// past the last row.
+template <typename T>
+struct MessageCursor {
+  const EdgePassArgs<T>& a;
+  const int64_t* vs;
+  int64_t rows, j = -1, e = 0, end = 0, row_begin = 0;
+  MessageCursor(const EdgePassArgs<T>& args, const int64_t* rows_v, int64_t num_rows)
+      : a(args), vs(rows_v), rows(num_rows) {
+    next_row();
+  }
+  bool valid() const { return j < rows; }
+  bool self() const { return e < row_begin; }
+  int64_t source() const { return self() ? vs[j] : a.indices[e]; }
+  void next() {
+    if (++e >= end) next_row();
+  }
+
+ private:
+  void next_row() {
+    while (++j < rows) {
+      row_begin = a.indptr[vs[j]];
+      e = a.include_self ? row_begin - 1 : row_begin;
+      end = a.indptr[vs[j] + 1];
+      if (e < end) return;
+    }
+  }
+};
+
+// Whether reduce_any reduces a row with reduce_row_tiled (the message has dense layers past
+// the first, and no specialised reducer applies).
+template <typename T>
+inline bool reduces_tiled(const EdgePassArgs<T>& a, const Plan<T>& p) {
+  if (p.source_free || a.layers.empty()) return false;
+  const bool score = a.layers.size() == 1 && a.layers[0].out == 1;
+  return !(score && (a.k0 == 1 || a.k0 == 2 || a.k0 == 4 || a.k0 == 8));
+}
+
+// reduce_row_tiled for `rows` rows vs[0..rows) at once: their messages, in row order, fill
+// tiles of up to Scratch::kRowsTile messages that span rows, so that the dense layers run
+// over whole blocks of messages (a row of 11 messages alone leaves 3 to single-message
+// blocks, which run at half speed) and the sources' state rows are prefetched ahead across
+// rows. Row j's aggregate goes to agg[j] and its winners to winners[j] (null: not kept).
+// Every message, every sum in it and every fold is reduce_row_tiled's, in its order, so each
+// row gets the same bits.
+template <typename T>
+inline void reduce_rows_tiled(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, const int64_t* vs,
+                              int64_t rows, T* const* agg, int32_t* const* winners) {
+  constexpr int64_t kTile = Scratch<T>::kRowsTile;
+  constexpr int64_t kAheadMessages = 24;  // a state row from memory takes some dozen messages' time
+  const int64_t k0 = a.k0;
+  s.reserve_rows_tile(p.width);
+  const RowAccumulator<T> r = accumulator(s);
+  MessageCursor<T> fill(a, vs, rows), ahead(a, vs, rows);
+  auto prefetch_next = [&]() {
+    if (!ahead.valid()) return;
+    const T* row = a.S + ahead.source() * k0;
+    for (int64_t off = 0; off < k0; off += 64 / static_cast<int64_t>(sizeof(T))) __builtin_prefetch(row + off);
+    ahead.next();
+  };
+  for (int64_t t = 0; t < kAheadMessages; ++t) prefetch_next();
+  int64_t open = 0, count = 0;  // the first unfinished row and the messages folded into it
+  while (fill.valid()) {
+    T* X = s.ra.data();
+    int64_t cnt = 0;
+    for (; cnt < kTile && fill.valid(); ++cnt, fill.next()) {
+      prefetch_next();
+      const int64_t v = vs[fill.j], u = fill.source();
+      s.rsrc[static_cast<size_t>(cnt)] = u;
+      s.rrow[static_cast<size_t>(cnt)] = fill.j;
+      first_layer(a, s, u, a.Q + (a.q_shared ? 0 : v * k0), fill.self() ? -1 : fill.e, X + cnt * k0);
+    }
+    int64_t width = 0;
+    X = dense_layers_tile(a, p, s, X, s.rb.data(), cnt, &width);
+    for (int64_t pos = 0; pos < cnt;) {
+      const int64_t j = s.rrow[static_cast<size_t>(pos)];
+      int64_t stop = pos + 1;
+      while (stop < cnt && s.rrow[static_cast<size_t>(stop)] == j) ++stop;
+      for (; open < j; ++open, count = 0) finish_row(a.groups, r, count, agg[open], winners[open]);
+      absorb_tile(a.groups, r, X + pos * width, width, s.rsrc.data() + pos, stop - pos, count == 0);
+      count += stop - pos;
+      pos = stop;
+    }
+  }
+  for (; open < rows; ++open, count = 0) finish_row(a.groups, r, count, agg[open], winners[open]);
 }
 
 // Reduce every message into row v; writes the aggregate to s.agg and the winners.
@@ -716,6 +836,7 @@ inline int64_t reduce_row_uniform(const EdgePassArgs<T>& a, const Plan<T>& p, Sc
 template <typename T>
 inline int64_t reduce_any(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v, int32_t* winners) {
   if (p.source_free) return reduce_row_uniform(a, p, s, v, winners);
+  if (reduces_tiled(a, p)) return reduce_row_tiled(a, p, s, v, winners);
   if (a.layers.empty()) {
     switch (a.k0) {
       case 1: return reduce_row_small<T, 1, 0>(a, p, s, v, winners);
@@ -1073,6 +1194,9 @@ struct LayerPlan {
   // general loops (wide learned layers, or layer norm), whose weights are then read once per
   // block instead of once per row.
   bool block_rows = false;
+  // The aggregates of such a block reduced together (reduce_rows_tiled), where the rows
+  // reduce their messages with reduce_row_tiled.
+  bool block_messages = false;
   int64_t fz = 0;  // the layer's input width
   // Multiply-adds of one row, roughly: its messages (the mean in-degree plus one, each through
   // the message MLP) and its node MLPs. Decides which steps are worth a parallel region.
@@ -1085,6 +1209,7 @@ struct LayerPlan {
     if (L.gated && update.lanes != 0 && update.lanes == gate.lanes && (!update.tail.empty() || !gate.tail.empty()))
       pair_lanes = update.lanes;
     block_rows = update.lanes == 0 && (!L.gated || gate.lanes == 0);
+    block_messages = block_rows && detail::reduces_tiled(L.edges, edges);
     row_work = estimate_row_work(L);
   }
 
@@ -1285,6 +1410,36 @@ inline bool layer_row(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace
   return row_write(L, v, z, nv, gv);
 }
 
+// row_aggregate for rows [i0, i0 + cnt) of layer_rows (rows vs), into w.block_a: the rows
+// that reduce their messages do so together (reduce_rows_tiled), the others read the store.
+template <typename T>
+inline void block_aggregates(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace<T>& w, int64_t i0,
+                             const int64_t* vs, int64_t cnt) {
+  const EdgePassArgs<T>& a = L.edges;
+  const int64_t k = P.edges.k_out, na = P.edges.num_arg;
+  int64_t reduced[kBlockRows];
+  T* agg[kBlockRows];
+  int32_t* winners[kBlockRows];
+  int64_t nr = 0;
+  for (int64_t j = 0; j < cnt; ++j) {
+    const int64_t v = vs[j];
+    if (row_from_store(L, v)) {
+      std::copy(L.agg_store + v * k, L.agg_store + (v + 1) * k, w.block_a + j * k);
+      continue;
+    }
+    reduced[nr] = v;
+    agg[nr] = w.block_a + j * k;
+    winners[nr] = a.winners ? a.winners + (i0 + j) * na : L.winner_store ? L.winner_store + v * na : nullptr;
+    ++nr;
+  }
+  reduce_rows_tiled(a, P.edges, w.s, reduced, nr, agg, winners);
+  for (int64_t j = 0; j < cnt; ++j) {
+    const T* row = w.block_a + j * k;
+    if (L.agg_store && !row_from_store(L, vs[j])) std::copy(row, row + k, L.agg_store + vs[j] * k);
+    if (a.out) std::copy(row, row + k, a.out + (i0 + j) * k);
+  }
+}
+
 // Rows [i0, i0 + cnt) of layer_rows (cnt <= kBlockRows) with their node MLPs evaluated together
 // (node_mlp_rows): the aggregates and inputs of the block first, then the MLPs, then the writes.
 // A row's aggregate reads the per-node parts, never another row's state, so computing all of
@@ -1295,14 +1450,16 @@ inline int64_t layer_row_block(const LayerArgs<T>& L, const LayerPlan<T>& P, Row
                                int64_t cnt) {
   const int64_t k = P.edges.k_out;
   int64_t vs[kBlockRows];
-  for (int64_t j = 0; j < cnt; ++j) {
-    const int64_t i = i0 + j;
-    const int64_t v = L.edges.rows ? L.edges.rows[i] : i;
-    vs[j] = v;
-    const T* agg = row_aggregate(L, P, w, i, v);
-    std::copy(agg, agg + k, w.block_a + j * k);
-    std::copy(L.z + v * L.fz, L.z + (v + 1) * L.fz, w.block_z + j * L.fz);
+  for (int64_t j = 0; j < cnt; ++j) vs[j] = L.edges.rows ? L.edges.rows[i0 + j] : i0 + j;
+  if (P.block_messages) {
+    block_aggregates(L, P, w, i0, vs, cnt);
+  } else {
+    for (int64_t j = 0; j < cnt; ++j) {
+      const T* agg = row_aggregate(L, P, w, i0 + j, vs[j]);
+      std::copy(agg, agg + k, w.block_a + j * k);
+    }
   }
+  for (int64_t j = 0; j < cnt; ++j) std::copy(L.z + vs[j] * L.fz, L.z + (vs[j] + 1) * L.fz, w.block_z + j * L.fz);
   const T* nv = node_mlp_rows(L.update, P.update, w.block_z, L.fz, w.block_a, k, cnt, w.bu, w.bu2);
   const T* gv = L.gated ? node_mlp_rows(L.gate, P.gate, w.block_z, L.fz, w.block_a, k, cnt, w.bg, w.bg2) : nullptr;
   int64_t changed = 0;
