@@ -219,6 +219,41 @@ def test_compare_end_to_end_writes_the_report_and_resumes(tmp_path):
     assert json.dumps(again["tables"]["summary"]) == json.dumps(summary)
 
 
+def test_a_replaced_checkpoint_does_not_resume_its_old_cells(tmp_path):
+    """A cell's key holds the checkpoint file's fingerprint: retrained (here: shuffled)
+    weights at the same path are measured again, never reported with the old cells."""
+    run = tmp_path / "bfs-run" / "seed-0"
+    run.mkdir(parents=True)
+    compiled = engine.compile("bfs", processor="mpnn", hidden=16)
+    compiled.save(str(run / "best.npz"))
+    out = str(tmp_path / "cmp")
+    kwargs = dict(sizes=(16,), families=("er",), seeds=(0,), nodes_per_cell=32, probe_graphs=8, parameters=False,
+                  out=out)
+    first = compare([str(tmp_path / "bfs-run")], **kwargs)["tables"]["summary"]
+    assert first[0]["output_accuracy"] == 1.0
+    rng = np.random.default_rng(0)
+    Model(compiled.spec, {k: rng.permutation(v.ravel()).reshape(v.shape) for k, v in compiled.weights.items()}
+          ).save(str(run / "best.npz"))
+    second = compare([str(tmp_path / "bfs-run")], **kwargs)["tables"]["summary"]
+    assert second[0]["output_accuracy"] < 0.9
+    with open(os.path.join(out, "cells.jsonl")) as fh:
+        fingerprints = [json.loads(line)["checkpoint"] for line in fh]
+    assert len(fingerprints) == 2 and fingerprints[0] != fingerprints[1]
+
+
+def test_runs_of_the_same_name_get_labels_that_tell_them_apart(tmp_path):
+    model = engine.compile("bfs", processor="mpnn", hidden=16)
+    for protocol in ("clrs", "sparse"):
+        (tmp_path / protocol / "bfs-mpnn" / "seed-0").mkdir(parents=True)
+        model.save(str(tmp_path / protocol / "bfs-mpnn" / "seed-0" / "best.npz"))
+    found = find_checkpoints([str(tmp_path / "clrs" / "bfs-mpnn"), str(tmp_path / "sparse" / "bfs-mpnn")], "bfs")
+    assert [(c.group, c.label) for c in found] == [("clrs/bfs-mpnn", "clrs/bfs-mpnn/seed-0"),
+                                                   ("sparse/bfs-mpnn", "sparse/bfs-mpnn/seed-0")]
+    alone = find_checkpoints([str(tmp_path / "clrs" / "bfs-mpnn")], "bfs")
+    assert [c.label for c in alone] == ["bfs-mpnn/seed-0"]
+    assert found[0].fingerprint == alone[0].fingerprint and len(alone[0].fingerprint) == 16
+
+
 def test_checkpoints_are_checked(tmp_path):
     with pytest.raises(engine.EngineError, match="no seed-"):
         find_checkpoints([str(tmp_path)], "bfs")
@@ -229,14 +264,14 @@ def test_checkpoints_are_checked(tmp_path):
 
 
 def test_cells_hold_more_small_graphs():
-    cells = compare_cells([type("C", (), {"label": "a", "group": "r"})()], "bfs", [16, 4096, 10_000], ["er", "grid"], [0, 1],
+    cells = compare_cells([type("C", (), {"label": "a", "group": "r", "fingerprint": "f"})()], "bfs", [16, 4096, 10_000], ["er", "grid"], [0, 1],
                           max_size={"grid": 4096})
     assert [(c["family"], c["n"], c["graphs"]) for c in cells if c["seed"] == 0] == [
         ("er", 16, 256), ("er", 4096, 1), ("er", 10_000, 1), ("grid", 16, 256), ("grid", 4096, 1)]
-    capped = compare_cells([type("C", (), {"label": "a", "group": "r"})()], "bfs", [16, 1000, 10_000], ["er"], [0],
+    capped = compare_cells([type("C", (), {"label": "a", "group": "r", "fingerprint": "f"})()], "bfs", [16, 1000, 10_000], ["er"], [0],
                            max_size={"bfs": 5000, "bellman_ford": 16})
     assert [c["n"] for c in capped] == [16, 1000]
-    by_run = compare_cells([type("C", (), {"label": "a", "group": "r"})()], "bfs", [16, 1000], ["er"], [0],
+    by_run = compare_cells([type("C", (), {"label": "a", "group": "r", "fingerprint": "f"})()], "bfs", [16, 1000], ["er"], [0],
                            max_size={"r": 16})
     assert [c["n"] for c in by_run] == [16]
 

@@ -26,6 +26,7 @@ barrier) come from :mod:`engine.analysis.alignment` and :mod:`engine.analysis.co
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -50,12 +51,37 @@ PROBE_KINDS = ("mask", "scalar")  # reference hints a linear probe reads out (po
 @dataclass(frozen=True)
 class Checkpoint:
     """A trained model: ``label`` (``run/seed-k``), ``group`` (the run directory's name, one
-    line per group in the tables) and the file it came from."""
+    line per group in the tables), the file it came from and that file's ``fingerprint``
+    (part of every cell's key, so that a retrained checkpoint never resumes another's cells)."""
 
     label: str
     group: str
     path: str
     model: Model
+    fingerprint: str = ""
+
+
+def fingerprint(path: str) -> str:
+    """The first 16 hex digits of the SHA-256 of a checkpoint file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _run_names(dirs: list) -> dict:
+    """A name per run directory: its own name, or where two runs share one (``clrs/dfs-mpnn``
+    and ``sparse/dfs-mpnn``), as many parent directories as tell them apart."""
+    names = {}
+    for d in set(dirs):
+        parts = os.path.abspath(d).split(os.sep)
+        depth = 1
+        while depth < len(parts) and any(
+                o != d and os.path.abspath(o).split(os.sep)[-depth:] == parts[-depth:] for o in set(dirs)):
+            depth += 1
+        names[d] = "/".join(parts[-depth:])
+    return names
 
 
 def find_checkpoints(paths, algo: str) -> list:
@@ -73,19 +99,23 @@ def find_checkpoints(paths, algo: str) -> list:
             files.append(p)
         else:
             raise EngineError(f"{p}: no such run directory or checkpoint file")
+    def run_of(f):  # the run directory of a checkpoint file, and its seed directory if any
+        parent = os.path.dirname(os.path.abspath(f))
+        if os.path.basename(parent).startswith("seed-"):
+            return os.path.dirname(parent), os.path.basename(parent)
+        return parent, None
+
+    names = _run_names([run_of(f)[0] for f in files])
     out = []
     for f in files:
         model = Model.load(f)
         learned_algo = (model.spec.get("description") or {}).get("algorithm")
         if learned_algo != algo:
             raise EngineError(f"{f}: a model of {learned_algo!r}, not of {algo!r}")
-        parent = os.path.dirname(os.path.abspath(f))
-        if os.path.basename(parent).startswith("seed-"):
-            group = os.path.basename(os.path.dirname(parent))
-            label = f"{group}/{os.path.basename(parent)}"
-        else:
-            group = label = os.path.basename(parent)
-        out.append(Checkpoint(label, group, f, model))
+        run, seed = run_of(f)
+        group = names[run]
+        label = f"{group}/{seed}" if seed else group
+        out.append(Checkpoint(label, group, f, model, fingerprint(f)))
     if len({c.label for c in out}) != len(out):
         raise EngineError("two checkpoints have the same run/seed label; pass each run directory once")
     return out
@@ -338,8 +368,9 @@ def compare_cells(checkpoints: list, algo: str, sizes, families, seeds, *, degre
                 if n > min(caps.get(family, n), caps.get(algo, n), caps.get(c.group, n)):
                     continue
                 for seed in seeds:
-                    cells.append({"model": c.label, "algorithm": algo, "family": family, "degree": degree,
-                                  "n": int(n), "seed": int(seed), "graphs": max(1, nodes_per_cell // int(n))})
+                    cells.append({"model": c.label, "checkpoint": c.fingerprint, "algorithm": algo,
+                                  "family": family, "degree": degree, "n": int(n), "seed": int(seed),
+                                  "graphs": max(1, nodes_per_cell // int(n))})
     return cells
 
 
@@ -385,7 +416,8 @@ def _parameters(checkpoints: list, compiled: dict, out: str | None, progress: bo
                 "barrier": report["barrier"],
                 "matched_cosine": report["matched_cosine"]}
 
-    cells = [{"model": c.label, "algorithm": c.model.spec["description"]["algorithm"], "file": c.path}
+    cells = [{"model": c.label, "checkpoint": c.fingerprint, "algorithm": c.model.spec["description"]["algorithm"],
+              "file": c.path}
              for c in checkpoints  # the alignment handles one-layer MPNN specs of one parameter space
              if not c.model.spec.get("processor") and shares_parameters(c.model, compiled[c.label])]
     return run_cells(cells, task, ResultLog(out, "parameters", tables=False),
@@ -419,7 +451,8 @@ def compare(paths, *, sizes=(16, 64, 256, 1000), families=("er",), seeds=(0,), d
         The compiled counterpart (:func:`counterpart`): ``own`` refuses a checkpoint whose
         spec has none, ``compact`` compares every checkpoint with the compact construction.
     out : str, optional
-        Directory: ``cells.jsonl`` and ``parameters.jsonl`` (a rerun skips finished cells),
+        Directory: ``cells.jsonl`` and ``parameters.jsonl`` (a rerun skips finished cells;
+        a cell's key holds its checkpoint file's fingerprint, so replaced weights run again),
         then the tables, figures and ``report.md`` (:mod:`engine.analysis.comparison_report`).
     cluster : str, optional
         ``local:N`` or ``tcp://HOST:PORT``: run the cells on Dask.
