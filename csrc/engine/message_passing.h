@@ -404,11 +404,11 @@ struct Scratch {
   static constexpr int64_t kPad = 64;
   static constexpr int64_t kTile = 16;  // messages whose dense layers are computed together
   static constexpr int64_t kRowsTile = 64;  // the same across rows (reduce_rows_tiled)
-  std::vector<T> xa, xb, acc, agg, ta, tb, tt, den, ra, rb;
-  std::vector<int64_t> best, tsrc, rsrc, rrow;
+  std::vector<T> xa, xb, acc, agg, tt, den, ra, rb;
+  std::vector<int64_t> best, rsrc, rrow;
   Scratch(int64_t width, int64_t k_out)
-      : xa(width + kPad), xb(width + kPad), acc(k_out + kPad), agg(k_out + kPad), ta(kTile * width + kPad),
-        tb(kTile * width + kPad), tt(kTile * width + kPad), den(k_out + kPad), best(k_out + kPad), tsrc(kTile) {}
+      : xa(width + kPad), xb(width + kPad), acc(k_out + kPad), agg(k_out + kPad), tt(kTile * width + kPad),
+        den(k_out + kPad), best(k_out + kPad) {}
   // reduce_rows_tiled's buffers, allocated on its first use
   void reserve_rows_tile(int64_t width) {
     if (!rsrc.empty()) return;
@@ -596,36 +596,6 @@ inline T* dense_layers_tile(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<
   return X;
 }
 
-// Fold the row's messages, computing the dense layers of up to Scratch::kTile messages at a
-// time (reduce_row's order and arithmetic; only the loop nesting differs).
-template <typename T>
-inline int64_t reduce_row_tiled(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v,
-                                int32_t* winners) {
-  const int64_t k0 = a.k0;
-  const RowAccumulator<T> r = accumulator(s);
-  int64_t count = 0;
-  const int64_t row_begin = a.indptr[v];
-  const int64_t begin = a.include_self ? row_begin - 1 : row_begin;
-  const int64_t end = a.indptr[v + 1];
-  const T* q = a.Q + (a.q_shared ? 0 : v * k0);
-  for (int64_t e0 = begin; e0 < end; e0 += Scratch<T>::kTile) {
-    const int64_t cnt = std::min<int64_t>(Scratch<T>::kTile, end - e0);
-    T* X = s.ta.data();
-    // first layer of every message of the tile
-    for (int64_t j = 0; j < cnt; ++j) {
-      const int64_t e = e0 + j;
-      const bool self = e < row_begin;
-      const int64_t u = self ? v : a.indices[e];
-      s.tsrc[static_cast<size_t>(j)] = u;
-      first_layer(a, s, u, q, self ? -1 : e, X + j * k0);
-    }
-    int64_t width = 0;
-    X = dense_layers_tile(a, p, s, X, s.tb.data(), cnt, &width);
-    absorb_tile(a.groups, r, X, width, s.tsrc.data(), cnt, count == 0);
-    count += cnt;
-  }
-  return finish_row(a.groups, r, count, s.agg.data(), winners);
-}
 
 // The messages of several rows in row order, each row's as reduce_row_tiled takes them (the
 // self-edge first, then the in-edges in CSR order): the cursor stands on one message, or
@@ -666,13 +636,14 @@ inline bool reduces_tiled(const EdgePassArgs<T>& a, const Plan<T>& p) {
   return !(score && (a.k0 == 1 || a.k0 == 2 || a.k0 == 4 || a.k0 == 8));
 }
 
-// reduce_row_tiled for `rows` rows vs[0..rows) at once: their messages, in row order, fill
-// tiles of up to Scratch::kRowsTile messages that span rows, so that the dense layers run
-// over whole blocks of messages (a row of 11 messages alone leaves 3 to single-message
-// blocks, which run at half speed) and the sources' state rows are prefetched ahead across
-// rows. Row j's aggregate goes to agg[j] and its winners to winners[j] (null: not kept).
-// Every message, every sum in it and every fold is reduce_row_tiled's, in its order, so each
-// row gets the same bits.
+// Reduce the messages of `rows` rows vs[0..rows) whose messages have dense layers past the
+// first: their messages, in row order, fill tiles of up to Scratch::kRowsTile messages that
+// span rows, so that the dense layers run over whole blocks of messages (a row of 11
+// messages alone would leave 3 to single-message blocks) and the sources' state rows are
+// prefetched ahead across rows. Row j's aggregate goes to agg[j] and its winners to
+// winners[j] (null: not kept). Each output of each message is its own sum over the inputs
+// ascending and each row folds its messages in its own order (reduce_row's), so a row gets
+// the same bits whatever rows share its tiles.
 template <typename T>
 inline void reduce_rows_tiled(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, const int64_t* vs,
                               int64_t rows, T* const* agg, int32_t* const* winners) {
@@ -713,6 +684,15 @@ inline void reduce_rows_tiled(const EdgePassArgs<T>& a, const Plan<T>& p, Scratc
     }
   }
   for (; open < rows; ++open, count = 0) finish_row(a.groups, r, count, agg[open], winners[open]);
+}
+
+// One row's reduce_rows_tiled: the aggregate into s.agg and the winners.
+template <typename T>
+inline int64_t reduce_row_tiled(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v,
+                                int32_t* winners) {
+  T* agg = s.agg.data();
+  reduce_rows_tiled(a, p, s, &v, 1, &agg, &winners);
+  return a.indptr[v + 1] - a.indptr[v] + (a.include_self ? 1 : 0);
 }
 
 // Reduce every message into row v; writes the aggregate to s.agg and the winners.
