@@ -240,6 +240,17 @@ ENGINE_INLINE void dense_block(const T* __restrict W, const char* zero_row, int6
       for (int64_t o = 0; o < kCols; ++o) Y[r * out + o0 + o] = acc[r][o];
   }
   if (o0 == out) return;
+  if (out - o0 == 1) {  // one column left (a score): its R sums in registers, not in Y
+    T acc[R];
+    for (int64_t r = 0; r < R; ++r) acc[r] = Y[r * out + o0];
+    for (int64_t i = 0; i < in; ++i) {
+      if (zero_row[i]) continue;
+      const T wi = W[i * out + o0];
+      for (int64_t r = 0; r < R; ++r) acc[r] += X[r * in + i] * wi;
+    }
+    for (int64_t r = 0; r < R; ++r) Y[r * out + o0] = acc[r];
+    return;
+  }
   for (int64_t i = 0; i < in; ++i) {
     if (zero_row[i]) continue;
     const T* __restrict w = W + i * out;
@@ -1140,6 +1151,10 @@ inline const T* node_mlp_rows(const NodeMLP<T>& m, const NodePlan<T>& p, const T
 
 }  // namespace detail
 
+// Rows reduced together where messages have dense layers (reduce_rows_tiled), and whose node
+// MLPs layer_row_block evaluates together (dense_accumulate_tile's widest block).
+constexpr int64_t kBlockRows = 8;
+
 // Fused message + aggregation over the selected rows (all rows when a.rows is null).
 // Thread-safe for distinct outputs; uses the current OpenMP thread count. Throws
 // std::invalid_argument on invalid arguments (before writing any output).
@@ -1148,14 +1163,30 @@ void edge_pass(const EdgePassArgs<T>& a, bool check_edges = false) {
   validate(a, check_edges);
   const detail::Plan<T> plan(a);
   const int64_t rows = a.rows ? a.num_rows : a.num_nodes;
+  // rows in blocks whose messages share tiles where the messages have dense layers
+  const int64_t block = detail::reduces_tiled(a, plan) ? kBlockRows : 1;
+  const int64_t blocks = (rows + block - 1) / block;
 #pragma omp parallel if (rows > 1024)
   {
     detail::Scratch<T> s(plan.width, plan.k_out);
-#pragma omp for schedule(dynamic, 1024)
-    for (int64_t i = 0; i < rows; ++i) {
-      const int64_t v = a.rows ? a.rows[i] : i;
-      detail::reduce_any(a, plan, s, v, a.winners ? a.winners + i * plan.num_arg : nullptr);
-      std::copy(s.agg.data(), s.agg.data() + plan.k_out, a.out + i * plan.k_out);
+#pragma omp for schedule(dynamic, 1024 / kBlockRows)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t i0 = b * block, cnt = std::min(block, rows - i0);
+      if (block == 1) {
+        const int64_t v = a.rows ? a.rows[i0] : i0;
+        detail::reduce_any(a, plan, s, v, a.winners ? a.winners + i0 * plan.num_arg : nullptr);
+        std::copy(s.agg.data(), s.agg.data() + plan.k_out, a.out + i0 * plan.k_out);
+        continue;
+      }
+      int64_t vs[kBlockRows];
+      T* agg[kBlockRows];
+      int32_t* winners[kBlockRows];
+      for (int64_t j = 0; j < cnt; ++j) {
+        vs[j] = a.rows ? a.rows[i0 + j] : i0 + j;
+        agg[j] = a.out + (i0 + j) * plan.k_out;
+        winners[j] = a.winners ? a.winners + (i0 + j) * plan.num_arg : nullptr;
+      }
+      detail::reduce_rows_tiled(a, plan, s, vs, cnt, agg, winners);
     }
   }
 }
@@ -1264,8 +1295,6 @@ void project(const T* A, int64_t rows, int64_t in, const T* W, int64_t out, T* Y
   for (int64_t r = 0; r < rows; ++r) detail::row_product(W, nz, zero, in, out, A + r * in, Y + r * out);
 }
 
-// Rows whose node MLPs layer_row_block evaluates together (dense_accumulate_tile's widest block).
-constexpr int64_t kBlockRows = 8;
 
 // One thread's buffers for layer_rows: the reduction scratch and the node MLPs' outputs.
 template <typename T>
