@@ -57,7 +57,7 @@ def _main(argv) -> int:
     p.add_argument("runs", nargs="+", help="run directories (seed-*/best.npz) or checkpoint files")
     p.add_argument("--sizes", type=parse_counts, default="16,64,256,1e3,1e4", help="comma-separated node counts")
     p.add_argument("--graph", type=_families, default="er", help="comma-separated generator families (or clrs)")
-    p.add_argument("--max-size", action="append", help="FAMILY=N, ALGORITHM=N or RUN=N (a run directory's name): leave sizes above N out there")
+    p.add_argument("--max-size", action="append", help="FAMILY=N, ALGORITHM=N or RUN=N (a run directory's name, or its parent/name where two runs share a name): leave sizes above N out there")
     p.add_argument("--degree", type=finite_float, default=10.0)
     p.add_argument("--seeds", type=parse_seeds, default="0", help="graph seeds per cell: 0,1,2 or 0-4")
     p.add_argument("--nodes-per-cell", type=positive_int, default=4096,
