@@ -264,14 +264,15 @@ def test_checkpoints_are_checked(tmp_path):
 
 
 def test_cells_hold_more_small_graphs():
-    cells = compare_cells([type("C", (), {"label": "a", "group": "r", "fingerprint": "f"})()], "bfs", [16, 4096, 10_000], ["er", "grid"], [0, 1],
+    run = type("C", (), {"label": "a", "group": "r", "fingerprint": "f"})()
+    cells = compare_cells([run], "bfs", [16, 4096, 10_000], ["er", "grid"], [0, 1],
                           max_size={"grid": 4096})
     assert [(c["family"], c["n"], c["graphs"]) for c in cells if c["seed"] == 0] == [
         ("er", 16, 256), ("er", 4096, 1), ("er", 10_000, 1), ("grid", 16, 256), ("grid", 4096, 1)]
-    capped = compare_cells([type("C", (), {"label": "a", "group": "r", "fingerprint": "f"})()], "bfs", [16, 1000, 10_000], ["er"], [0],
+    capped = compare_cells([run], "bfs", [16, 1000, 10_000], ["er"], [0],
                            max_size={"bfs": 5000, "bellman_ford": 16})
     assert [c["n"] for c in capped] == [16, 1000]
-    by_run = compare_cells([type("C", (), {"label": "a", "group": "r", "fingerprint": "f"})()], "bfs", [16, 1000], ["er"], [0],
+    by_run = compare_cells([run], "bfs", [16, 1000], ["er"], [0],
                            max_size={"r": 16})
     assert [c["n"] for c in by_run] == [16]
 

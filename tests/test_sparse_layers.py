@@ -73,7 +73,6 @@ def test_non_finite_message_inputs_take_the_dense_loop():
     np.testing.assert_array_equal(a.hidden.view(np.uint32), b.hidden.view(np.uint32))
 
 
-
 def _sequential_product(X, W):
     """X @ W as the kernels sum it: for each output, the inputs ascending from +0, one rounded
     multiplication and one rounded addition each, all-zero rows of W skipped."""
@@ -84,26 +83,32 @@ def _sequential_product(X, W):
     return Y
 
 
+@pytest.mark.parametrize("width", [48, 33])
 @pytest.mark.parametrize("mode", ["dense", "active"])
-def test_message_tiles_across_rows_give_each_row_its_own_bits(mode):
+def test_message_tiles_across_rows_give_each_row_its_own_bits(mode, width):
     """The native kernel computes the dense message layers of several rows' messages together
     (tiles of up to 64 messages spanning rows). Every row must get the bits of its own
     messages folded in its own order: checked against the same arithmetic in NumPy, on a graph
     with a row of 300 in-edges (several tiles), rows with none (no self-edge: aggregate 0) and
     every degree in between; a max group and an order-sensitive sum group. The update is
-    relu(aggregate) exactly (identity weights), so the state after one step is the aggregate."""
-    hidden, summed = 48, 8
-    spec = mpnn_spec(hidden, groups=(("max", None), ("sum", summed)), message_depth=2, include_self=False,
-                     pointer=False)
+    relu([aggregate, -aggregate]) exactly (weights [I, -I]), so the state after one step
+    holds the aggregate, both signs. A message of width 33 leaves one column past the blocks
+    of 32, summed in registers (the path of every pointer decoder's score)."""
+    hidden, summed = 96, 8
+    spec = mpnn_spec(hidden, groups=(("max", width - summed), ("sum", summed)), message_depth=2,
+                     include_self=False, pointer=False)
     model = random_model(spec, seed=7, scale=0.5)
+    rng = np.random.default_rng(8)
     w = dict(model.weights)
-    w["layers.0.message.src"][hidden:] = 0  # messages read the state alone
+    # the source part reads each state channel once (one weight per column): the same bits
+    # whichever way the executor sums it (at this width NumPy's BLAS does)
+    w["layers.0.message.src"][:] = 0
+    w["layers.0.message.src"][:hidden] = np.diag(rng.uniform(0.5, 1.5, hidden)).astype(np.float32)
     w["layers.0.message.dst"][:] = 0  # the destination part is the bias
     w["layers.0.update.node"][:] = 0
-    w["layers.0.update.agg"][:] = np.eye(hidden, dtype=np.float32)
+    w["layers.0.update.agg"][:] = np.hstack([np.eye(width), -np.eye(width), np.zeros((width, hidden - 2 * width))])
     w["layers.0.update.bias"][:] = 0
     model = engine.Model(spec, w)
-    rng = np.random.default_rng(8)
     n = 400
     src = np.concatenate([rng.integers(0, n, 300), rng.integers(0, n, 1500)])
     dst = np.concatenate([np.full(300, 5), rng.integers(0, n // 2, 1500)])  # no in-edges at most nodes >= 200
@@ -112,19 +117,20 @@ def test_message_tiles_across_rows_give_each_row_its_own_bits(mode):
     assert (degree == 0).any() and degree.max() >= 300
     got = engine.execute(model, g, 0, steps=1, hidden=True, backend="native", mode=mode, threads=2).hidden
     h = got[0]
-    S = _sequential_product(h, w["layers.0.message.src"][:hidden])
+    S = h * np.diag(w["layers.0.message.src"][:hidden])
     u = g.indices.astype(np.int64)
     x = S[u] + w["layers.0.message.bias"]
     x = x + g.weights[:, None].astype(np.float32) * w["layers.0.message.edge"][0]
     x = np.maximum(x, np.float32(0))
     m = _sequential_product(x, w["layers.0.message.1.weight"]) + w["layers.0.message.1.bias"]
-    agg = np.zeros((n, hidden), dtype=np.float32)
+    agg = np.zeros((n, width), dtype=np.float32)
     for v in np.flatnonzero(degree):
         rows = m[g.indptr[v]:g.indptr[v + 1]]
-        agg[v, :hidden - summed] = rows[:, :hidden - summed].max(axis=0)
-        total = rows[0, hidden - summed:].copy()
+        agg[v, :width - summed] = rows[:, :width - summed].max(axis=0)
+        total = rows[0, width - summed:].copy()
         for r in rows[1:]:
-            total = total + r[hidden - summed:]
-        agg[v, hidden - summed:] = total
-    expected = np.maximum(agg, np.float32(0))
+            total = total + r[width - summed:]
+        agg[v, width - summed:width] = total
+    expected = np.zeros((n, hidden), dtype=np.float32)
+    expected[:, :2 * width] = np.maximum(np.hstack([agg, -agg]), np.float32(0))
     np.testing.assert_array_equal(got[1].view(np.uint32), expected.view(np.uint32))

@@ -607,10 +607,9 @@ inline T* dense_layers_tile(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<
   return X;
 }
 
-
-// The messages of several rows in row order, each row's as reduce_row_tiled takes them (the
-// self-edge first, then the in-edges in CSR order): the cursor stands on one message, or
-// past the last row.
+// The messages of several rows in row order, each row's in reduce_row's order (the self-edge
+// first, then the in-edges in CSR order): the cursor stands on one message, or past the last
+// row.
 template <typename T>
 struct MessageCursor {
   const EdgePassArgs<T>& a;
@@ -1166,10 +1165,11 @@ void edge_pass(const EdgePassArgs<T>& a, bool check_edges = false) {
   // rows in blocks whose messages share tiles where the messages have dense layers
   const int64_t block = detail::reduces_tiled(a, plan) ? kBlockRows : 1;
   const int64_t blocks = (rows + block - 1) / block;
+  const int64_t chunk = 1024 / block;  // 1024 rows per scheduling unit, as before blocks
 #pragma omp parallel if (rows > 1024)
   {
     detail::Scratch<T> s(plan.width, plan.k_out);
-#pragma omp for schedule(dynamic, 1024 / kBlockRows)
+#pragma omp for schedule(dynamic, chunk)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t i0 = b * block, cnt = std::min(block, rows - i0);
       if (block == 1) {
@@ -1205,8 +1205,8 @@ struct LayerPlan {
   // general loops (wide learned layers, or layer norm), whose weights are then read once per
   // block instead of once per row.
   bool block_rows = false;
-  // The aggregates of such a block reduced together (reduce_rows_tiled), where the rows
-  // reduce their messages with reduce_row_tiled.
+  // The aggregates of such a block reduced together (reduce_rows_tiled), where the messages
+  // have dense layers past the first (detail::reduces_tiled).
   bool block_messages = false;
   int64_t fz = 0;  // the layer's input width
   // Multiply-adds of one row, roughly: its messages (the mean in-degree plus one, each through
@@ -1295,7 +1295,6 @@ void project(const T* A, int64_t rows, int64_t in, const T* W, int64_t out, T* Y
   for (int64_t r = 0; r < rows; ++r) detail::row_product(W, nz, zero, in, out, A + r * in, Y + r * out);
 }
 
-
 // One thread's buffers for layer_rows: the reduction scratch and the node MLPs' outputs.
 template <typename T>
 struct RowWorkspace {
@@ -1345,6 +1344,15 @@ inline bool row_reads_edges(const LayerArgs<T>& L, bool reads_edges, int64_t v) 
   return reads_edges && !row_from_store(L, v);
 }
 
+// Where row i of layer_rows (row v) writes its arg winners: the edge pass's output, else the
+// kept store, else nowhere.
+template <typename T>
+inline int32_t* row_winners(const LayerArgs<T>& L, const Plan<T>& plan, int64_t i, int64_t v) {
+  return L.edges.winners ? L.edges.winners + i * plan.num_arg
+         : L.winner_store ? L.winner_store + v * plan.num_arg
+                          : nullptr;
+}
+
 // The aggregate of row i of layer_rows (row v): from the store, or reduced from the row's
 // messages (and then stored); also written to the edge pass's output and winners.
 template <typename T>
@@ -1356,10 +1364,7 @@ inline const T* row_aggregate(const LayerArgs<T>& L, const LayerPlan<T>& P, RowW
   if (row_from_store(L, v)) {
     agg = L.agg_store + v * plan.k_out;
   } else {
-    int32_t* winners = a.winners          ? a.winners + i * plan.num_arg
-                       : L.winner_store ? L.winner_store + v * plan.num_arg
-                                        : nullptr;
-    reduce_any(a, plan, w.s, v, winners);
+    reduce_any(a, plan, w.s, v, row_winners(L, plan, i, v));
     agg = w.s.agg.data();
     if (L.agg_store) std::copy(agg, agg + plan.k_out, L.agg_store + v * plan.k_out);
   }
@@ -1425,7 +1430,7 @@ template <typename T>
 inline void block_aggregates(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWorkspace<T>& w, int64_t i0,
                              const int64_t* vs, int64_t cnt) {
   const EdgePassArgs<T>& a = L.edges;
-  const int64_t k = P.edges.k_out, na = P.edges.num_arg;
+  const int64_t k = P.edges.k_out;
   int64_t reduced[kBlockRows];
   T* agg[kBlockRows];
   int32_t* winners[kBlockRows];
@@ -1438,7 +1443,7 @@ inline void block_aggregates(const LayerArgs<T>& L, const LayerPlan<T>& P, RowWo
     }
     reduced[nr] = v;
     agg[nr] = w.block_a + j * k;
-    winners[nr] = a.winners ? a.winners + (i0 + j) * na : L.winner_store ? L.winner_store + v * na : nullptr;
+    winners[nr] = row_winners(L, P.edges, i0 + j, v);
     ++nr;
   }
   reduce_rows_tiled(a, P.edges, w.s, reduced, nr, agg, winners);

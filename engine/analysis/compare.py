@@ -99,6 +99,7 @@ def find_checkpoints(paths, algo: str) -> list:
             files.append(p)
         else:
             raise EngineError(f"{p}: no such run directory or checkpoint file")
+
     def run_of(f):  # the run directory of a checkpoint file, and its seed directory if any
         parent = os.path.dirname(os.path.abspath(f))
         if os.path.basename(parent).startswith("seed-"):
