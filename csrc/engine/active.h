@@ -438,6 +438,61 @@ inline bool one_message_per_source(const LoopLayer<T>& ly) {
   return E.fe == 0 && (E.q_shared || ly.dst_rows.empty());
 }
 
+// The pushes of a wide frontier land on scattered rows: a cursor over the same (source,
+// out-edge) sequence as the pushes, kPushAhead edges ahead of them, prefetches each target's
+// push state and stored aggregate; the cursor's own reads (the out-edge ranges of sources
+// kSourcesAhead further on, and their first targets) and the sources' message parts (`parts`,
+// `k0` values per node) are prefetched before it gets there.
+// Prefetches only: what the pushes compute does not depend on it. `on` false: does nothing.
+template <typename T>
+struct PushPrefetch {
+  static constexpr int64_t kPushAhead = 24;
+  static constexpr size_t kSourcesAhead = 8;
+  const int64_t* indptr;
+  const int32_t* targets;
+  const std::vector<int64_t>& sources;
+  const uint8_t* state;
+  const T* agg;
+  int64_t kw;
+  const T* parts;
+  int64_t k0;
+  bool on;
+  size_t j = 0;  // the cursor: source j, out-edge e (of range [e, end))
+  int64_t e = 0, end = 0;
+
+  void start() {
+    if (!on) return;
+    for (size_t s = 0; s < std::min(sources.size(), kSourcesAhead); ++s) __builtin_prefetch(indptr + sources[s]);
+    j = 0;
+    e = end = 0;
+    if (!sources.empty()) enter(0);
+    for (int64_t i = 0; i < kPushAhead; ++i) next();
+  }
+  // one push happened: the cursor moves one out-edge on
+  ENGINE_INLINE void next() {
+    if (!on) return;
+    while (e >= end) {
+      if (++j >= sources.size()) return;
+      enter(j);
+    }
+    const int64_t w = targets[e++];
+    __builtin_prefetch(state + w, 1);
+    __builtin_prefetch(agg + w * kw, 1);
+  }
+
+ private:
+  void enter(size_t s) {
+    e = indptr[sources[s]];
+    end = indptr[sources[s] + 1];
+    if (s + kSourcesAhead < sources.size()) __builtin_prefetch(indptr + sources[s + kSourcesAhead]);
+    if (s + kSourcesAhead / 2 < sources.size()) {
+      const int64_t u = sources[s + kSourcesAhead / 2];
+      __builtin_prefetch(targets + indptr[u]);
+      __builtin_prefetch(parts + u * k0);
+    }
+  }
+};
+
 // One run's incremental aggregation (see push_message) for the layers that keep their
 // aggregates: which nodes an application's pushes reached, and the previous message parts.
 template <typename T>
@@ -510,6 +565,12 @@ struct IncrementalAggregation {
           touch.span(ly.agg_store + w * kw, kw);
         }
     }
+    // many sources (a wide frontier): a cursor kPushAhead out-edges ahead of the pushes
+    // prefetches each target's push state and stored aggregate, and the cursor's own reads
+    // (the next sources' out-edge ranges) are prefetched further ahead still
+    PushPrefetch<T> ahead{a.out_indptr, a.out_targets, sources, state.data(), ly.agg_store, kw, ly.S, k0,
+                       static_cast<int64_t>(sources.size()) > kTouchWhole};
+    ahead.start();
     for (size_t j = 0; j < sources.size(); ++j) {
       const int64_t u = sources[j];
       const T* so = old_S.data() + static_cast<int64_t>(j) * k0;
@@ -525,8 +586,10 @@ struct IncrementalAggregation {
         st = r < 0 ? kReduce : (r > 0 || st == kChanged) ? kChanged : kSame;
       };
       if (E.include_self) push_to(u, -1);
-      for (int64_t e = a.out_indptr[u]; e < a.out_indptr[u + 1]; ++e)
+      for (int64_t e = a.out_indptr[u]; e < a.out_indptr[u + 1]; ++e) {
+        ahead.next();
         push_to(a.out_targets[e], edge_terms ? a.out_edge_ids[e] : -1);
+      }
     }
     rows.clear();
     for (int64_t v : delta) { mark[v] = 1; rows.push_back(v); }
