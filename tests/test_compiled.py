@@ -341,3 +341,81 @@ def test_mpnn_compiled_million_nodes(algo):
     ref = engine.reference(algo, g, 0, trace=False)
     res = engine.execute(engine.compile(algo, processor="mpnn"), g, 0, steps=ref.steps)
     np.testing.assert_array_equal(res.outputs["pi"], ref.outputs["pi"])
+
+# ----------------------------------------------------------------------------- DFS in CLRS's fully connected MPNN
+def _dfs_complete_cases():
+    """CLRS's sampled graphs (every size, p from sparse to dense), the hand-written graphs, and
+    directed graphs with self-loops, sinks and several trees."""
+    rng = np.random.RandomState(5)
+    cases = [sample("dfs", n, rng, p=(0.1, 0.3, 0.5, 0.9))[1] for n in (1, 2, 4, 5, 7, 11, 16) for _ in range(2)]
+    cases += [Graph.from_dense(A) for A in HAND.values()]
+    cases += [generators.erdos_renyi(24, 1.5, directed=True, self_loops=True, seed=4), generators.path(9, directed=True),
+              generators.random_tree(14, seed=1)]
+    return cases
+
+
+def test_mpnn_compiled_dfs_has_the_learned_spec():
+    """CLRS's MPNN (every pair of nodes, message MLP [h, h], time through a graph state), no
+    layer norm; the weights analytic, none depending on the graph size."""
+    from engine.algorithms.specs import learned_spec
+
+    model = engine.compile("dfs", processor="mpnn", hidden=64, message_graph="complete")
+    expected = learned_spec("dfs", "mpnn", 64, message_graph="complete", graph_hints=True, message_depth=2)
+    assert _learned_part(model.spec) == _learned_part(expected)
+    assert model.spec["exact_domain"] == {"max_nodes": 4096}
+
+
+def test_mpnn_compiled_dfs_equals_the_reference(backend):
+    """Outputs and every hint (colours, times, pointers, the four one-node masks, the graph's
+    time) at every one of the 3n steps, bit for bit, on every backend."""
+    model = engine.compile("dfs", processor="mpnn", hidden=32, message_graph="complete")
+    for g in _dfs_complete_cases():
+        ref = engine.reference("dfs", g, trace=True)
+        res = engine.execute(model, g, backend=backend, steps=ref.steps, trace=True)
+        np.testing.assert_array_equal(res.outputs["pi"], ref.outputs["pi"])
+        assert set(res.hints) == set(ref.hints)
+        for name, expected in ref.hints.items():
+            np.testing.assert_array_equal(res.hints[name], expected, err_msg=name)
+
+
+def test_mpnn_compiled_dfs_domain_and_refusals():
+    model = engine.compile("dfs", processor="mpnn", message_graph="complete")
+    engine.runtime.check_domain(model, Graph.from_edges([], [], 4096))
+    with pytest.raises(engine.EngineError, match="at most 4096 nodes"):
+        engine.runtime.check_domain(model, Graph.from_edges([], [], 4097))
+    with pytest.raises(engine.EngineError, match="message_graph='complete'"):
+        engine.compile("dfs", processor="mpnn")  # over the input's edges: open
+    with pytest.raises(engine.EngineError, match="encoded_decoded"):
+        engine.compile("dfs", processor="mpnn", message_graph="complete", hint_mode="none")
+    with pytest.raises(engine.EngineError, match="float32"):
+        engine.compile("dfs", "float64", processor="mpnn", message_graph="complete")
+    with pytest.raises(engine.EngineError, match="hidden >= 30"):
+        engine.compile("dfs", processor="mpnn", message_graph="complete", hidden=16)
+    with pytest.raises(engine.EngineError, match="no 'mpnn@complete' compiler for 'bfs'"):
+        engine.compile("bfs", processor="mpnn", message_graph="complete")
+    with pytest.raises(engine.EngineError, match="learned processor"):
+        engine.compile("dfs", message_graph="complete")
+    with pytest.raises(engine.EngineError, match="unknown message graph"):
+        engine.compile("dfs", processor="mpnn", message_graph="grid")
+
+
+def test_mpnn_compiled_dfs_module_parity_and_loss():
+    """The torch module of the compiled model rolls out the executor's states bit for bit (hard
+    hints), and the training loss at the compiled point (soft hints, as CLRS trains) is 0."""
+    torch = pytest.importorskip("torch")
+    from engine.learn.module import GNNModule, GraphBatch
+    from engine.learn.trainer import TrainConfig, loss_terms, sample_batch
+
+    model = engine.compile("dfs", processor="mpnn", hidden=32, message_graph="complete")
+    g = generators.erdos_renyi(9, 2.0, directed=True, seed=3)
+    res = engine.execute(model, g, backend="reference", steps=27, hidden=True)
+    module = GNNModule.from_model(model)
+    with torch.no_grad():
+        ro = module.rollout(GraphBatch([g], [None], model.spec), 27, hard=True)
+    np.testing.assert_array_equal(torch.stack([z[:, :32] for z in ro.zs]).numpy(), res.hidden)
+    cfg = TrainConfig(algo="dfs", batch=4, seed=0).validate()
+    data = sample_batch(cfg, np.random.RandomState(0), 4, (4, 7, 11))
+    with torch.no_grad():
+        terms = loss_terms(module, cfg, data)
+    assert set(terms) == {f"output_pi"} | {f"hint_{h.name}" for h in ALGORITHMS["dfs"].hints}
+    assert all(abs(float(v)) < 1e-20 for v in terms.values()), terms

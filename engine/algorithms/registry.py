@@ -56,9 +56,10 @@ class Algorithm:
     compilers : dict
         Compiled forms, ``processor -> "module:function"`` (``"compact"``: the smallest exact
         spec; a learned processor such as ``"mpnn"``: the learned spec of that processor with
-        analytic weights); the function takes ``dtype`` (and, for a learned processor,
-        ``hidden`` and ``hint_mode``) and returns a :class:`~engine.Model`. Imported on first
-        use.
+        analytic weights; ``"<processor>@complete"``: the same over every pair of nodes, CLRS's
+        fully connected processor); the function takes ``dtype`` (and, for a learned
+        processor, ``hidden`` and ``hint_mode``) and returns a :class:`~engine.Model`.
+        Imported on first use.
     inexpressible : dict
         ``processor -> why`` for processors that provably cannot execute the algorithm
         exactly (the compiler refuses with that reason instead of "no compiler"); ``why`` is
@@ -102,7 +103,9 @@ class Algorithm:
             mode = f" with hint mode {hint_mode!r}" if isinstance(self.inexpressible[processor], dict) else ""
             raise EngineError(f"{self.name!r} cannot be compiled into {processor!r}{mode}: {why}")
         if processor not in self.compilers:
-            raise EngineError(f"no {processor!r} compiler for {self.name!r}; available: {sorted(self.compilers)}")
+            hint = (f"; over every pair of nodes there is one: message_graph='complete'"
+                    if f"{processor}@complete" in self.compilers else "")
+            raise EngineError(f"no {processor!r} compiler for {self.name!r}; available: {sorted(self.compilers)}{hint}")
         module, func = self.compilers[processor].split(":")
         return getattr(importlib.import_module(module), func)
 
@@ -153,7 +156,8 @@ ALGORITHMS = {
         outputs=(Probe("pi", "pointer"),),
         hints=DFS_HINTS,
         bytes_per_hint_node=64, steps_known=lambda n: 3 * n,
-        compilers={"compact": "engine.compiler.dfs:compile_dfs"},
+        compilers={"compact": "engine.compiler.dfs:compile_dfs",
+                   "mpnn@complete": "engine.compiler.dfs_mpnn:compile_dfs_mpnn"},
         inexpressible={"mpnn": DFS_INEXPRESSIBLE, "gatv2": DFS_INEXPRESSIBLE}),
     # a control: BFS made sequential, one queue event per hint step (parallel against
     # sequential apart from the hints; DESIGN.md section 6)

@@ -7,6 +7,7 @@ and how the loss changes along random directions around the point (a local minim
 direction that lowers it).
 
     python -m engine.analysis.compiled_point --algo bfs --processor mpnn --hidden 128
+    python -m engine.analysis.compiled_point --algo dfs --message-graph complete --batches 2 --batch 16
 
 prints the report as JSON (needs the ``torch`` extra).
 """
@@ -90,6 +91,8 @@ def _main(argv) -> int:
     p.add_argument("--algo", required=True, choices=sorted(ALGORITHMS))
     p.add_argument("--processor", default="mpnn", help="the learned architecture compiled into")
     p.add_argument("--hidden", type=positive_int, default=128)
+    p.add_argument("--message-graph", default="input", choices=["input", "complete"],
+                   help="the learned spec's message graph (complete: CLRS's fully connected MPNN, where DFS compiles)")
     p.add_argument("--model", default=None, help="a saved Model instead of the compiled one")
     p.add_argument("--batches", type=positive_int, default=4)
     p.add_argument("--batch", type=positive_int, default=32)
@@ -100,7 +103,8 @@ def _main(argv) -> int:
     from ..compiler import compile as compile_model
 
     model = Model.load(args.model) if args.model else compile_model(args.algo, processor=args.processor,
-                                                                     hidden=args.hidden)
+                                                                     hidden=args.hidden,
+                                                                     message_graph=args.message_graph)
     report = compiled_point(model, args.algo, batches=args.batches, batch=args.batch, seed=args.seed,
                             directions=args.directions, eps=args.eps)
     print(json.dumps(report, indent=1))

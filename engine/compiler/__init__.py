@@ -10,7 +10,7 @@ from ..algorithms.registry import algorithm
 
 
 def compile(algo: str, dtype="float32", *, processor: str | None = None, hidden: int = 128,
-            hint_mode: str = "encoded_decoded", heads: int | None = None):
+            hint_mode: str = "encoded_decoded", heads: int | None = None, message_graph: str = "input"):
     """Return the compiled :class:`~engine.Model` for ``algo``.
 
     Parameters
@@ -28,18 +28,31 @@ def compile(algo: str, dtype="float32", *, processor: str | None = None, hidden:
         The learned spec's width and CLRS hint mode (with ``processor`` only).
     heads : int, optional
         Attention heads, for an attention processor (``gatv2``; default 1).
+    message_graph : {"input", "complete"}
+        The learned spec's message graph (with ``processor`` only): the input's edges, or every
+        pair of nodes (CLRS's fully connected processor; DFS's MPNN construction lives there).
     """
     from ..errors import EngineError
     from ..model.registry import PROCESSOR_KINDS
 
+    from ..model.registry import MESSAGE_GRAPHS
+
     info = algorithm(algo)
+    if message_graph not in MESSAGE_GRAPHS:
+        raise EngineError(f"unknown message graph {message_graph!r}; allowed: {list(MESSAGE_GRAPHS)}")
     if processor is None:
+        if message_graph != "input":
+            raise EngineError("message_graph= is for a learned processor's spec (processor='mpnn' or 'gatv2')")
         return info.compiler("compact")(dtype)
     extra = {}
     if heads is not None:
         if processor not in PROCESSOR_KINDS or processor == "mpnn":
             raise EngineError(f"heads= is for attention processors (gatv2), not {processor!r}")
         extra["heads"] = heads
+    if message_graph != "input":
+        # a construction over every pair of nodes is its own compiler: "<processor>@complete"
+        return info.compiler(f"{processor}@{message_graph}", hint_mode)(dtype, hidden=hidden, hint_mode=hint_mode,
+                                                                        **extra)
     return info.compiler(processor, hint_mode)(dtype, hidden=hidden, hint_mode=hint_mode, **extra)
 
 

@@ -587,11 +587,12 @@ def initial_module(cfg: TrainConfig, spec: dict):
     if cfg.init == "compiled":
         from ..compiler import compile as compile_model
 
-        model = compile_model(cfg.algo, processor=cfg.processor, hidden=cfg.hidden, hint_mode=cfg.hint_mode)
+        model = compile_model(cfg.algo, processor=cfg.processor, hidden=cfg.hidden, hint_mode=cfg.hint_mode,
+                              message_graph=cfg.message_graph)
         same = {k: v for k, v in model.spec.items() if k not in ("name", "exact_domain", "description")}
         if same != {k: v for k, v in spec.items() if k not in ("name", "description")}:
             raise EngineError(f"the compiled {cfg.algo} ({cfg.processor}) does not have this run's spec "
-                              "(layer norm, gates and heads must be as it was compiled)")
+                              "(layer norm, gates, heads, message depth and graph hints must be as it was compiled)")
         module = GNNModule(spec)
         with torch.no_grad():
             for name, w in model.weights.items():
