@@ -378,6 +378,19 @@ def test_mpnn_compiled_dfs_equals_the_reference(backend):
             np.testing.assert_array_equal(res.hints[name], expected, err_msg=name)
 
 
+def test_mpnn_compiled_dfs_at_clrs_test_size_and_beyond():
+    """CLRS's test graphs (n = 64, p = 0.5) and four times their size, bit for bit (native)."""
+    model = engine.compile("dfs", processor="mpnn", hidden=32, message_graph="complete")
+    rng = np.random.RandomState(11)
+    for n in (64, 256):
+        g = sample("dfs", n, rng, p=(0.5,))[1]
+        ref = engine.reference("dfs", g, trace=True)
+        res = engine.execute(model, g, backend="native", steps=ref.steps, trace=True)
+        np.testing.assert_array_equal(res.outputs["pi"], ref.outputs["pi"])
+        for name, expected in ref.hints.items():
+            np.testing.assert_array_equal(res.hints[name], expected, err_msg=f"{name} at n = {n}")
+
+
 def test_mpnn_compiled_dfs_domain_and_refusals():
     model = engine.compile("dfs", processor="mpnn", message_graph="complete")
     engine.runtime.check_domain(model, Graph.from_edges([], [], 4096))
