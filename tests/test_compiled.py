@@ -402,7 +402,7 @@ def test_mpnn_compiled_dfs_domain_and_refusals():
         engine.compile("dfs", processor="mpnn", message_graph="complete", hint_mode="none")
     with pytest.raises(engine.EngineError, match="float32"):
         engine.compile("dfs", "float64", processor="mpnn", message_graph="complete")
-    with pytest.raises(engine.EngineError, match="hidden >= 30"):
+    with pytest.raises(engine.EngineError, match="hidden >= 28"):
         engine.compile("dfs", processor="mpnn", message_graph="complete", hidden=16)
     with pytest.raises(engine.EngineError, match="no 'mpnn@complete' compiler for 'bfs'"):
         engine.compile("bfs", processor="mpnn", message_graph="complete")

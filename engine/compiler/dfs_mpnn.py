@@ -22,8 +22,9 @@ gray nodes, the same at every node), ``DEP``, the node's depth on the stack when
 pushed, and ``K``, the largest depth among its in-neighbours. Gray nodes are the stack, so the
 scanned node is the gray node of depth ``S``, and a white node is one of its out-neighbours
 exactly when ``K == S`` (a black node has no white out-neighbour: it finished only when it had
-none). ``K`` is taken one step ahead: at the step that pushes a node, its depth is pending in
-its candidacy channels, and its out-neighbours' keys take it from there.
+none). ``K`` is taken one step ahead: at the hint that pushes a node (or starts a root), the
+node is ``s_last`` and its depth is pending (``S``, or 1), and its out-neighbours' keys take
+it from there, ready when the node is scanned two steps later.
 
 Exactness in any summation order
 ================================
@@ -43,10 +44,10 @@ Hidden channels (the first ones of ``hidden``; the others stay 0), as left after
 ``ROOT DISC PUSH FINR FINC``: the event of hint t (one-hot; ``FINR``/``FINC``: a finish of a
 root / of a pushed node; all 0 after the last root finished). ``S``, ``DEP1 + DEP2`` (the
 depth: ``DEP2`` set at the discovery, then moved to ``DEP1``), ``K``, ``me``. The push of
-this step: ``CAND`` (candidate), ``NC`` (0 iff candidate), ``GAP`` (0 at the lowest-index
-candidate, at least 1 at every other); the root started at this step: ``CR``, ``NCR``,
-``GAPR`` alike. ``SCN`` (the node scanned at this step), ``XD`` (discovered), ``FN``
-(finished), ``RST`` (popped at the last step: its ``s_prev`` returns to itself). ``L = La +
+this step: ``CAND`` (candidate) and ``GAP`` (0 at the lowest-index candidate, at least 2 at
+every other, 0 off the candidates); the root started at this step: ``CR``, ``GAPR`` alike.
+``SCN`` (the node scanned at this step), ``XD`` (discovered), ``FN`` (finished), ``RST``
+(popped at the last step: its ``s_prev`` returns to itself). ``L = La +
 Lb`` and ``NL = NLa + NLb = 1 - L``; ``Dd Df`` (the new ``d``, from the ``d`` or the ``f``
 clock), ``Fd Ff`` (the new ``f``); ``INIT`` and ``POSI`` (``pos``), nonzero only in the
 initial state.
@@ -59,7 +60,7 @@ the largest candidate key (``relu(me_u - nc_u)``, ``nc_u >= 1`` off the
 candidates), ``HW``/``MAXKEYR`` the same for root
 candidates (white nodes, after a root finished); ``SGE2 = [S >= 2]`` (``relu(S-1) -
 relu(S-2)``); ``KNEW`` the largest depth among in-neighbours (``adjacency`` gates it), set or
-pending; and, computed for the destination alone: ``NLM = 1 - s_last``, ``NSCAN = S - DEP +
+pending (the ``s_last`` of a PUSH or ROOT hint); and, computed for the destination alone: ``NLM = 1 - s_last``, ``NSCAN = S - DEP +
 BIG (1 - gray)`` (0 exactly at the scanned node), ``NCD``/``NCRD`` (0 exactly at a candidate).
 
 Update (relu of ``z U + agg A + b``)
@@ -97,7 +98,7 @@ from ..errors import EngineError
 from .builder import Builder
 
 EVENTS = ["ROOT", "DISC", "PUSH", "FINR", "FINC"]
-HIDDEN = EVENTS + ["S", "DEP1", "DEP2", "K", "me", "CAND", "NC", "GAP", "CR", "NCR", "GAPR", "SCN", "XD", "FN",
+HIDDEN = EVENTS + ["S", "DEP1", "DEP2", "K", "me", "CAND", "GAP", "CR", "GAPR", "SCN", "XD", "FN",
                    "RST", "La", "Lb", "NLa", "NLb", "Dd", "Df", "Fd", "Ff", "INIT", "POSI"]
 # The exact domain: at most MAX_NODES nodes (a fully connected model is scored up to 4,096
 # nodes, engine.learn.trainer.COMPLETE_EVAL_LIMIT). BIG, the penalty that blocks a value, must
@@ -180,15 +181,12 @@ def compile_dfs_mpnn(dtype="float32", hidden: int = 128, hint_mode: str = "encod
 
 
 def _initial_state(b: Builder) -> None:
-    """Hint 0 is ROOT(0): ``ROOT = 1``; node 0 is the started root (``NCR = MAX_NODES pos``: 0
-    at node 0 only, so its depth is pending for its out-neighbours' keys); ``NL = 1``; ``NC = 1``
-    (no push pending); ``me = 1 - pos``; ``INIT = 1``, ``POSI = pos``."""
+    """Hint 0 is ROOT(0): ``ROOT = 1``; ``NL = 1``; ``me = 1 - pos``; ``INIT = 1``, ``POSI =
+    pos``."""
     b.set("init.bias", None, "ROOT", 1.0)
     b.set("init.weight", "pos", "me", -1.0)
     b.set("init.bias", None, "me", 1.0)
-    b.set("init.weight", "pos", "NCR", float(MAX_NODES))
     b.set("init.bias", None, "NLa", 1.0)
-    b.set("init.bias", None, "NC", 1.0)
     b.set("init.bias", None, "INIT", 1.0)
     b.set("init.weight", "pos", "POSI", 1.0)
 
@@ -211,14 +209,14 @@ def _message(b: Builder) -> None:
     b.unit(src, _m1("ncr"), {WHITE: -1.0, "FINR": -BIG}, bias, 1.0 + BIG)
     b.unit(src, _m1("s1"), {"S": 1.0}, bias, -1.0)
     b.unit(src, _m1("s2"), {"S": 1.0}, bias, -2.0)
-    # depths reaching v along input edges: set (DEP1 + DEP2), a push pending (S, where NC = GAP
-    # = 0), a root pending (1, where NCR = GAPR = 0)
+    # depths reaching v along input edges: set (DEP1 + DEP2), or pending at the node just pushed
+    # (hint PUSH, its s_last: S) or just started as a root (hint ROOT, its s_last: 1)
     b.unit(src, _m1("kA"), {"DEP1": 1.0, "DEP2": 1.0}, bias, -BIG)
     b.set(edge, "adjacency", _m1("kA"), BIG)
-    b.unit(src, _m1("kB"), {"S": 1.0, "NC": -BIG, "GAP": -2 * BIG}, bias, -BIG)
+    b.unit(src, _m1("kB"), {"S": 1.0, "PUSH": BIG, f"{F}s_last": BIG}, bias, -3 * BIG)
     b.set(edge, "adjacency", _m1("kB"), BIG)
-    b.unit(src, _m1("kC"), {"NCR": -BIG, "GAPR": -2 * BIG}, bias, 1.0 - BIG)
-    b.set(edge, "adjacency", _m1("kC"), BIG)
+    b.unit(src, _m1("kC"), {"ROOT": 1.0, f"{F}s_last": 1.0}, bias, -2.0)
+    b.set(edge, "adjacency", _m1("kC"), 1.0)
     # for the destination alone (every sender computes the same; the max returns it)
     b.unit(dst, _m1("nlm"), {f"{F}s_last": -1.0}, bias, 1.0)
     b.unit(dst, _m1("nscan"), {"S": 1.0, "DEP1": -1.0, "DEP2": -1.0, GRAY: -BIG}, bias, BIG)
@@ -266,10 +264,8 @@ def _update(b: Builder) -> None:
     unit("K", None, {"KNEW": 1.0})
     unit("me", {"me": 1.0})
     unit("CAND", {"K": 1.0, "S": -1.0, WHITE: BIG, "DISC": BIG, "FINC": BIG}, None, 1.0 - 2 * BIG)
-    unit("NC", None, {"NCD": 1.0})
     unit("GAP", {"me": -BIG}, {"MAXKEY": BIG, "NCD": -BIG})
     unit("CR", {WHITE: 1.0, "FINR": 1.0}, None, -1.0)
-    unit("NCR", None, {"NCRD": 1.0})
     unit("GAPR", {"me": -BIG}, {"MAXKEYR": BIG, "NCRD": -BIG})
     unit("SCN", scan, {"NSCAN": -1.0})
     unit("XD", {"ROOT": 1.0, "PUSH": 1.0, f"{F}s_last": 1.0}, None, -1.0)
