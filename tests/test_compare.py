@@ -364,8 +364,10 @@ def test_a_checkpoint_without_a_compiled_spec_is_compared_with_the_compact_const
     from engine.analysis.compare import _run_pair, counterpart, shares_parameters
 
     learned = _clrs_dfs_checkpoint()
-    with pytest.raises(engine.EngineError, match="no 'mpnn' compiler for 'dfs'"):
+    with pytest.raises(engine.EngineError, match="layer-normalises its updates"):
         counterpart(learned, "dfs", "own")
+    dfs_mpnn = engine.compile("dfs", processor="mpnn", hidden=32, message_graph="complete")
+    assert shares_parameters(dfs_mpnn, counterpart(dfs_mpnn, "dfs", "own"))  # DFS's own, over every pair
     compact = counterpart(learned, "dfs")  # auto: the compact construction
     assert compact.spec == engine.compile("dfs").spec and not shares_parameters(learned, compact)
     bfs = engine.compile("bfs", processor="mpnn", hidden=16)

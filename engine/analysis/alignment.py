@@ -337,19 +337,25 @@ def compiled_counterpart(learned: Model, algo: str) -> Model:
     proc = learned.spec.get("processor") or {}
     kind = proc.get("kind", "mpnn")
     extra = {"heads": int(proc.get("heads", 1))} if kind != "mpnn" else {}
-    fewest = None
+    graph = learned.spec.get("message_graph", "input")
+    fewest, refusals = None, []
     for mode in HINT_MODES:
-        compiled = compile_model(algo, processor=kind, hidden=learned.spec["hidden"], hint_mode=mode, **extra)
+        try:
+            compiled = compile_model(algo, processor=kind, hidden=learned.spec["hidden"], hint_mode=mode,
+                                     message_graph=graph, **extra)
+        except EngineError as exc:
+            refusals.append(str(exc))
+            continue
         diff = differing(compiled.spec, learned.spec)
         if not diff:
             return compiled
         fewest = diff if fewest is None or len(diff) < len(fewest) else fewest
     why = []
-    if learned.spec.get("message_graph", "input") != "input":
-        why.append("it exchanges messages over every pair of nodes (--protocol clrs); the compiled models run over "
-                   "the input's edges")
+    if fewest is None:
+        where = "every pair of nodes" if graph == "complete" else "the input's edges"
+        why.append(f"{algo} compiles into no {kind} spec over {where} ({refusals[0]})")
     if any(layer.get("update", {}).get("layer_norm") for layer in learned.spec["layers"]):
-        why.append("it layer-normalises its updates, which no construction passes exactly")
+        why.append("it layer-normalises its updates, which none of the constructions passes exactly")
     raise EngineError(f"{learned.name!r} does not have a spec {algo} compiles into (processor {kind}, hidden "
                       f"{learned.spec['hidden']}, any hint mode of {list(HINT_MODES)}): "
                       f"{'; '.join(why) if why else 'it differs in ' + ', '.join(fewest)}")
