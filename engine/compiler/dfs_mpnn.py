@@ -134,8 +134,10 @@ def _agg(name):
     return AGG.index(name)
 
 
-def _not_candidate(prefix, side):
-    """Terms of ``S - K + BIG (1 - white) + BIG (1 - DISC - FINC)`` (0 iff a push candidate)."""
+def _not_candidate():
+    """``(terms, constant)`` of ``S - K + BIG (1 - white) + BIG (1 - DISC - FINC)``: 0 at a push
+    candidate (a white node whose in-neighbour depth is the stack's, in a scanning step), at
+    least 1 elsewhere."""
     return {"S": 1.0, "K": -1.0, WHITE: -BIG, "DISC": -BIG, "FINC": -BIG}, 2 * BIG
 
 
@@ -174,7 +176,7 @@ def compile_dfs_mpnn(dtype="float32", hidden: int = 128, hint_mode: str = "encod
     _initial_state(b)
     _message(b)
     _update(b)
-    _graph_state(b, hidden)
+    _graph_state(b)
     _decoders(b)
     return b.model({"algorithm": "dfs", "processor": "mpnn", "message_graph": "complete", "source": "compiled",
                     "channels": HIDDEN, "construction": __doc__})
@@ -201,7 +203,7 @@ def _message(b: Builder) -> None:
     b.set(bias, None, _m1("af"), TICK)
     # push candidacy of the sender: c = K - S + 1 - BIG (1 - white) - BIG (1 - DISC - FINC)
     b.unit(src, _m1("c"), {"K": 1.0, "S": -1.0, WHITE: BIG, "DISC": BIG, "FINC": BIG}, bias, 1.0 - 2 * BIG)
-    terms, const = _not_candidate(m, "src")
+    terms, const = _not_candidate()
     b.unit(src, _m1("nc"), terms, bias, const)
     b.set(src, "me", _m1("key"), 1.0)
     # root candidacy: white after a root finished
@@ -220,7 +222,7 @@ def _message(b: Builder) -> None:
     # for the destination alone (every sender computes the same; the max returns it)
     b.unit(dst, _m1("nlm"), {f"{F}s_last": -1.0}, bias, 1.0)
     b.unit(dst, _m1("nscan"), {"S": 1.0, "DEP1": -1.0, "DEP2": -1.0, GRAY: -BIG}, bias, BIG)
-    terms, const = _not_candidate(m, "dst")
+    terms, const = _not_candidate()
     b.unit(dst, _m1("ncd"), terms, bias, const)
     b.unit(dst, _m1("ncrd"), {WHITE: -1.0, "FINR": -BIG}, bias, 1.0 + BIG)
     # second layer (relu): the channels; third layer (identity): the same channels
@@ -285,7 +287,7 @@ def _update(b: Builder) -> None:
     unit("Ff", {**fin_blocks, "NLa": -BIG, "NLb": -BIG}, {"AF": 1.0, "HC": -BIG, "NSCAN": -BIG})
 
 
-def _graph_state(b: Builder, hidden: int) -> None:
+def _graph_state(b: Builder) -> None:
     """Readout ``RT = Dd + Df + Fd + Ff``, ``RLb = Lb``, ``RNLb = NLb`` (max over nodes); graph
     update ``T1 = RT``, ``T2 = T1 + T2 - BIG (RLb + RNLb)``; ``time = T1 + T2``."""
     r = "layers.0.readout"
