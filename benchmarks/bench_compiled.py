@@ -5,7 +5,7 @@ from ._common import SIZES, er_graph, grid_graph
 
 
 class CompiledER:
-    params = (["bfs", "bellman_ford"], SIZES, ["auto", "dense"])
+    params = (["bfs", "bellman_ford"], SIZES, ["auto", "dense", "active"])
     param_names = ["algorithm", "nodes", "mode"]
     timeout = 600
 
@@ -133,3 +133,27 @@ class CompiledDFS:
         return r.node_updates / r.steps
 
     track_updates_per_step.unit = "updates/step"
+
+
+class CompiledDFSInCLRSMPNN:
+    """DFS compiled into CLRS's fully connected MPNN (n^2 messages of a [h, h] message MLP for
+    each of the 3n steps, hints fed back): CLRS's test size and twice it."""
+
+    params = ([64, 128],)
+    param_names = ["nodes"]
+    timeout = 600
+
+    def setup(self, nodes):
+        import numpy as np
+
+        import engine
+        from engine.algorithms.samplers import sample
+
+        self.graph = sample("dfs", nodes, np.random.RandomState(0), p=(0.5,))[1]
+        self.model = engine.compile("dfs", processor="mpnn", hidden=128, message_graph="complete")
+        self.steps = 3 * nodes
+
+    def time_execute(self, nodes):
+        import engine
+
+        engine.execute(self.model, self.graph, steps=self.steps)
