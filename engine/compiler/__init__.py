@@ -33,9 +33,7 @@ def compile(algo: str, dtype="float32", *, processor: str | None = None, hidden:
         pair of nodes (CLRS's fully connected processor; DFS's MPNN construction lives there).
     """
     from ..errors import EngineError
-    from ..model.registry import PROCESSOR_KINDS
-
-    from ..model.registry import MESSAGE_GRAPHS
+    from ..model.registry import MESSAGE_GRAPHS, PROCESSOR_KINDS
 
     info = algorithm(algo)
     if message_graph not in MESSAGE_GRAPHS:
@@ -49,11 +47,9 @@ def compile(algo: str, dtype="float32", *, processor: str | None = None, hidden:
         if processor not in PROCESSOR_KINDS or processor == "mpnn":
             raise EngineError(f"heads= is for attention processors (gatv2), not {processor!r}")
         extra["heads"] = heads
-    if message_graph != "input":
-        # a construction over every pair of nodes is its own compiler: "<processor>@complete"
-        return info.compiler(f"{processor}@{message_graph}", hint_mode)(dtype, hidden=hidden, hint_mode=hint_mode,
-                                                                        **extra)
-    return info.compiler(processor, hint_mode)(dtype, hidden=hidden, hint_mode=hint_mode, **extra)
+    # a construction over every pair of nodes is its own compiler: "<processor>@complete"
+    form = processor if message_graph == "input" else f"{processor}@{message_graph}"
+    return info.compiler(form, hint_mode)(dtype, hidden=hidden, hint_mode=hint_mode, **extra)
 
 
 __all__ = ["compile"]

@@ -80,16 +80,17 @@ HC + NSCAN + L)``, ``Ff'`` alike.
 Decoders (read ``[h_{t+1}, pos, hints t]``)
 ===========================================
 
-``color``: white ``W - 4 XD - 4 P``, gray ``G + 4 XD + 4 P - 8 FN``, black ``B + 8 FN`` with
-``P = CAND - 2 GAP`` (1 at the pushed node, 0 or below -1 elsewhere). ``d = d + Dd + Df``,
-``f = f + Fd + Ff``. ``u``: ``4 (R + XD + SCN)`` with ``R = CR - 2 GAPR``; ``v``: ``16 pos - 32 POSI
-+ 64 (R + XD + P)`` (no event node after a finish: the largest index, CLRS's ``n - 1``);
-``s_last``: ``4 (R + XD + P + FN)``; ``s``: ``s + 4 R``. ``pi_h`` and ``pi``: score
-``relu(e_pi - CAND_v + 2 GAP_v) + 2 relu(SCN_u + CAND_v - 2 GAP_v - 1) - |me_u - me_v| INIT_v``
-(the fed-back pointer, the scanned node for the pushed node, the node itself at hint 0);
-``s_prev`` the same with its own column, the popped node pointing to itself. ``time``: the
-graph state keeps ``T1 = max_v (Dd + Df + Fd + Ff)`` (the new time on a tick) and ``T2 = T1 +
-T2`` blocked on a tick; ``time = T1 + T2``.
+Logits in units of ``s = MASK_SCALE``: ``color``: white ``W + INIT - 4 XD - 4 P``, gray ``G
++ 4 XD + 4 P - 8 FN``, black ``B + 8 FN`` with ``P = CAND - 2 GAP`` (1 at the pushed node, 0
+or below -1 elsewhere). ``d = d + Dd + Df``, ``f = f + Fd + Ff`` (exact). ``u``: ``4 (R + XD
++ SCN) - 16 POSI`` with ``R = CR - 2 GAPR``; ``v``: ``16 pos - 32 POSI + 64 (R + XD + P)`` (no
+event node after a finish: the largest index, CLRS's ``n - 1``); ``s_last``: ``4 (R + XD + P
++ FN) - 16 POSI``; ``s``: ``s + 4 R - 16 POSI`` (``POSI``: hint 0 at node 0). ``pi_h`` and
+``pi``, in units of ``POINTER_SCALE``: ``relu(e_pi - CAND_v + 2 GAP_v) + 2 relu(SCN_u + CAND_v
+- 2 GAP_v - 1) - |me_u - me_v| INIT_v`` (the fed-back pointer, the scanned node for the
+pushed node, the node itself at hint 0); ``s_prev`` the same with its own column, the popped
+node pointing to itself. ``time``: the graph state keeps ``T1 = max_v (Dd + Df + Fd + Ff)``
+(the new time on a tick) and ``T2 = T1 + T2`` blocked on a tick; ``time = T1 + T2``.
 """
 from __future__ import annotations
 
