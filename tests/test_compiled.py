@@ -1,6 +1,7 @@
-"""Compiled BFS and Bellman-Ford equal the CLRS-semantics reference bit for bit, on every backend."""
+"""Compiled BFS, Bellman-Ford and DFS (compact and inside the learned architectures) equal the CLRS-semantics reference bit for bit, on every backend."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import engine
 from engine import Graph
@@ -343,6 +344,9 @@ def test_mpnn_compiled_million_nodes(algo):
     np.testing.assert_array_equal(res.outputs["pi"], ref.outputs["pi"])
 
 # ----------------------------------------------------------------------------- DFS in CLRS's fully connected MPNN
+_DFS_MPNN = engine.compile("dfs", processor="mpnn", hidden=32, message_graph="complete")
+
+
 def _dfs_complete_cases():
     """CLRS's sampled graphs (every size, p from sparse to dense), the hand-written graphs, and
     directed graphs with self-loops, sinks and several trees."""
@@ -376,6 +380,20 @@ def test_mpnn_compiled_dfs_equals_the_reference(backend):
         assert set(res.hints) == set(ref.hints)
         for name, expected in ref.hints.items():
             np.testing.assert_array_equal(res.hints[name], expected, err_msg=name)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 12), density=st.floats(0.0, 1.0), seed=st.integers(0, 10**6))
+def test_mpnn_compiled_dfs_random_directed_graphs(n, density, seed):
+    """Any directed graph (self-loops, sinks, unreachable parts; any density): every hint at
+    every step (reference backend; the other backends run the fixed cases above)."""
+    A = (np.random.default_rng(seed).random((n, n)) < density).astype(np.float32)
+    g = Graph.from_dense(A)
+    ref = engine.reference("dfs", g, trace=True)
+    res = engine.execute(_DFS_MPNN, g, backend="reference", steps=ref.steps, trace=True)
+    np.testing.assert_array_equal(res.outputs["pi"], ref.outputs["pi"])
+    for name, expected in ref.hints.items():
+        np.testing.assert_array_equal(res.hints[name], expected, err_msg=name)
 
 
 def test_mpnn_compiled_dfs_at_clrs_test_size_and_beyond():
