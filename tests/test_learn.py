@@ -34,7 +34,9 @@ def test_compiled_model_in_the_module_matches_the_executor(algo, form):
     """Every compiled model (compact BFS, Bellman-Ford, DFS: graph state, readouts, addresses;
     and those compiled into learned architectures, with hints fed back) gives the executor's
     states, hints and outputs in the module, bit for bit, at every step."""
-    model = engine.compile(algo) if form == "compact" else engine.compile(algo, processor=form, hidden=16)
+    processor, _, graph = form.partition("@")  # "mpnn@complete": the MPNN over every pair of nodes
+    model = (engine.compile(algo) if form == "compact"
+             else engine.compile(algo, processor=processor, hidden=32, message_graph=graph or "input"))
     info = ALGORITHMS[algo]
     rng = np.random.RandomState(4)
     graphs = [sample(algo, n, rng, p=(0.2, 0.5))[1] for n in (5, 9, 14)]
