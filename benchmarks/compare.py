@@ -1,9 +1,9 @@
 """Head-to-head figures for the issue targets, measured in one run on one machine.
 
-    python benchmarks/compare.py [--nodes 1e6] [--degree 10] [--repeat 3] [--json out.json]
+    python benchmarks/compare.py [--nodes 1e6] [--degree 10] [--repeat 3] [--threads N] [--json out.json]
 
 Compares, on one Erdős–Rényi graph (undirected, mean degree 10):
-* compiled BFS / Bellman-Ford (native backend, execute only, auto and dense modes) against
+* compiled BFS / Bellman-Ford (native backend, execute only, auto, dense and active modes) against
   ``scipy.sparse.csgraph.breadth_first_order`` / ``dijkstra`` from the same source;
 * one max-aggregation pass at feature widths 1, 16, 128: native and numba kernels against
   torch ``scatter_reduce_`` / ``index_reduce_`` (CPU) when torch is installed;
@@ -56,6 +56,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--json", default=None)
     p.add_argument("--skip-rss", action="store_true")
+    p.add_argument("--threads", type=int, default=None, help="the engine's worker threads (default: all cores)")
     args = p.parse_args(argv)
     n = int(args.nodes)
 
@@ -82,7 +83,7 @@ def main(argv=None) -> int:
         extra = f"  ratio {r['ratio']:.2f} vs {baseline_name}" if baseline is not None else ""
         print(f"{name:<46s} {seconds * 1e3:10.1f} ms{extra}", flush=True)
 
-    print(f"graph: er n={n:,} m={g.num_edges:,}; threads: {os.cpu_count()}; repeat {args.repeat} (median)")
+    print(f"graph: er n={n:,} m={g.num_edges:,}; threads: {args.threads or os.cpu_count()} (compiled ER cases); repeat {args.repeat} (median)")
     t_bfs = median_time(lambda: csgraph.breadth_first_order(A, 0), args.repeat)
     row("scipy breadth_first_order", t_bfs)
     t_dij = median_time(lambda: csgraph.dijkstra(A, indices=0), args.repeat)
@@ -90,8 +91,9 @@ def main(argv=None) -> int:
     for algo, base_name, base, target in (("bfs", "scipy BFS", t_bfs, "<= 3"),
                                           ("bellman_ford", "scipy dijkstra", t_dij, "<= 3")):
         model = engine.compile(algo)
-        for mode in ("auto", "dense"):
-            t = median_time(lambda: engine.execute(model, g, 0, backend="native", mode=mode), args.repeat)
+        for mode in ("auto", "dense", "active"):
+            t = median_time(lambda: engine.execute(model, g, 0, backend="native", mode=mode, threads=args.threads),
+                            args.repeat)
             row(f"compiled {algo} execute ({mode})", t, base_name, base, target)
         t = first_call(lambda: generators.erdos_renyi(n, args.degree, weighted=True, seed=0),
                        lambda fresh: engine.execute(model, fresh, 0, backend="native"))

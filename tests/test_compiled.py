@@ -448,5 +448,5 @@ def test_mpnn_compiled_dfs_module_parity_and_loss():
     data = sample_batch(cfg, np.random.RandomState(0), 4, (4, 7, 11))
     with torch.no_grad():
         terms = loss_terms(module, cfg, data)
-    assert set(terms) == {f"output_pi"} | {f"hint_{h.name}" for h in ALGORITHMS["dfs"].hints}
+    assert set(terms) == {"output_pi"} | {f"hint_{h.name}" for h in ALGORITHMS["dfs"].hints}
     assert all(abs(float(v)) < 1e-20 for v in terms.values()), terms
