@@ -60,25 +60,26 @@ class LearnedStep:
 
 class TrainingStep:
     """One training step as ``python -m engine.train`` takes it (loss on a CLRS batch,
-    backward, clipping, Adam), hidden 128, batch 32, under each protocol."""
+    backward, clipping, Adam), hidden 128, batch 32, under each protocol and processor (the
+    pointer decoders' and GATv2's edge scores in the fused native kernel)."""
 
-    params = (["bfs", "bellman_ford", "dfs"], ["sparse", "clrs"])
-    param_names = ["algorithm", "protocol"]
+    params = (["bfs", "bellman_ford", "dfs"], ["sparse", "clrs"], ["mpnn", "gatv2"])
+    param_names = ["algorithm", "protocol", "processor"]
     timeout = 600
 
-    def setup(self, algorithm, protocol):
+    def setup(self, algorithm, protocol, processor):
         _require_torch()
         import numpy as np
 
         from engine.learn import trainer
 
         self.trainer = trainer
-        self.cfg = trainer.TrainConfig.from_fields({"algo": algorithm, "protocol": protocol})
+        self.cfg = trainer.TrainConfig.from_fields({"algo": algorithm, "protocol": protocol, "processor": processor})
         self.module = trainer.initial_module(self.cfg, self.cfg.spec())
         self.opt = trainer.make_optimizer(self.module, self.cfg)
         self.data = trainer.sample_batch(self.cfg, np.random.RandomState(0), self.cfg.batch, self.cfg.train_sizes)
 
-    def time_step(self, algorithm, protocol):
+    def time_step(self, algorithm, protocol, processor):
         self.trainer.gradient(self.module, self.cfg, self.data, self.opt)
         self.opt.step()
 

@@ -12,6 +12,7 @@
 
 #include "engine/active.h"
 #include "engine/csr.h"
+#include "engine/edge_score.h"
 #include "engine/message_passing.h"
 #include "engine/reduce.h"
 #include "engine/registry.h"
@@ -542,6 +543,119 @@ py::object readout_tree_roots(const py::object& cache, const py::object& codes, 
   return readout_tree_roots_typed<float>(cache, codes, leaves, values);
 }
 
+// The fused edge scores (edge_score.h): arrays checked, indices range-checked.
+template <typename T>
+struct EdgeScoreCall {
+  engine::EdgeScoreArgs<T> args;
+  Keep keep;
+};
+
+template <typename T>
+EdgeScoreCall<T> edge_score_args(const py::object& S_o, const py::object& Q_o, const py::object& E_o,
+                                 const py::object& We_o, const py::object& w_o, const py::object& bias_o,
+                                 const py::object& src_o, const py::object& pos_o, const py::object& eid_o,
+                                 int64_t heads, double slope) {
+  EdgeScoreCall<T> call;
+  auto& A = call.args;
+  auto S = require<T>(S_o, "S", {-1, -1});
+  A.n = S.shape(0);
+  A.d = S.shape(1);
+  auto Q = require<T>(Q_o, "Q", {A.n, A.d});
+  auto E = require<T>(E_o, "E", {-1, -1});
+  A.fe = E.shape(1);
+  auto We = require<T>(We_o, "We", {A.fe, A.d});
+  auto w = require<T>(w_o, "w", {A.d});
+  if (heads < 1 || A.d % heads != 0)
+    throw py::value_error("heads must divide the channels (" + std::to_string(A.d) + "), got " + std::to_string(heads));
+  A.heads = heads;
+  auto bias = require<T>(bias_o, "bias", {heads});
+  auto src = require<int64_t>(src_o, "src", {-1});
+  A.messages = src.shape(0);
+  auto pos = require<int64_t>(pos_o, "pos", {A.messages});
+  auto eid = require<int64_t>(eid_o, "eid", {A.messages});
+  const int64_t rows = E.shape(0);
+  for (int64_t e = 0; e < A.messages; ++e) {
+    if (src.data()[e] < 0 || src.data()[e] >= A.n || pos.data()[e] < 0 || pos.data()[e] >= A.n)
+      throw py::value_error("message " + std::to_string(e) + " has a node index outside [0, " + std::to_string(A.n) + ")");
+    if (eid.data()[e] < -1 || (A.fe > 0 && eid.data()[e] >= rows))
+      throw py::value_error("message " + std::to_string(e) + " has an edge row outside [-1, " + std::to_string(rows) + ")");
+  }
+  A.S = S.data();
+  A.Q = Q.data();
+  A.E = E.data();
+  A.We = We.data();
+  A.w = w.data();
+  A.bias = bias.data();
+  A.src = src.data();
+  A.pos = pos.data();
+  A.eid = eid.data();
+  A.slope = static_cast<T>(slope);
+  call.keep = {S, Q, E, We, w, bias, src, pos, eid};
+  return call;
+}
+
+int score_threads(int64_t threads) {
+  if (threads < 1 || threads > kMaxThreads)
+    throw py::value_error("threads must be in [1, " + std::to_string(kMaxThreads) + "], got " + std::to_string(threads));
+  return static_cast<int>(threads);
+}
+
+template <typename T>
+py::object edge_score_forward_typed(const py::object& S, const py::object& Q, const py::object& E,
+                                    const py::object& We, const py::object& w, const py::object& bias,
+                                    const py::object& src, const py::object& pos, const py::object& eid,
+                                    int64_t heads, double slope, int64_t threads) {
+  const int nt = score_threads(threads);
+  auto call = edge_score_args<T>(S, Q, E, We, w, bias, src, pos, eid, heads, slope);
+  Array<T> out({call.args.messages, call.args.heads});
+  {
+    py::gil_scoped_release release;
+    engine::edge_score_forward(call.args, out.mutable_data(), nt);
+  }
+  return out;
+}
+
+template <typename T>
+py::tuple edge_score_backward_typed(const py::object& S, const py::object& Q, const py::object& E,
+                                    const py::object& We, const py::object& w, const py::object& bias,
+                                    const py::object& src, const py::object& pos, const py::object& eid,
+                                    int64_t heads, double slope, const py::object& g_o, int64_t threads) {
+  const int nt = score_threads(threads);
+  auto call = edge_score_args<T>(S, Q, E, We, w, bias, src, pos, eid, heads, slope);
+  const auto& A = call.args;
+  auto g = require<T>(g_o, "g", {A.messages, A.heads});
+  Array<T> dS({A.n, A.d}), dQ({A.n, A.d}), dWe({A.fe, A.d}), dEx({A.messages, A.fe}), dw(A.d), dbias(A.heads);
+  engine::EdgeScoreGrads<T> G;
+  G.dS = dS.mutable_data();
+  G.dQ = dQ.mutable_data();
+  G.dWe = dWe.mutable_data();
+  G.dEx = dEx.mutable_data();
+  G.dw = dw.mutable_data();
+  G.dbias = dbias.mutable_data();
+  {
+    py::gil_scoped_release release;
+    engine::edge_score_backward(A, g.data(), G, nt);
+  }
+  return py::make_tuple(dS, dQ, dWe, dEx, dw, dbias);
+}
+
+py::object edge_score_forward(const py::object& S, const py::object& Q, const py::object& E, const py::object& We,
+                              const py::object& w, const py::object& bias, const py::object& src,
+                              const py::object& pos, const py::object& eid, int64_t heads, double slope,
+                              int64_t threads) {
+  if (is_double(S)) return edge_score_forward_typed<double>(S, Q, E, We, w, bias, src, pos, eid, heads, slope, threads);
+  return edge_score_forward_typed<float>(S, Q, E, We, w, bias, src, pos, eid, heads, slope, threads);
+}
+
+py::tuple edge_score_backward(const py::object& S, const py::object& Q, const py::object& E, const py::object& We,
+                              const py::object& w, const py::object& bias, const py::object& src,
+                              const py::object& pos, const py::object& eid, int64_t heads, double slope,
+                              const py::object& g, int64_t threads) {
+  if (is_double(S))
+    return edge_score_backward_typed<double>(S, Q, E, We, w, bias, src, pos, eid, heads, slope, g, threads);
+  return edge_score_backward_typed<float>(S, Q, E, We, w, bias, src, pos, eid, heads, slope, g, threads);
+}
+
 py::tuple transpose(const py::object& indptr_o, const py::object& indices_o, bool with_edge_ids) {
   auto indptr = require<int64_t>(indptr_o, "indptr", {-1});
   const int64_t n = indptr.shape(0) - 1;
@@ -593,6 +707,15 @@ PYBIND11_MODULE(_native, m) {
         "The readout reductions run_steps keeps (its 16-ary tree): built over cache (n x r, per-channel "
         "readout codes), then after cache[leaves[j]] = values[j] for each j in turn, updated leaf by leaf; "
         "returns the (k + 1) x r roots.");
+  m.def("edge_score_forward", &edge_score_forward, py::arg("S"), py::arg("Q"), py::arg("E"), py::arg("We"),
+        py::arg("w"), py::arg("bias"), py::arg("src"), py::arg("pos"), py::arg("eid"), py::arg("heads"),
+        py::arg("slope"), py::arg("threads"),
+        "Fused edge scores (edge_score.h): out[e, h] = sum over head h's channels of "
+        "w * act((S[src] + Q[pos]) + E[eid] @ We) + bias[h]; eid -1 reads zero edge inputs.");
+  m.def("edge_score_backward", &edge_score_backward, py::arg("S"), py::arg("Q"), py::arg("E"), py::arg("We"),
+        py::arg("w"), py::arg("bias"), py::arg("src"), py::arg("pos"), py::arg("eid"), py::arg("heads"),
+        py::arg("slope"), py::arg("g"), py::arg("threads"),
+        "Gradients of edge_score_forward given g = dLoss/dout: (dS, dQ, dWe, dEx, dw, dbias), dEx per message.");
   m.def("transpose", &transpose, py::arg("indptr"), py::arg("indices"), py::arg("edge_ids") = true,
         "CSR by destination -> CSR by source (counting sort): (out_indptr, targets, edge_ids); edge_ids "
         "is None when not asked for.");

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..backends import torch_ops as ops
+from . import fused
 from ..errors import ModelError
 from ..model.registry import PROCESSOR_KINDS
 from ..model.factory import gatv2_columns, gatv2_layer
@@ -107,10 +108,13 @@ class GATv2Weights(nn.Module):
         d, heads = self.d, self.heads
         S = z @ p("att_src")
         Q = z @ p("att_dst") + p("att_bias")
-        P = ops.first_layer(S, Q, E, p("att_edge") if E is not None else None, src, pos, eid, act0=0)
-        a = p("att_heads")
-        scores = ((torch.relu(P) * a).view(-1, heads, d // heads).sum(-1)
-                  + (torch.relu(-P) * ((-self.slope) * a)).view(-1, heads, d // heads).sum(-1))
+        We, a = (p("att_edge") if E is not None else None), p("att_heads")
+        if fused.available(S, Q, E, We, a):
+            scores = fused.head_scores(S, Q, E, We, a, a.new_zeros(heads), src, pos, eid, heads, self.slope)
+        else:
+            P = ops.first_layer(S, Q, E, We, src, pos, eid, act0=0)
+            scores = ((torch.relu(P) * a).view(-1, heads, d // heads).sum(-1)
+                      + (torch.relu(-P) * ((-self.slope) * a)).view(-1, heads, d // heads).sum(-1))
         values = (z @ p("val_src") + p("val_bias")).index_select(0, src)
         return torch.cat([scores[:, :, None], values.view(-1, heads, d // heads)], dim=2).reshape(-1, heads + d)
 

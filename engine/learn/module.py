@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..backends import torch_ops as ops
+from . import fused
 from ..errors import EngineError
 from ..model import registry as R
 from ..model.message_graph import message_graph
@@ -299,8 +300,7 @@ class GNNModule(nn.Module):
     def _edge_mlp(self, mlp, z, E, src, pos, eid):
         S = z @ mlp.src
         Q = z @ mlp.dst + mlp.bias
-        We = mlp.edge if E is not None else None
-        return ops.dense_tail(ops.first_layer(S, Q, E, We, src, pos, eid, mlp.act0), mlp.tail)
+        return fused.edge_scores(mlp, S, Q, E, src, pos, eid)
 
     def _graph_step(self, layer, batch: GraphBatch, h, g):
         """Readouts of the new states, reduced per graph, then the graph update and gate."""

@@ -1,0 +1,84 @@
+"""Native fused kernels as torch autograd functions, for training on the CPU.
+
+A pointer decoder's edge score ``w . relu((S[src] + Q[pos]) + E[eid] @ We) + b`` is, written
+in torch ops, a (messages x d) intermediate that forward and backward pass over about a
+dozen times; it dominates a training step of the fully connected protocol (every pair of
+nodes is a candidate, every fed-back pointer hint is decoded at every step). The native
+kernel (``csrc/engine/edge_score.h``) computes the scores and their gradients message by
+message without it. The numbers are those of the torch ops up to rounding (a fixed
+summation order of its own); :func:`edge_scores` falls back to the torch ops where the
+kernel does not apply (no native build, a GPU tensor, another dtype).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..backends import torch_ops as ops
+
+try:
+    from .. import _native
+except ImportError:  # pragma: no cover - depends on the build
+    _native = None
+
+_DTYPES = (torch.float32, torch.float64)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().contiguous().numpy()
+
+
+class _EdgeScore(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, S, Q, E, We, w, bias, src, pos, eid, heads, slope):
+        ctx.save_for_backward(S, Q, E, We, w, bias, src, pos, eid)  # torch checks they are not changed in place
+        ctx.heads, ctx.slope, ctx.threads = heads, slope, torch.get_num_threads()
+        out = _native.edge_score_forward(*(_np(t) for t in (S, Q, E, We, w, bias, src, pos, eid)), heads, slope,
+                                         threads=ctx.threads)
+        return torch.from_numpy(out)
+
+    @staticmethod
+    def backward(ctx, g):
+        saved = ctx.saved_tensors
+        dS, dQ, dWe, dEx, dw, dbias = _native.edge_score_backward(*(_np(t) for t in saved), ctx.heads, ctx.slope,
+                                                                  g=_np(g), threads=ctx.threads)
+        dE = None
+        if ctx.needs_input_grad[2]:
+            E, eid = saved[2], saved[8]
+            valid = eid >= 0
+            dEx = torch.from_numpy(dEx)
+            dE = dEx.new_zeros(E.shape).index_add(0, eid[valid], dEx[valid])
+        return (torch.from_numpy(dS), torch.from_numpy(dQ), dE, torch.from_numpy(dWe), torch.from_numpy(dw),
+                torch.from_numpy(dbias), None, None, None, None, None)
+
+
+def available(*tensors) -> bool:
+    """Whether the native kernel can take these tensors: the extension is built and each is
+    a CPU float32/float64 tensor (or None)."""
+    return _native is not None and all(t is None or (t.device.type == "cpu" and t.dtype in _DTYPES)
+                                       for t in tensors)
+
+
+def head_scores(S, Q, E, We, w, bias, src, pos, eid, heads: int = 1, slope: float = 0.0) -> torch.Tensor:
+    """The fused kernel (the caller checked :func:`available`): ``(messages, heads)`` scores
+    ``sum over head h's channels of w * act((S[src] + Q[pos]) + E[eid] @ We) + bias[h]``,
+    ``act`` the leaky ReLU of ``slope`` (0: ReLU, 1: identity); ``eid`` -1 reads zero edge
+    inputs; ``E`` None: no edge inputs."""
+    if E is None or not E.shape[1]:
+        E = S.new_zeros((0, 0))
+        We = S.new_zeros((0, S.shape[1]))
+    return _EdgeScore.apply(S, Q, E, We, w, bias, src, pos, eid, int(heads), float(slope))
+
+
+def edge_scores(mlp, S, Q, E, src, pos, eid) -> torch.Tensor:
+    """The output of edge MLP ``mlp`` (an :class:`~engine.model.plan.EdgeMLP`) from its
+    per-node parts ``S = z @ src`` and ``Q = z @ dst + bias``: the fused kernel for a
+    one-column linear score over a ReLU or linear first layer (a pointer decoder's score)
+    where :func:`available`, else :func:`~engine.backends.torch_ops.first_layer` and the
+    tail."""
+    We = mlp.edge if E is not None else None
+    last = mlp.tail[0] if len(mlp.tail) == 1 else None
+    if last is None or last.act != 0 or last.weight.shape[1] != 1 or mlp.act0 not in (0, 1) \
+            or not available(S, Q, E, We, last.weight):
+        return ops.dense_tail(ops.first_layer(S, Q, E, We, src, pos, eid, mlp.act0), mlp.tail)
+    return head_scores(S, Q, E, We, last.weight[:, 0], last.bias, src, pos, eid, 1, 0.0 if mlp.act0 == 1 else 1.0)
