@@ -236,3 +236,23 @@ def test_a_run_on_cuda_matches_the_cpu_and_resumes_on_the_cpu(tmp_path):
     assert all(t.device.type == "cpu" for t in state["module"].values())
     cfg.steps = 6
     assert train(cfg, str(tmp_path / "gpu"), progress=False, device="cpu")["step"] == 6
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_training_step_flushes_subnormals_only_when_configured_and_only_within_it(monkeypatch, flush):
+    import torch
+
+    from engine.learn import trainer
+
+    cfg = trainer.TrainConfig.from_fields({"algo": "bfs", "hidden": 8, "flush_subnormals": flush})
+    module = trainer.initial_module(cfg, cfg.spec())
+    opt = trainer.make_optimizer(module, cfg)
+    data = trainer.sample_batch(cfg, np.random.RandomState(0), 2, cfg.train_sizes)
+    tiny = lambda: (torch.tensor([1e-39]) * torch.tensor([1.0])).item()  # noqa: E731  (float32 subnormal)
+    seen = []
+    real = trainer.batch_loss
+    monkeypatch.setattr(trainer, "batch_loss", lambda *a: seen.append(tiny()) or real(*a))
+    loss, norm = trainer.gradient(module, cfg, data, opt)
+    assert np.isfinite(loss) and np.isfinite(norm)
+    assert (seen[0] == 0.0) == flush
+    assert tiny() != 0.0  # kept again after the step

@@ -25,6 +25,7 @@ at once (the result says ``diverged``).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -95,6 +96,10 @@ class TrainConfig:
     eval_feedback: str = "hard"  # FEEDBACK, for the validation score
     graph_hints: bool = False  # decode graph-level hints (DFS's time) through a graph state (MPNN only)
     message_depth: int = 1  # dense layers after the message's first layer (2: CLRS's MPNN; MPNN only)
+    # subnormal floats flushed to zero in the training step's forward and backward passes on the CPU,
+    # as XLA (under which CLRS trains) does by default; a step full of subnormals (softmaxes of a
+    # confident model) runs up to ~30% slower on x86 otherwise. Evaluation never flushes.
+    flush_subnormals: bool = True
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> "TrainConfig":
@@ -647,13 +652,28 @@ def gradient(module, cfg: TrainConfig, data, opt) -> tuple:
     """The loss of ``data`` (plus the L1 penalty) and its gradient, clipped to
     ``cfg.grad_clip`` in place: ``(loss, gradient norm before clipping)``. The caller takes
     ``opt.step()`` when both are finite."""
-    loss = batch_loss(module, cfg, data)
-    if cfg.l1:
-        loss = loss + cfg.l1 * sum(p.abs().sum() for p in module.parameters())
-    opt.zero_grad()
-    loss.backward()
+    with subnormals_flushed(cfg.flush_subnormals):
+        loss = batch_loss(module, cfg, data)
+        if cfg.l1:
+            loss = loss + cfg.l1 * sum(p.abs().sum() for p in module.parameters())
+        opt.zero_grad()
+        loss.backward()
     grad_norm = float(torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip))
     return loss.item(), grad_norm
+
+
+@contextlib.contextmanager
+def subnormals_flushed(on: bool = True):
+    """Within the block (``on``), torch flushes subnormal floats to zero on the CPU
+    (``torch.set_flush_denormal``); after it, subnormals are kept again, torch's default."""
+    if not on:
+        yield
+        return
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def _flat(module) -> torch.Tensor:
