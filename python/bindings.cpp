@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/active.h"
+#include "engine/attention.h"
 #include "engine/csr.h"
 #include "engine/edge_score.h"
 #include "engine/message_passing.h"
@@ -656,6 +657,96 @@ py::tuple edge_score_backward(const py::object& S, const py::object& Q, const py
   return edge_score_backward_typed<float>(S, Q, E, We, w, bias, src, pos, eid, heads, slope, g, threads);
 }
 
+// The fused attention aggregation (attention.h): arrays checked, pos checked to be grouped.
+template <typename T>
+struct AttentionCall {
+  engine::AttentionArgs<T> args;
+  std::vector<int64_t> row_start;
+  Keep keep;
+};
+
+template <typename T>
+void attention_args(AttentionCall<T>& call, const py::object& scores_o, const py::object& V_o,
+                    const py::object& src_o, const py::object& pos_o, int64_t n_out, int64_t heads) {
+  auto& A = call.args;
+  auto V = require<T>(V_o, "V", {-1, -1});
+  A.sources = V.shape(0);
+  A.d = V.shape(1);
+  if (heads < 1 || A.d % heads != 0)
+    throw py::value_error("heads must divide the value channels (" + std::to_string(A.d) + "), got " +
+                          std::to_string(heads));
+  A.heads = heads;
+  auto scores = require<T>(scores_o, "scores", {-1, heads});
+  A.messages = scores.shape(0);
+  auto src = require<int64_t>(src_o, "src", {A.messages});
+  auto pos = require<int64_t>(pos_o, "pos", {A.messages});
+  if (n_out < 0) throw py::value_error("n_out must be >= 0");
+  A.n_out = n_out;
+  call.row_start.assign(static_cast<size_t>(n_out + 1), 0);
+  for (int64_t e = 0; e < A.messages; ++e) {
+    const int64_t s = src.data()[e], v = pos.data()[e];
+    if (s < 0 || s >= A.sources)
+      throw py::value_error("message " + std::to_string(e) + " has a source outside [0, " + std::to_string(A.sources) + ")");
+    if (v < 0 || v >= n_out)
+      throw py::value_error("message " + std::to_string(e) + " has a row outside [0, " + std::to_string(n_out) + ")");
+    if (e > 0 && v < pos.data()[e - 1])
+      throw py::value_error("pos must be non-decreasing (messages grouped by destination row)");
+    call.row_start[static_cast<size_t>(v + 1)] += 1;
+  }
+  for (int64_t v = 0; v < n_out; ++v) call.row_start[static_cast<size_t>(v + 1)] += call.row_start[static_cast<size_t>(v)];
+  A.scores = scores.data();
+  A.V = V.data();
+  A.src = src.data();
+  A.pos = pos.data();
+  A.row_start = call.row_start.data();
+  call.keep = {scores, V, src, pos};
+}
+
+template <typename T>
+py::object attention_forward_typed(const py::object& scores, const py::object& V, const py::object& src,
+                                   const py::object& pos, int64_t n_out, int64_t heads, int64_t threads) {
+  const int nt = score_threads(threads);
+  AttentionCall<T> call;
+  attention_args<T>(call, scores, V, src, pos, n_out, heads);
+  Array<T> out({call.args.n_out, call.args.heads + call.args.d});
+  {
+    py::gil_scoped_release release;
+    engine::attention_forward(call.args, out.mutable_data(), nt);
+  }
+  return out;
+}
+
+template <typename T>
+py::tuple attention_backward_typed(const py::object& scores, const py::object& V, const py::object& src,
+                                   const py::object& pos, int64_t n_out, int64_t heads, const py::object& out_o,
+                                   const py::object& g_o, int64_t threads) {
+  const int nt = score_threads(threads);
+  AttentionCall<T> call;
+  attention_args<T>(call, scores, V, src, pos, n_out, heads);
+  const auto& A = call.args;
+  auto out = require<T>(out_o, "out", {A.n_out, A.heads + A.d});
+  auto g = require<T>(g_o, "g", {A.n_out, A.heads + A.d});
+  Array<T> dscores({A.messages, A.heads}), dV({A.sources, A.d});
+  {
+    py::gil_scoped_release release;
+    engine::attention_backward(A, out.data(), g.data(), dscores.mutable_data(), dV.mutable_data(), nt);
+  }
+  return py::make_tuple(dscores, dV);
+}
+
+py::object attention_forward(const py::object& scores, const py::object& V, const py::object& src,
+                             const py::object& pos, int64_t n_out, int64_t heads, int64_t threads) {
+  if (is_double(V, "V")) return attention_forward_typed<double>(scores, V, src, pos, n_out, heads, threads);
+  return attention_forward_typed<float>(scores, V, src, pos, n_out, heads, threads);
+}
+
+py::tuple attention_backward(const py::object& scores, const py::object& V, const py::object& src,
+                             const py::object& pos, int64_t n_out, int64_t heads, const py::object& out,
+                             const py::object& g, int64_t threads) {
+  if (is_double(V, "V")) return attention_backward_typed<double>(scores, V, src, pos, n_out, heads, out, g, threads);
+  return attention_backward_typed<float>(scores, V, src, pos, n_out, heads, out, g, threads);
+}
+
 py::tuple transpose(const py::object& indptr_o, const py::object& indices_o, bool with_edge_ids) {
   auto indptr = require<int64_t>(indptr_o, "indptr", {-1});
   const int64_t n = indptr.shape(0) - 1;
@@ -716,6 +807,13 @@ PYBIND11_MODULE(_native, m) {
         py::arg("w"), py::arg("bias"), py::arg("src"), py::arg("pos"), py::arg("eid"), py::arg("heads"),
         py::arg("slope"), py::arg("g"), py::arg("threads"),
         "Gradients of edge_score_forward given g = dLoss/dout: (dS, dQ, dWe, dEx, dw, dbias), dEx per message.");
+  m.def("attention_forward", &attention_forward, py::arg("scores"), py::arg("V"), py::arg("src"), py::arg("pos"),
+        py::arg("n_out"), py::arg("heads"), py::arg("threads"),
+        "Fused attention aggregation (attention.h): per row and head [max score, softmax-weighted sum of "
+        "V[src]]; pos non-decreasing.");
+  m.def("attention_backward", &attention_backward, py::arg("scores"), py::arg("V"), py::arg("src"), py::arg("pos"),
+        py::arg("n_out"), py::arg("heads"), py::arg("out"), py::arg("g"), py::arg("threads"),
+        "Gradients of attention_forward given its out and g = dLoss/dout: (dscores, dV).");
   m.def("transpose", &transpose, py::arg("indptr"), py::arg("indices"), py::arg("edge_ids") = true,
         "CSR by destination -> CSR by source (counting sort): (out_indptr, targets, edge_ids); edge_ids "
         "is None when not asked for.");

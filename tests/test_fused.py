@@ -104,7 +104,8 @@ def test_bad_indices_are_refused():
 
 
 @pytest.mark.parametrize("algo,fields", [("dfs", {"protocol": "clrs"}), ("bfs", {}),
-                                         ("bfs", {"processor": "gatv2", "protocol": "clrs"})])
+                                         ("bfs", {"processor": "gatv2", "protocol": "clrs"}),
+                                         ("dfs", {"processor": "gatv2", "heads": 4})])
 def test_training_loss_and_gradient_equal_the_torch_ops(monkeypatch, algo, fields):
     from engine.learn import trainer
 
@@ -113,11 +114,14 @@ def test_training_loss_and_gradient_equal_the_torch_ops(monkeypatch, algo, field
     module = trainer.initial_module(cfg, cfg.spec())
     data = trainer.sample_batch(cfg, np.random.RandomState(0), 8, cfg.train_sizes)
     calls = []
-    real = fused._EdgeScore.apply
-    monkeypatch.setattr(fused._EdgeScore, "apply", lambda *a: calls.append(1) or real(*a))
+    for kernel in (fused._EdgeScore, fused._AttentionAggregate):
+        real = kernel.apply
+        monkeypatch.setattr(kernel, "apply", lambda *a, real=real, kernel=kernel: calls.append(kernel) or real(*a))
     loss = trainer.batch_loss(module, cfg, data)
     grads = torch.autograd.grad(loss, list(module.parameters()), allow_unused=True)
-    assert calls, "the fused kernel was not used"
+    assert fused._EdgeScore in calls, "the fused scores were not used"
+    if cfg.processor == "gatv2":
+        assert fused._AttentionAggregate in calls, "the fused attention was not used"
     monkeypatch.setattr(fused, "_native", None)  # the torch ops
     loss_ref = trainer.batch_loss(module, cfg, data)
     grads_ref = torch.autograd.grad(loss_ref, list(module.parameters()), allow_unused=True)
@@ -127,3 +131,48 @@ def test_training_loss_and_gradient_equal_the_torch_ops(monkeypatch, algo, field
             assert a is None and b is None
             continue
         assert (a - b).norm().item() <= 1e-4 * max(b.norm().item(), 1e-3)
+
+
+def attention_case(dtype, heads, n=20, m=90, d=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.randn(m, heads, dtype=dtype, generator=g, requires_grad=True)
+    V = torch.randn(n, d, dtype=dtype, generator=g, requires_grad=True)
+    pos = torch.sort(torch.randint(0, n - 2, (m,), generator=g))[0]  # the last two rows get no messages
+    src = torch.randint(0, n, (m,), generator=g)
+    return scores, V, src, pos
+
+
+def reference_attention(scores, V, src, pos, n, heads):
+    d = V.shape[1]
+    msg = torch.cat([scores[:, :, None], V.index_select(0, src).view(-1, heads, d // heads)], dim=2).reshape(-1, heads + d)
+    groups = [(6, h * (1 + d // heads), (h + 1) * (1 + d // heads)) for h in range(heads)]  # 6: softmax
+    return ops.aggregate(msg, src, pos, n, groups)[0]
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-13), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("heads", [1, 4])
+def test_attention_aggregate_and_gradients_match_the_torch_ops(dtype, tol, heads):
+    scores, V, src, pos = attention_case(dtype, heads)
+    ref = reference_attention(scores, V, src, pos, 20, heads)
+    out = fused.attention_aggregate(scores, V, src, pos, 20, heads)
+    assert out.shape == ref.shape == (20, heads + 16)
+    assert (out - ref).abs().max().item() <= tol
+    assert out[-2:].abs().max().item() == 0.0  # rows without messages
+    g = torch.randn(ref.shape, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    for a, b in zip(torch.autograd.grad(ref, [scores, V], g), torch.autograd.grad(out, [scores, V], g)):
+        assert (a - b).abs().max().item() <= 10 * tol
+
+
+def test_attention_gradcheck_on_the_value_columns():
+    scores, V, src, pos = attention_case(torch.float64, 2, n=8, m=30, d=6)
+    cols = [c for c in range(2 + 6) if c % 4]  # the per-head maxima carry no gradient
+    f = lambda s, v: fused.attention_aggregate(s, v, src, pos, 8, 2)[:, cols]  # noqa: E731
+    assert torch.autograd.gradcheck(f, (scores, V))
+
+
+def test_attention_refuses_ungrouped_rows():
+    scores, V, src, pos = attention_case(torch.float64, 1)
+    with pytest.raises(ValueError, match="non-decreasing"):
+        fused.attention_aggregate(scores, V, src, pos.flip(0), 20, 1)
+    with pytest.raises(ValueError, match="row outside"):
+        fused.attention_aggregate(scores, V, src, pos, 5, 1)

@@ -82,3 +82,28 @@ def edge_scores(mlp, S, Q, E, src, pos, eid) -> torch.Tensor:
             or not available(S, Q, E, We, last.weight):
         return ops.dense_tail(ops.first_layer(S, Q, E, We, src, pos, eid, mlp.act0), mlp.tail)
     return head_scores(S, Q, E, We, last.weight[:, 0], last.bias, src, pos, eid, 1, 0.0 if mlp.act0 == 1 else 1.0)
+
+
+class _AttentionAggregate(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, scores, V, src, pos, n_out, heads):
+        ctx.n_out, ctx.heads, ctx.threads = n_out, heads, torch.get_num_threads()
+        out = torch.from_numpy(_native.attention_forward(_np(scores), _np(V), _np(src), _np(pos), n_out, heads,
+                                                         threads=ctx.threads))
+        ctx.save_for_backward(scores, V, src, pos, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        scores, V, src, pos, out = ctx.saved_tensors
+        dscores, dV = _native.attention_backward(_np(scores), _np(V), _np(src), _np(pos), ctx.n_out, ctx.heads,
+                                                 _np(out), _np(g), threads=ctx.threads)
+        return torch.from_numpy(dscores), torch.from_numpy(dV), None, None, None, None
+
+
+def attention_aggregate(scores, V, src, pos, n_out: int, heads: int) -> torch.Tensor:
+    """The fused kernel (the caller checked :func:`available`): per destination row (``pos``,
+    non-decreasing) and head, ``[max score, softmax-weighted sum of V[src]]`` (the
+    ``softmax`` aggregation of messages ``[score_h, V[src]_h]`` per head), ``(n_out, heads +
+    d)``; the maximum carries no gradient (it only shifts the softmax)."""
+    return _AttentionAggregate.apply(scores, V, src, pos, int(n_out), int(heads))

@@ -96,6 +96,19 @@ class GATv2Weights(nn.Module):
             return self.agg_select
         raise KeyError(name)
 
+    def _scores(self, i: int, z: torch.Tensor, E, src, pos, eid) -> torch.Tensor:
+        """Layer ``i``'s attention scores per message and head, ``a_h . leaky_relu(P)``."""
+        p = lambda k: self.p[f"l{i}_{k}"]  # noqa: E731
+        d, heads = self.d, self.heads
+        S = z @ p("att_src")
+        Q = z @ p("att_dst") + p("att_bias")
+        We, a = (p("att_edge") if E is not None else None), p("att_heads")
+        if fused.available(S, Q, E, We, a):
+            return fused.head_scores(S, Q, E, We, a, a.new_zeros(heads), src, pos, eid, heads, self.slope)
+        P = ops.first_layer(S, Q, E, We, src, pos, eid, act0=0)
+        return ((torch.relu(P) * a).view(-1, heads, d // heads).sum(-1)
+                + (torch.relu(-P) * ((-self.slope) * a)).view(-1, heads, d // heads).sum(-1))
+
     def messages(self, i: int, z: torch.Tensor, E, src, pos, eid) -> torch.Tensor:
         """Layer ``i``'s messages in the family's layout (per head ``[score_h, value_h]``),
         computed as GATv2 computes them: the attention pre-activation per edge, its two
@@ -106,17 +119,23 @@ class GATv2Weights(nn.Module):
         ``O(d)`` instead of ``O(d^2)``."""
         p = lambda k: self.p[f"l{i}_{k}"]  # noqa: E731
         d, heads = self.d, self.heads
-        S = z @ p("att_src")
-        Q = z @ p("att_dst") + p("att_bias")
-        We, a = (p("att_edge") if E is not None else None), p("att_heads")
-        if fused.available(S, Q, E, We, a):
-            scores = fused.head_scores(S, Q, E, We, a, a.new_zeros(heads), src, pos, eid, heads, self.slope)
-        else:
-            P = ops.first_layer(S, Q, E, We, src, pos, eid, act0=0)
-            scores = ((torch.relu(P) * a).view(-1, heads, d // heads).sum(-1)
-                      + (torch.relu(-P) * ((-self.slope) * a)).view(-1, heads, d // heads).sum(-1))
+        scores = self._scores(i, z, E, src, pos, eid)
         values = (z @ p("val_src") + p("val_bias")).index_select(0, src)
         return torch.cat([scores[:, :, None], values.view(-1, heads, d // heads)], dim=2).reshape(-1, heads + d)
+
+    def aggregate(self, i: int, z: torch.Tensor, E, src, pos, eid, n_out: int, groups) -> torch.Tensor:
+        """Layer ``i``'s aggregate (``n_out`` rows, the family's per-head ``[max score,
+        softmax-weighted values]``): the fused native kernel on the CPU (no per-message
+        values), else :meth:`messages` reduced by ``groups``."""
+        p = lambda k: self.p[f"l{i}_{k}"]  # noqa: E731
+        V = z @ p("val_src") + p("val_bias")
+        scores = self._scores(i, z, E, src, pos, eid)
+        if fused.available(scores, V):
+            return fused.attention_aggregate(scores, V, src, pos, n_out, self.heads)
+        d, heads = self.d, self.heads
+        msg = torch.cat([scores[:, :, None], V.index_select(0, src).view(-1, heads, d // heads)],
+                        dim=2).reshape(-1, heads + d)
+        return ops.aggregate(msg, src, pos, n_out, groups)[0]
 
     def load(self, weights: dict, check: bool = True) -> None:
         """Take the GATv2 parameters from family weights; with ``check``, the weights must be

@@ -282,11 +282,11 @@ class GNNModule(nn.Module):
         for i, layer in enumerate(plan.layers):
             z = self.z_of(batch, h, f, g)
             src, pos, eid = batch.index[layer.include_self]
-            if self.structure is not None:  # a parametrised processor computes its messages its own way
-                msg = self.structure.messages(i, z, E, src, pos, eid)
+            if self.structure is not None:  # a parametrised processor aggregates its messages its own way
+                agg = self.structure.aggregate(i, z, E, src, pos, eid, batch.num_nodes, layer.groups)
             else:
                 msg = self._edge_mlp(layer.message, z, E, src, pos, eid)
-            agg, _ = ops.aggregate(msg, src, pos, batch.num_nodes, layer.groups)
+                agg, _ = ops.aggregate(msg, src, pos, batch.num_nodes, layer.groups)
             new = ops.node_mlp(layer.update, z, agg)
             if layer.gate is None:
                 h = new
