@@ -11,7 +11,8 @@
 //   out[e, h] = (sum over c in head h of w[c] * act(pre[e, c])) + bias[h]
 //
 // The sum over a head's channels runs in 16 interleaved partial sums (channel c into lane
-// c mod 16, ascending), which are then added lane by lane in ascending order: a fixed order,
+// c mod 16, ascending), which are then added pairwise in a fixed tree (lane j with j + 8,
+// then j + 4, j + 2, j + 1); dEx's sums over channels likewise: a fixed order,
 // so results depend on neither the thread count nor the machine, but they are not the
 // single ascending sum of a matrix product (they differ from one by rounding only).
 //
@@ -98,7 +99,17 @@ ENGINE_INLINE void weighted_act(const T* __restrict pre, const T* __restrict w, 
   }
 }
 
-// The fixed-order sum of x[0..count): 16 interleaved lanes, then the lanes ascending.
+// The 16 lanes added pairwise in a fixed tree: lane j with lane j + 8, then j + 4, j + 2,
+// j + 1 (a few independent additions instead of a chain of 15).
+template <typename T>
+ENGINE_INLINE T fold_lanes(T* lane) {
+  for (int half = kScoreLanes / 2; half >= 1; half /= 2)
+    for (int j = 0; j < half; ++j) lane[j] = lane[j] + lane[j + half];
+  return lane[0];
+}
+
+// The fixed-order sum of x[0..count): 16 interleaved lanes (c into lane c mod 16, ascending),
+// then fold_lanes.
 template <typename T>
 ENGINE_INLINE T lane_sum(const T* __restrict x, int64_t count) {
   T lane[kScoreLanes] = {};
@@ -106,9 +117,39 @@ ENGINE_INLINE T lane_sum(const T* __restrict x, int64_t count) {
   for (; c + kScoreLanes <= count; c += kScoreLanes)
     for (int j = 0; j < kScoreLanes; ++j) lane[j] = lane[j] + x[c + j];
   for (int j = 0; c < count; ++c, ++j) lane[j] = lane[j] + x[c];
-  T total = lane[0];
-  for (int j = 1; j < kScoreLanes; ++j) total = total + lane[j];
-  return total;
+  return fold_lanes(lane);
+}
+
+constexpr int64_t kDotBlock = 8;
+
+// out[k] = sum_c x[c] * W[k * d + c] for k < K, each in the fixed order of lane_sum (16
+// interleaved lanes, then fold_lanes), the K sums side by side.
+template <typename T, int64_t K>
+ENGINE_INLINE void lane_dots_fixed(const T* __restrict x, const T* __restrict W, int64_t d, T* __restrict out) {
+  T lane[K][kScoreLanes] = {};
+  int64_t c = 0;
+  for (; c + kScoreLanes <= d; c += kScoreLanes)
+    for (int64_t k = 0; k < K; ++k)
+      for (int j = 0; j < kScoreLanes; ++j) lane[k][j] = lane[k][j] + x[c + j] * W[k * d + c + j];
+  for (int j = 0; c < d; ++c, ++j)
+    for (int64_t k = 0; k < K; ++k) lane[k][j] = lane[k][j] + x[c] * W[k * d + c];
+  for (int64_t k = 0; k < K; ++k) out[k] = fold_lanes(lane[k]);
+}
+
+// lane_dots_fixed for count (1 .. kDotBlock) sums.
+template <typename T>
+ENGINE_INLINE void lane_dots(const T* __restrict x, const T* __restrict W, int64_t d, int64_t count,
+                             T* __restrict out) {
+  switch (count) {
+    case 1: lane_dots_fixed<T, 1>(x, W, d, out); break;
+    case 2: lane_dots_fixed<T, 2>(x, W, d, out); break;
+    case 3: lane_dots_fixed<T, 3>(x, W, d, out); break;
+    case 4: lane_dots_fixed<T, 4>(x, W, d, out); break;
+    case 5: lane_dots_fixed<T, 5>(x, W, d, out); break;
+    case 6: lane_dots_fixed<T, 6>(x, W, d, out); break;
+    case 7: lane_dots_fixed<T, 7>(x, W, d, out); break;
+    default: lane_dots_fixed<T, 8>(x, W, d, out); break;
+  }
 }
 
 // Messages [lo, hi) forward; buf holds 3 d scratch values.
@@ -183,13 +224,10 @@ ENGINE_INLINE void edge_score_grad_rows_impl(const EdgeScoreArgs<T>& A, const T*
     for (int64_t k = 0; k < fe; ++k) {
       const T ek = erow[k];
       T* __restrict dwk = acc.dWe + k * d;
-      const T* __restrict wk = A.We + k * d;
-      for (int64_t c = 0; c < d; ++c) {
-        dwk[c] = dwk[c] + ek * t[c];
-        scratch[c] = t[c] * wk[c];
-      }
-      dex[k] = lane_sum(scratch, d);
+      for (int64_t c = 0; c < d; ++c) dwk[c] = dwk[c] + ek * t[c];
     }
+    for (int64_t k0 = 0; k0 < fe; k0 += kDotBlock)
+      lane_dots(t, A.We + k0 * d, d, std::min<int64_t>(kDotBlock, fe - k0), dex + k0);
   }
 }
 

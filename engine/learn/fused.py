@@ -43,11 +43,9 @@ class _EdgeScore(torch.autograd.Function):
         dS, dQ, dWe, dEx, dw, dbias = _native.edge_score_backward(*(_np(t) for t in saved), ctx.heads, ctx.slope,
                                                                   g=_np(g), threads=ctx.threads)
         dE = None
-        if ctx.needs_input_grad[2]:
+        if ctx.needs_input_grad[2]:  # dEx is 0 on the rows of messages without edge inputs (eid -1)
             E, eid = saved[2], saved[8]
-            valid = eid >= 0
-            dEx = torch.from_numpy(dEx)
-            dE = dEx.new_zeros(E.shape).index_add(0, eid[valid], dEx[valid])
+            dE = E.new_zeros(E.shape).index_add_(0, eid.clamp(min=0), torch.from_numpy(dEx))
         return (torch.from_numpy(dS), torch.from_numpy(dQ), dE, torch.from_numpy(dWe), torch.from_numpy(dw),
                 torch.from_numpy(dbias), None, None, None, None, None)
 
