@@ -176,3 +176,20 @@ def test_attention_refuses_ungrouped_rows():
         fused.attention_aggregate(scores, V, src, pos.flip(0), 20, 1)
     with pytest.raises(ValueError, match="row outside"):
         fused.attention_aggregate(scores, V, src, pos, 5, 1)
+
+
+def test_inference_stays_in_torch_ops(monkeypatch):
+    from engine.learn import trainer
+
+    cfg = trainer.TrainConfig.from_fields({"algo": "bfs", "processor": "gatv2", "hidden": 16})
+    module = trainer.initial_module(cfg, cfg.spec())
+    data = trainer.sample_batch(cfg, np.random.RandomState(0), 4, cfg.train_sizes)
+    used = []
+    for kernel in (fused._EdgeScore, fused._AttentionAggregate):
+        monkeypatch.setattr(kernel, "apply", lambda *a, kernel=kernel: used.append(kernel))
+    with torch.no_grad():
+        trainer.pointer_accuracy(module, data)
+    assert used == []
+    with torch.no_grad():
+        assert not fused.available(torch.zeros(1))
+    assert fused.available(torch.zeros(1))

@@ -5,7 +5,9 @@ in torch ops, a (messages x d) intermediate that forward and backward pass over 
 dozen times; it dominates a training step of the fully connected protocol (every pair of
 nodes is a candidate, every fed-back pointer hint is decoded at every step). The native
 kernel (``csrc/engine/edge_score.h``) computes the scores and their gradients message by
-message without it. The numbers are those of the torch ops up to rounding (a fixed
+message without it; GATv2's softmax aggregation likewise (``csrc/engine/attention.h``). Only
+where gradients are recorded: inference (the executor's parity reference, batch
+evaluation against the native executor) stays in torch ops. The numbers are those of the torch ops up to rounding (a fixed
 summation order of its own); :func:`edge_scores` falls back to the torch ops where the
 kernel does not apply (no native build, a GPU tensor, another dtype).
 """
@@ -51,10 +53,12 @@ class _EdgeScore(torch.autograd.Function):
 
 
 def available(*tensors) -> bool:
-    """Whether the native kernel can take these tensors: the extension is built and each is
-    a CPU float32/float64 tensor (or None)."""
-    return _native is not None and all(t is None or (t.device.type == "cpu" and t.dtype in _DTYPES)
-                                       for t in tensors)
+    """Whether the native kernels take these tensors: when gradients are recorded (training;
+    inference stays in torch ops, so the module remains a pure-torch reference for parity
+    and benchmarks), the extension is built and each is a CPU float32/float64 tensor (or
+    None)."""
+    return _native is not None and torch.is_grad_enabled() and all(
+        t is None or (t.device.type == "cpu" and t.dtype in _DTYPES) for t in tensors)
 
 
 def head_scores(S, Q, E, We, w, bias, src, pos, eid, heads: int = 1, slope: float = 0.0) -> torch.Tensor:
