@@ -193,3 +193,18 @@ def test_inference_stays_in_torch_ops(monkeypatch):
     with torch.no_grad():
         assert not fused.available(torch.zeros(1))
     assert fused.available(torch.zeros(1))
+
+
+def test_messages_without_edge_inputs_on_an_edgeless_batch():
+    # only self messages (eid -1) and an edge-input table of no rows: zero edge gradient, no error
+    S = torch.randn(3, 8, dtype=torch.float64, requires_grad=True)
+    Q = torch.randn(3, 8, dtype=torch.float64, requires_grad=True)
+    E = torch.zeros((0, 2), dtype=torch.float64, requires_grad=True)
+    We = torch.randn(2, 8, dtype=torch.float64, requires_grad=True)
+    w, bias = torch.randn(8, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
+    idx = torch.arange(3)
+    out = fused.head_scores(S, Q, E, We, w, bias, idx, idx, torch.full((3,), -1))
+    ref = reference_scores(S, Q, E, We, w, bias, idx, idx, torch.full((3,), -1), 1, 0.0)
+    assert torch.allclose(out, ref, rtol=1e-12, atol=1e-12)
+    dE, dWe = torch.autograd.grad(out.sum(), [E, We])
+    assert dE.shape == (0, 2) and dWe.abs().max().item() == 0.0

@@ -1,15 +1,17 @@
 """Native fused kernels as torch autograd functions, for training on the CPU.
 
-A pointer decoder's edge score ``w . relu((S[src] + Q[pos]) + E[eid] @ We) + b`` is, written
-in torch ops, a (messages x d) intermediate that forward and backward pass over about a
-dozen times; it dominates a training step of the fully connected protocol (every pair of
-nodes is a candidate, every fed-back pointer hint is decoded at every step). The native
-kernel (``csrc/engine/edge_score.h``) computes the scores and their gradients message by
-message without it; GATv2's softmax aggregation likewise (``csrc/engine/attention.h``). Only
-where gradients are recorded: inference (the executor's parity reference, batch
-evaluation against the native executor) stays in torch ops. The numbers are those of the torch ops up to rounding (a fixed
-summation order of its own); :func:`edge_scores` falls back to the torch ops where the
-kernel does not apply (no native build, a GPU tensor, another dtype).
+A pointer decoder's edge score ``w . relu((S[src] + Q[pos]) + E[eid] @ We) + b`` is, in
+torch ops, a (messages x d) intermediate that forward and backward pass over about a dozen
+times; with every pair of nodes a candidate and every fed-back pointer hint decoded at every
+step, it dominates a training step of the fully connected protocol. The native kernel
+(``csrc/engine/edge_score.h``) computes the scores and their gradients message by message
+without it; GATv2's softmax aggregation likewise (``csrc/engine/attention.h``). The
+numbers are the torch ops' up to rounding (fixed summation orders of their own).
+
+They run only where gradients are recorded, on CPU float32/float64 tensors, with the
+extension built (:func:`available`); otherwise the callers use the torch ops, so inference
+in the module stays a pure-torch reference (the executor's parity checks, batch evaluation
+against the native executor).
 """
 from __future__ import annotations
 
@@ -47,7 +49,9 @@ class _EdgeScore(torch.autograd.Function):
         dE = None
         if ctx.needs_input_grad[2]:  # dEx is 0 on the rows of messages without edge inputs (eid -1)
             E, eid = saved[2], saved[8]
-            dE = E.new_zeros(E.shape).index_add_(0, eid.clamp(min=0), torch.from_numpy(dEx))
+            dE = E.new_zeros(E.shape)
+            if E.shape[0]:
+                dE.index_add_(0, eid.clamp(min=0), torch.from_numpy(dEx))
         return (torch.from_numpy(dS), torch.from_numpy(dQ), dE, torch.from_numpy(dWe), torch.from_numpy(dw),
                 torch.from_numpy(dbias), None, None, None, None, None)
 

@@ -26,11 +26,11 @@ import torch
 from torch import nn
 
 from ..backends import torch_ops as ops
-from . import fused
 from ..errors import ModelError
 from ..model.registry import PROCESSOR_KINDS
 from ..model.factory import gatv2_columns, gatv2_layer
 from ..model.spec import layout
+from . import fused
 
 
 class GATv2Weights(nn.Module):

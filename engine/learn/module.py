@@ -21,12 +21,12 @@ import torch
 from torch import nn
 
 from ..backends import torch_ops as ops
-from . import fused
 from ..errors import EngineError
 from ..model import registry as R
 from ..model.message_graph import message_graph
 from ..model.plan import ModelPlan, build_plan
 from ..model.spec import Model, expected_shapes, layout
+from . import fused
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 POINTER_GROUPS = [(R.aggregation("argmax").code, 0, 1)]  # a pointer decoder: the argmax of its score
