@@ -5,19 +5,21 @@
 
 Hidden 128, batch 32, CLRS's training sizes: what ``python -m engine.train`` runs per step,
 without the periodic evaluation. The median over ``--steps`` steps after two warm-up steps;
-torch's thread count is reported with it. Runs against any checkout of this repository
-(``PYTHONPATH=CHECKOUT``), so two versions can be timed alternately in one window.
+torch's thread count and ``lscpu``'s model and ISA flags are reported with it. Runs against
+any checkout of this repository (``PYTHONPATH=CHECKOUT``), so two versions can be timed
+alternately in one window.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
 import numpy as np
+
+from batch_eval import cpu_description  # this script's folder (run as a script, any checkout on PYTHONPATH)
 
 
 def step_seconds(algo: str, protocol: str, processor: str, steps: int) -> float:
@@ -76,7 +78,7 @@ def main(argv=None) -> int:
     import engine
 
     row = {"checkout": os.path.dirname(os.path.dirname(engine.__file__)), "protocol": args.protocol,
-           "processor": args.processor, "torch_threads": torch.get_num_threads(), "machine": platform.processor()}
+           "processor": args.processor, "torch_threads": torch.get_num_threads(), "cpu": cpu_description()}
     for algo in args.algos.split(","):
         row[algo] = step_seconds(algo, args.protocol, args.processor, args.steps)
     print(json.dumps(row))
