@@ -19,7 +19,10 @@ import time
 
 import numpy as np
 
-from batch_eval import cpu_description  # this script's folder (run as a script, any checkout on PYTHONPATH)
+try:  # imported with the benchmarks package (asv's discovery)
+    from .batch_eval import cpu_description
+except ImportError:  # run as a script, any checkout on PYTHONPATH: this script's folder
+    from batch_eval import cpu_description
 
 
 def step_seconds(algo: str, protocol: str, processor: str, steps: int) -> float:
