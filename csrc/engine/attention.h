@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "engine/message_passing.h"
+#include "engine/thread_partials.h"
 
 namespace engine {
 
@@ -166,9 +167,7 @@ void attention_forward(const AttentionArgs<T>& A, T* out, int threads) {
 template <typename T>
 void attention_backward(const AttentionArgs<T>& A, const T* out, const T* g, T* dscores, T* dV, int threads) {
   const int nt = detail::attention_threads(threads, A.messages);
-  const size_t size = static_cast<size_t>(A.sources * A.d);
-  std::vector<T> extra(static_cast<size_t>(nt - 1) * size, T(0));
-  std::fill(dV, dV + size, T(0));
+  ThreadPartials<T> acc({{dV, static_cast<size_t>(A.sources * A.d)}}, nt);
   std::fill(dscores, dscores + A.messages * A.heads, T(0));
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
@@ -176,14 +175,11 @@ void attention_backward(const AttentionArgs<T>& A, const T* out, const T* g, T* 
 #if defined(_OPENMP)
     tid = omp_get_thread_num();
 #endif
-    T* mine = tid == 0 ? dV : extra.data() + static_cast<size_t>(tid - 1) * size;
     std::vector<T> w;
-    detail::attention_grad_rows(A, out, g, A.n_out * tid / nt, A.n_out * (tid + 1) / nt, dscores, mine, w);
+    detail::attention_grad_rows(A, out, g, A.n_out * tid / nt, A.n_out * (tid + 1) / nt, dscores, acc.part(tid, 0),
+                                w);
   }
-  for (int r = 1; r < nt; ++r) {
-    const T* part = extra.data() + static_cast<size_t>(r - 1) * size;
-    for (size_t i = 0; i < size; ++i) dV[i] = dV[i] + part[i];
-  }
+  acc.add_ranges();
 }
 
 }  // namespace engine

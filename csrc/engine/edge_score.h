@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "engine/message_passing.h"
+#include "engine/thread_partials.h"
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -284,20 +285,9 @@ void edge_score_backward(const EdgeScoreArgs<T>& A, const T* g, const EdgeScoreG
   const int64_t d = A.d, fe = A.fe, H = A.heads;
   const int nt = detail::score_threads(threads, A.messages);
   const size_t node_size = static_cast<size_t>(A.n * d);
-  const size_t stride = 2 * node_size + static_cast<size_t>(fe * d + d + H);
-  // range 0 accumulates into the outputs; ranges 1.. into their own buffers, added after
-  std::vector<T> extra(static_cast<size_t>(nt - 1) * stride, T(0));
-  std::fill(G.dS, G.dS + node_size, T(0));
-  std::fill(G.dQ, G.dQ + node_size, T(0));
-  std::fill(G.dWe, G.dWe + fe * d, T(0));
-  std::fill(G.dw, G.dw + d, T(0));
-  std::fill(G.dbias, G.dbias + H, T(0));
-  auto slots = [&](int r) {
-    if (r == 0) return detail::GradSlots<T>{G.dS, G.dQ, G.dWe, G.dw, G.dbias};
-    T* base = extra.data() + static_cast<size_t>(r - 1) * stride;
-    return detail::GradSlots<T>{base, base + node_size, base + 2 * node_size, base + 2 * node_size + fe * d,
-                                base + 2 * node_size + fe * d + d};
-  };
+  ThreadPartials<T> acc({{G.dS, node_size}, {G.dQ, node_size}, {G.dWe, static_cast<size_t>(fe * d)},
+                         {G.dw, static_cast<size_t>(d)}, {G.dbias, static_cast<size_t>(H)}},
+                        nt);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     int tid = 0;
@@ -305,19 +295,12 @@ void edge_score_backward(const EdgeScoreArgs<T>& A, const T* g, const EdgeScoreG
     tid = omp_get_thread_num();
 #endif
     std::vector<T> buf(static_cast<size_t>(3 * d));
-    detail::edge_score_grad_rows(A, g, A.messages * tid / nt, A.messages * (tid + 1) / nt, slots(tid), G.dEx,
+    const detail::GradSlots<T> slots{acc.part(tid, 0), acc.part(tid, 1), acc.part(tid, 2), acc.part(tid, 3),
+                                     acc.part(tid, 4)};
+    detail::edge_score_grad_rows(A, g, A.messages * tid / nt, A.messages * (tid + 1) / nt, slots, G.dEx,
                                  buf.data());
   }
-  for (int r = 1; r < nt; ++r) {
-    const T* base = extra.data() + static_cast<size_t>(r - 1) * stride;
-    T* outs[] = {G.dS, G.dQ, G.dWe, G.dw, G.dbias};
-    const size_t sizes[] = {node_size, node_size, static_cast<size_t>(fe * d), static_cast<size_t>(d),
-                            static_cast<size_t>(H)};
-    for (int part = 0; part < 5; ++part) {
-      for (size_t i = 0; i < sizes[part]; ++i) outs[part][i] = outs[part][i] + base[i];
-      base += sizes[part];
-    }
-  }
+  acc.add_ranges();
 }
 
 }  // namespace engine
