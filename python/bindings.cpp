@@ -14,6 +14,7 @@
 #include "engine/attention.h"
 #include "engine/csr.h"
 #include "engine/edge_score.h"
+#include "engine/extremum_grad.h"
 #include "engine/message_passing.h"
 #include "engine/reduce.h"
 #include "engine/registry.h"
@@ -658,6 +659,23 @@ py::tuple edge_score_backward(const py::object& S, const py::object& Q, const py
 }
 
 // The fused attention aggregation (attention.h): arrays checked, pos checked to be grouped.
+// Where each destination row's messages begin (n_out + 1 offsets), from their rows `pos`
+// (non-decreasing: messages grouped by destination row); a ValueError names a row out of
+// range or out of order.
+void row_starts(const int64_t* pos, int64_t messages, int64_t n_out, std::vector<int64_t>& row_start) {
+  if (n_out < 0) throw py::value_error("n_out must be >= 0");
+  row_start.assign(static_cast<size_t>(n_out + 1), 0);
+  for (int64_t e = 0; e < messages; ++e) {
+    const int64_t v = pos[e];
+    if (v < 0 || v >= n_out)
+      throw py::value_error("message " + std::to_string(e) + " has a row outside [0, " + std::to_string(n_out) + ")");
+    if (e > 0 && v < pos[e - 1])
+      throw py::value_error("pos must be non-decreasing (messages grouped by destination row)");
+    row_start[static_cast<size_t>(v + 1)] += 1;
+  }
+  for (int64_t v = 0; v < n_out; ++v) row_start[static_cast<size_t>(v + 1)] += row_start[static_cast<size_t>(v)];
+}
+
 template <typename T>
 struct AttentionCall {
   engine::AttentionArgs<T> args;
@@ -680,20 +698,13 @@ void attention_args(AttentionCall<T>& call, const py::object& scores_o, const py
   A.messages = scores.shape(0);
   auto src = require<int64_t>(src_o, "src", {A.messages});
   auto pos = require<int64_t>(pos_o, "pos", {A.messages});
-  if (n_out < 0) throw py::value_error("n_out must be >= 0");
-  A.n_out = n_out;
-  call.row_start.assign(static_cast<size_t>(n_out + 1), 0);
   for (int64_t e = 0; e < A.messages; ++e) {
-    const int64_t s = src.data()[e], v = pos.data()[e];
+    const int64_t s = src.data()[e];
     if (s < 0 || s >= A.sources)
       throw py::value_error("message " + std::to_string(e) + " has a source outside [0, " + std::to_string(A.sources) + ")");
-    if (v < 0 || v >= n_out)
-      throw py::value_error("message " + std::to_string(e) + " has a row outside [0, " + std::to_string(n_out) + ")");
-    if (e > 0 && v < pos.data()[e - 1])
-      throw py::value_error("pos must be non-decreasing (messages grouped by destination row)");
-    call.row_start[static_cast<size_t>(v + 1)] += 1;
   }
-  for (int64_t v = 0; v < n_out; ++v) call.row_start[static_cast<size_t>(v + 1)] += call.row_start[static_cast<size_t>(v)];
+  row_starts(pos.data(), A.messages, n_out, call.row_start);
+  A.n_out = n_out;
   A.scores = scores.data();
   A.V = V.data();
   A.src = src.data();
@@ -745,6 +756,52 @@ py::tuple attention_backward(const py::object& scores, const py::object& V, cons
                              const py::object& g, int64_t threads) {
   if (is_double(V, "V")) return attention_backward_typed<double>(scores, V, src, pos, n_out, heads, out, g, threads);
   return attention_backward_typed<float>(scores, V, src, pos, n_out, heads, out, g, threads);
+}
+
+template <typename T>
+py::tuple extremum_linear_backward_typed(const py::object& H_o, const py::object& W_o, const py::object& M_o,
+                                         const py::object& agg_o, const py::object& pos_o, const py::object& g_o,
+                                         int64_t threads) {
+  const int nt = score_threads(threads);
+  engine::ExtremumGradArgs<T> A;
+  auto H = require<T>(H_o, "H", {-1, -1});
+  A.messages = H.shape(0);
+  A.k = H.shape(1);
+  auto W = require<T>(W_o, "W", {A.k, -1});
+  A.w = W.shape(1);
+  auto M = require<T>(M_o, "M", {A.messages, A.w});
+  auto agg = require<T>(agg_o, "agg", {-1, A.w});
+  A.rows = agg.shape(0);
+  auto g = require<T>(g_o, "g", {A.rows, A.w});
+  auto pos = require<int64_t>(pos_o, "pos", {A.messages});
+  std::vector<int64_t> row_start;
+  row_starts(pos.data(), A.messages, A.rows, row_start);
+  std::vector<T> WT(static_cast<size_t>(A.w * A.k));
+  for (int64_t j = 0; j < A.k; ++j)
+    for (int64_t c = 0; c < A.w; ++c) WT[static_cast<size_t>(c * A.k + j)] = W.data()[j * A.w + c];
+  A.H = H.data();
+  A.WT = WT.data();
+  A.M = M.data();
+  A.agg = agg.data();
+  A.G = g.data();
+  A.row_start = row_start.data();
+  Array<T> dH({A.messages, A.k}), dW({A.k, A.w}), db(A.w);
+  std::vector<T> dWT(static_cast<size_t>(A.w * A.k));
+  {
+    py::gil_scoped_release release;
+    engine::extremum_linear_backward(A, dH.mutable_data(), dWT.data(), db.mutable_data(), nt);
+    T* out = dW.mutable_data();
+    for (int64_t j = 0; j < A.k; ++j)
+      for (int64_t c = 0; c < A.w; ++c) out[j * A.w + c] = dWT[static_cast<size_t>(c * A.k + j)];
+  }
+  return py::make_tuple(dH, dW, db);
+}
+
+py::tuple extremum_linear_backward(const py::object& H, const py::object& W, const py::object& M,
+                                   const py::object& agg, const py::object& pos, const py::object& g,
+                                   int64_t threads) {
+  if (is_double(H, "H")) return extremum_linear_backward_typed<double>(H, W, M, agg, pos, g, threads);
+  return extremum_linear_backward_typed<float>(H, W, M, agg, pos, g, threads);
 }
 
 py::tuple transpose(const py::object& indptr_o, const py::object& indices_o, bool with_edge_ids) {
@@ -814,6 +871,10 @@ PYBIND11_MODULE(_native, m) {
   m.def("attention_backward", &attention_backward, py::arg("scores"), py::arg("V"), py::arg("src"), py::arg("pos"),
         py::arg("n_out"), py::arg("heads"), py::arg("out"), py::arg("g"), py::arg("threads"),
         "Gradients of attention_forward given its out and g = dLoss/dout: (dscores, dV).");
+  m.def("extremum_linear_backward", &extremum_linear_backward, py::arg("H"), py::arg("W"), py::arg("M"),
+        py::arg("agg"), py::arg("pos"), py::arg("g"), py::arg("threads"),
+        "Gradients (dH, dW, db) of the channel-wise max/min per row (pos non-decreasing) of messages "
+        "M = H @ W + b, given agg and g = dLoss/dagg (extremum_grad.h): ties split the gradient evenly.");
   m.def("transpose", &transpose, py::arg("indptr"), py::arg("indices"), py::arg("edge_ids") = true,
         "CSR by destination -> CSR by source (counting sort): (out_indptr, targets, edge_ids); edge_ids "
         "is None when not asked for.");

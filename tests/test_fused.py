@@ -1,5 +1,6 @@
-"""The native fused edge scores (engine.learn.fused): the torch ops' numbers up to rounding,
-their gradients, determinism, clear errors, and the training loss they give."""
+"""The native fused kernels (engine.learn.fused): edge scores, attention and the max
+aggregation's backward give the torch ops' numbers up to rounding, their gradients,
+determinism, clear errors, and the training loss they give."""
 from __future__ import annotations
 
 import numpy as np
@@ -114,7 +115,7 @@ def test_training_loss_and_gradient_equal_the_torch_ops(monkeypatch, algo, field
     module = trainer.initial_module(cfg, cfg.spec())
     data = trainer.sample_batch(cfg, np.random.RandomState(0), 8, cfg.train_sizes)
     calls = []
-    for kernel in (fused._EdgeScore, fused._AttentionAggregate):
+    for kernel in (fused._EdgeScore, fused._AttentionAggregate, fused._ExtremumOfLinear):
         real = kernel.apply
         monkeypatch.setattr(kernel, "apply", lambda *a, real=real, kernel=kernel: calls.append(kernel) or real(*a))
     loss = trainer.batch_loss(module, cfg, data)
@@ -122,6 +123,8 @@ def test_training_loss_and_gradient_equal_the_torch_ops(monkeypatch, algo, field
     assert fused._EdgeScore in calls, "the fused scores were not used"
     if cfg.processor == "gatv2":
         assert fused._AttentionAggregate in calls, "the fused attention was not used"
+    else:
+        assert fused._ExtremumOfLinear in calls, "the fused max aggregation was not used"
     monkeypatch.setattr(fused, "_native", None)  # the torch ops
     loss_ref = trainer.batch_loss(module, cfg, data)
     grads_ref = torch.autograd.grad(loss_ref, list(module.parameters()), allow_unused=True)
@@ -185,10 +188,12 @@ def test_inference_stays_in_torch_ops(monkeypatch):
     module = trainer.initial_module(cfg, cfg.spec())
     data = trainer.sample_batch(cfg, np.random.RandomState(0), 4, cfg.train_sizes)
     used = []
-    for kernel in (fused._EdgeScore, fused._AttentionAggregate):
+    for kernel in (fused._EdgeScore, fused._AttentionAggregate, fused._ExtremumOfLinear):
         monkeypatch.setattr(kernel, "apply", lambda *a, kernel=kernel: used.append(kernel))
     with torch.no_grad():
         trainer.pointer_accuracy(module, data)
+        mpnn = trainer.TrainConfig.from_fields({"algo": "bfs", "processor": "mpnn", "hidden": 16})
+        trainer.pointer_accuracy(trainer.initial_module(mpnn, mpnn.spec()), data)
     assert used == []
     with torch.no_grad():
         assert not fused.available(torch.zeros(1))
@@ -208,3 +213,88 @@ def test_messages_without_edge_inputs_on_an_edgeless_batch():
     assert torch.allclose(out, ref, rtol=1e-12, atol=1e-12)
     dE, dWe = torch.autograd.grad(out.sum(), [E, We])
     assert dE.shape == (0, 2) and dWe.abs().max().item() == 0.0
+
+
+# ---------------------------------------------------------------- max aggregation backward
+
+MAX, MIN = 2, 3  # aggregation codes (engine.model.registry)
+
+
+def extremum_case(dtype, n=12, m=60, k=16, w=8, dead=10, seed=0):
+    """Messages grouped by destination (the last two rows get none), some first-layer rows
+    all zero (ReLU-dead: their messages are the bias, ties in every channel)."""
+    g = torch.Generator().manual_seed(seed)
+    H = torch.relu(torch.randn(m, k, generator=g, dtype=dtype))
+    H[torch.randperm(m, generator=g)[:dead]] = 0
+    W = torch.randn(k, w, generator=g, dtype=dtype)
+    b = torch.randn(w, generator=g, dtype=dtype)
+    pos = torch.sort(torch.randint(0, n - 2, (m,), generator=g))[0]
+    src = torch.randint(0, n, (m,), generator=g)
+    return H.requires_grad_(), W.requires_grad_(), b.requires_grad_(), src, pos
+
+
+def extremum_pair(H, W, b, src, pos, n, groups):
+    ref = ops.aggregate(H @ W + b, src, pos, n, groups)[0]
+    out = fused._ExtremumOfLinear.apply(H, W, b, src, pos, n, groups)
+    return ref, out
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 2e-5)])
+@pytest.mark.parametrize("groups", [[(MAX, 0, 8)], [(MIN, 0, 8)], [(MAX, 0, 3), (MIN, 3, 8)]])
+def test_extremum_gradients_match_the_torch_ops(dtype, tol, groups):
+    H, W, b, src, pos = extremum_case(dtype)
+    ref, out = extremum_pair(H, W, b, src, pos, 12, groups)
+    assert torch.equal(out, ref)  # torch's own forward
+    assert out[-2:].abs().max().item() == 0.0
+    assert (ref[:-2] != 0).all()  # no extremum is exactly 0 here (see test_ties_split_evenly)
+    g = torch.randn(ref.shape, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    for a, c in zip(torch.autograd.grad(ref, [H, W, b], g), torch.autograd.grad(out, [H, W, b], g)):
+        assert (a - c).abs().max().item() <= tol * max(a.abs().max().item(), 1.0)
+
+
+def test_extremum_gradcheck():
+    H, W, b, src, pos = extremum_case(torch.float64, n=6, m=20, k=5, w=4, dead=0)
+    assert torch.autograd.gradcheck(lambda h, w_, b_: fused._ExtremumOfLinear.apply(h, w_, b_, src, pos, 6,
+                                                                                    [(MAX, 0, 4)]), (H, W, b))
+
+
+def test_ties_split_evenly():
+    # row 0: three equal messages (zero first-layer rows: the bias) and a lower one; row 1:
+    # one message whose maximum is exactly 0
+    H = torch.tensor([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [-1.0, 0.0], [0.0, 0.0]], dtype=torch.float64,
+                     requires_grad=True)
+    W = torch.tensor([[2.0], [5.0]], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([3.0], dtype=torch.float64, requires_grad=True)
+    pos = torch.tensor([0, 0, 0, 0, 1])
+    out = fused._ExtremumOfLinear.apply(H, W, b, pos, pos, 2, [(MAX, 0, 1)])
+    assert out[:, 0].tolist() == [3.0, 3.0]
+    dH, dW, db = torch.autograd.grad(out, [H, W, b], torch.tensor([[6.0], [4.0]], dtype=torch.float64))
+    # each tie of row 0 gets 6 / 3 = 2 (times W's column); row 1's one message gets all 4
+    assert dH.tolist() == [[4.0, 10.0], [4.0, 10.0], [4.0, 10.0], [0.0, 0.0], [8.0, 20.0]]
+    assert db.tolist() == [10.0]  # the whole gradient: 3 * 2 + 4
+    assert dW.tolist() == [[0.0], [0.0]]
+    # an extremum of exactly 0: the message gets the whole gradient (torch's scatter_reduce
+    # also counts its zero fill there and gives it half)
+    b0 = torch.tensor([0.0], dtype=torch.float64, requires_grad=True)
+    out = fused._ExtremumOfLinear.apply(H[4:], W, b0, pos[4:], pos[4:] - 1, 1, [(MAX, 0, 1)])
+    assert torch.autograd.grad(out, [b0], torch.tensor([[4.0]], dtype=torch.float64))[0].tolist() == [4.0]
+
+
+def test_extremum_backward_is_deterministic_and_refuses_bad_rows():
+    H, W, b, src, pos = extremum_case(torch.float32, n=400, m=3000, k=32, w=16, dead=100)
+    M = (H @ W + b).detach()
+    agg = ops.aggregate(M, src, pos, 400, [(MAX, 0, 16)])[0]
+    G = torch.randn(agg.shape)
+    args = [t.detach().numpy() for t in (H, W, M, agg, pos, G)]
+    first = fused._native.extremum_linear_backward(*args, threads=2)
+    again = fused._native.extremum_linear_backward(*args, threads=2)
+    for a, c in zip(first, again):
+        assert np.array_equal(a, c)
+    one = fused._native.extremum_linear_backward(*args, threads=1)
+    assert np.array_equal(first[0], one[0])  # each dH row comes from one thread
+    args[4] = pos.flip(0).numpy()
+    with pytest.raises(ValueError, match="non-decreasing"):
+        fused._native.extremum_linear_backward(*args, threads=1)
+    args[4] = pos.numpy()[:-1]
+    with pytest.raises(ValueError, match="pos"):
+        fused._native.extremum_linear_backward(*args, threads=1)

@@ -5,8 +5,11 @@ torch ops, a (messages x d) intermediate that forward and backward pass over abo
 times; with every pair of nodes a candidate and every fed-back pointer hint decoded at every
 step, it dominates a training step of the fully connected protocol. The native kernel
 (``csrc/engine/edge_score.h``) computes the scores and their gradients message by message
-without it; GATv2's softmax aggregation likewise (``csrc/engine/attention.h``). The
-numbers are the torch ops' up to rounding (fixed summation orders of their own).
+without it; GATv2's softmax aggregation likewise (``csrc/engine/attention.h``). The MPNN
+processor's max aggregation of linear messages keeps torch's forward and takes its backward
+from ``csrc/engine/extremum_grad.h``, which visits only the messages that attain a row's
+maximum instead of multiplying the whole (messages x d) gradient. The numbers are the torch
+ops' up to rounding (fixed summation orders of their own).
 
 They run only where gradients are recorded, on CPU float32/float64 tensors, with the
 extension built (:func:`available`); otherwise the callers use the torch ops, so inference
@@ -19,6 +22,7 @@ import numpy as np
 import torch
 
 from ..backends import torch_ops as ops
+from ..model.registry import aggregation
 
 try:
     from .. import _native
@@ -113,3 +117,44 @@ def attention_aggregate(scores, V, src, pos, n_out: int, heads: int) -> torch.Te
     ``softmax`` aggregation of messages ``[score_h, V[src]_h]`` per head), ``(n_out, heads +
     d)``; the maximum carries no gradient (it only shifts the softmax)."""
     return _AttentionAggregate.apply(scores, V, src, pos, int(n_out), int(heads))
+
+
+class _ExtremumOfLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, H, W, b, src, pos, n_out, groups):
+        M = H @ W + b  # as ops.dense_tail computes it: the same forward values
+        agg, _ = ops.aggregate(M, src, pos, n_out, groups)
+        ctx.threads = torch.get_num_threads()
+        ctx.save_for_backward(H, W, M, agg, pos)
+        return agg
+
+    @staticmethod
+    def backward(ctx, g):
+        H, W, M, agg, pos = ctx.saved_tensors
+        dH, dW, db = _native.extremum_linear_backward(_np(H), _np(W), _np(M), _np(agg), _np(pos), _np(g),
+                                                      threads=ctx.threads)
+        return torch.from_numpy(dH), torch.from_numpy(dW), torch.from_numpy(db), None, None, None, None
+
+
+_EXTREMA = {"max", "min"}
+
+
+def message_aggregate(mlp, S, Q, E, src, pos, eid, n_out: int, groups) -> torch.Tensor:
+    """Messages of edge MLP ``mlp`` from its per-node parts, aggregated into ``n_out`` rows
+    per group of ``groups`` (:func:`~engine.backends.torch_ops.aggregate`, winners dropped).
+
+    Where the last layer is linear, every group a max or min and :func:`available`, the
+    aggregation and that layer run as one autograd function whose backward visits only the
+    messages that attain each row's extremum (``extremum_linear_backward``): torch's forward,
+    the gradients up to rounding. Ties split a row's gradient evenly among the tied messages
+    (torch's ``scatter_reduce`` also counts its zero fill when the extremum is exactly 0, and
+    gives the messages less there)."""
+    We = mlp.edge if E is not None else None
+    H = ops.first_layer(S, Q, E, We, src, pos, eid, mlp.act0)
+    last = mlp.tail[-1] if mlp.tail else None
+    if last is None or last.act != 0 or not available(H, last.weight, last.bias) \
+            or not all(aggregation(int(code)).name in _EXTREMA for code, _, _ in groups):
+        agg, _ = ops.aggregate(ops.dense_tail(H, mlp.tail), src, pos, n_out, groups)
+        return agg
+    H = ops.dense_tail(H, mlp.tail[:-1])
+    return _ExtremumOfLinear.apply(H, last.weight, last.bias, src, pos, int(n_out), groups)

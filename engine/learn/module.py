@@ -285,8 +285,9 @@ class GNNModule(nn.Module):
             if self.structure is not None:  # a parametrised processor aggregates its messages its own way
                 agg = self.structure.aggregate(i, z, E, src, pos, eid, batch.num_nodes, layer.groups)
             else:
-                msg = self._edge_mlp(layer.message, z, E, src, pos, eid)
-                agg, _ = ops.aggregate(msg, src, pos, batch.num_nodes, layer.groups)
+                mlp = layer.message
+                agg = fused.message_aggregate(mlp, z @ mlp.src, z @ mlp.dst + mlp.bias, E, src, pos, eid,
+                                              batch.num_nodes, layer.groups)
             new = ops.node_mlp(layer.update, z, agg)
             if layer.gate is None:
                 h = new
