@@ -428,3 +428,56 @@ def test_compact_counterpart_on_request_skips_the_parameters(tmp_path):
     assert not result["checkpoints"][0]["shares_parameters"]
     summary = result["tables"]["summary"]
     assert all(s["output_accuracy"] == 1.0 and s["compiled_exact"] for s in summary)
+
+
+def test_controls_are_set_beside_the_base_run_of_the_same_setup():
+    from engine.analysis.comparison_report import controls
+
+    def q(algo, group, setup, acc, low, high, steps=None):
+        return {"algorithm": algo, "group": group, "setup": setup, "checkpoints": 3, "accuracy_64": acc,
+                "accuracy_64_low": low, "accuracy_64_high": high, "median_steps_64": steps, "largest_n": 128,
+                "accuracy_largest": acc - 0.1, "compiled_exact_everywhere": True}
+
+    base = q("dfs", "clrs/dfs-mpnn", "clrs, mpnn", 0.98, 0.96, 0.99, 192)
+    other_setup = q("dfs", "sparse/dfs-mpnn", "sparse, mpnn", 0.69, 0.64, 0.74)
+    below = q("dfs_light", "dfs_light-mpnn", "clrs, mpnn", 0.80, 0.75, 0.85, 192)
+    rows = controls([base, other_setup, below])
+    assert len(rows) == 1  # paired only with the base run trained the same way
+    assert rows[0]["verdict"] == "supported" and rows[0]["base"] == "clrs/dfs-mpnn"
+    assert "intervals disjoint, control below" in rows[0]["basis"] and "median trace 192 steps" in rows[0]["basis"]
+    assert rows[0]["claim"].startswith("Fewer hints cost DFS accuracy")
+    overlap = q("dfs_light", "dfs_light-mpnn", "clrs, mpnn", 0.95, 0.90, 0.97)
+    assert controls([base, overlap])[0]["verdict"] == "not supported"
+    assert "intervals overlap" in controls([base, overlap])[0]["basis"]
+    above = q("dfs_light", "dfs_light-mpnn", "sparse, mpnn", 0.80, 0.76, 0.84)
+    row = controls([other_setup, above])[0]
+    assert row["verdict"] == "not supported" and "control above" in row["basis"]
+    alone = q("bfs_seq", "bfs_seq-mpnn", "sparse, mpnn", 0.5, 0.4, 0.6)
+    assert controls([base, alone])[0]["verdict"] == "not measured"  # no sparse BFS run compared
+    assert controls([base, other_setup]) == []  # no control among the runs
+
+
+def test_compare_end_to_end_sets_a_control_beside_its_base(tmp_path):
+    from engine.algorithms.specs import learned_spec
+    from engine.analysis.compare import training_setup
+    from engine.model.factory import random_weights
+
+    spec = learned_spec("dfs_light", hidden=8, layer_norm=True, message_graph="complete")
+    spec["description"]["protocol"] = {"name": "clrs", "hint0": "ground_truth", "eval_feedback": "soft"}
+    light = Model(spec, random_weights(spec, 2))
+    base = _clrs_dfs_checkpoint()
+    assert training_setup(light) == training_setup(base) == "clrs, mpnn"
+    assert training_setup(engine.compile("bfs", processor="mpnn", hidden=8)).startswith("sparse, ")
+    for name, model in (("dfs-clrs", base), ("dfs_light-clrs", light)):
+        (tmp_path / name / "seed-0").mkdir(parents=True)
+        model.save(str(tmp_path / name / "seed-0" / "best.npz"))
+    out = str(tmp_path / "cmp")
+    result = compare([str(tmp_path / "dfs-clrs"), str(tmp_path / "dfs_light-clrs")], sizes=(16, 64),
+                     families=("er",), seeds=(0,), nodes_per_cell=64, probe_graphs=6, out=out)
+    assert {c["setup"] for c in result["checkpoints"]} == {"clrs, mpnn"}
+    assert all(s["compiled_exact"] for s in result["tables"]["summary"])
+    doc = json.load(open(os.path.join(out, "results.json")))
+    assert [(r["control"], r["base"]) for r in doc["controls"]] == [("dfs_light-clrs", "dfs-clrs")]
+    text = open(os.path.join(out, "report.md")).read()
+    assert "## Controls: trace length and hint richness" in text
+    assert "Fewer hints cost DFS accuracy (rich hints help) (dfs_light-clrs against dfs-clrs, clrs, mpnn)" in text

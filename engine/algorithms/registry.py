@@ -67,6 +67,12 @@ class Algorithm:
     unsettled : str
         What it means when a compiled model of it never reaches its fixed point (the command
         line says so).
+    control_of : str, optional
+        For a control: the algorithm it varies (same outputs, another trace), so that a
+        comparison can set the two side by side.
+    control_question : str
+        For a control: what setting it beside ``control_of`` asks, phrased as the claim that
+        it costs accuracy (the comparison report marks it supported or not).
     """
 
     name: str
@@ -81,6 +87,8 @@ class Algorithm:
     compilers: dict = field(default_factory=dict)
     inexpressible: dict = field(default_factory=dict)
     unsettled: str = "the model did not reach its fixed point"
+    control_of: str | None = None
+    control_question: str = ""
 
     def output(self, name: str) -> Probe:
         return {p.name: p for p in self.outputs}[name]
@@ -165,7 +173,8 @@ ALGORITHMS = {
         "bfs_seq", bfs_seq, has_source=True, weighted=False, directed=False,
         outputs=(Probe("pi", "pointer"),),
         hints=(Probe("reach_h", "mask"), Probe("pi_h", "pointer"), Probe("u", "mask_one"), Probe("v", "mask_one")),
-        bytes_per_hint_node=BFS_SEQ_HINT_BYTES, compilers={"compact": "engine.compiler.bfs_seq:compile_bfs_seq"}),
+        bytes_per_hint_node=BFS_SEQ_HINT_BYTES, compilers={"compact": "engine.compiler.bfs_seq:compile_bfs_seq"},
+        control_of="bfs", control_question="A long sequential trace alone costs BFS accuracy"),
     # a control: DFS's trace with hints reduced to pi_h and color (hint richness apart from
     # the sequential trace; DESIGN.md section 6)
     "dfs_light": Algorithm(
@@ -175,7 +184,8 @@ ALGORITHMS = {
         compilers={"compact": "engine.compiler.dfs:compile_dfs_light"},
         # its fed-back hints (pi_h, colour) are read locally: no mode escapes the argument
         inexpressible={p: {"decoded_only": DFS_LOCALITY, "encoded_decoded": DFS_LOCALITY}
-                       for p in ("mpnn", "gatv2")}),
+                       for p in ("mpnn", "gatv2")},
+        control_of="dfs", control_question="Fewer hints cost DFS accuracy (rich hints help)"),
 }
 
 

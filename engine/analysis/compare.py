@@ -160,6 +160,15 @@ def counterpart(learned: Model, algo: str, which: str = "auto") -> Model:
         return compile_model(algo)
 
 
+def training_setup(model: Model) -> str:
+    """How a checkpoint was trained, as far as runs of different algorithms can be set side by
+    side: ``"<protocol>, <processor>"`` (a checkpoint written before protocols were recorded
+    was trained under the sparse protocol, the only one there was)."""
+    desc = model.spec.get("description") or {}
+    protocol = (desc.get("protocol") or {}).get("name", "sparse")
+    return f"{protocol}, {desc.get('processor', '?')}"
+
+
 def shares_parameters(learned: Model, compiled: Model) -> bool:
     """Whether the two models are points of one parameter space (same weight names and shapes):
     only then do the compiled point's loss, the aligned distance and the barrier mean anything."""
@@ -499,6 +508,7 @@ def compare(paths, *, sizes=(16, 64, 256, 1000), families=("er",), seeds=(0,), d
     params = _parameters(checkpoints, compiled_of, out, progress) if parameters else []
     info = [{"label": c.label, "group": c.group, "file": c.path,
              "algorithm": c.model.spec["description"]["algorithm"], "hidden": c.model.hidden,
+             "setup": training_setup(c.model),
              "compiled": compiled_of[c.label].name,
              "shares_parameters": shares_parameters(c.model, compiled_of[c.label]),
              "hint0": "given" if takes_given_hint0(c.model) else "decoded"} for c in checkpoints]

@@ -40,6 +40,7 @@ def _channel_fit(row: dict) -> float:
 
 def tables(rows: list, params: list, info: list) -> dict:
     group_of = {c["label"]: c["group"] for c in info}
+    setup_of = {c["group"]: c.get("setup") for c in info}
     ok = [r for r in rows if r.get("status") == "ok"]
     graphs, steps = [], []
     for r in ok:
@@ -66,7 +67,7 @@ def tables(rows: list, params: list, info: list) -> dict:
                    **{f"matched_cosine:{k}": v for k, v in p["matched_cosine"].items()}}
                   for p in params if p.get("status") == "ok"]
     return {"graphs": graphs, "steps": steps, "summary": summary, "parameters": parameters,
-            "question": _question(ok, summary, parameters, group_of)}
+            "question": _question(ok, summary, parameters, group_of, setup_of)}
 
 
 def _summary(ok: list, group_of: dict) -> list:
@@ -129,10 +130,11 @@ def _summary(ok: list, group_of: dict) -> list:
     return out
 
 
-def _question(ok: list, summary: list, parameters: list, group_of: dict) -> list:
+def _question(ok: list, summary: list, parameters: list, group_of: dict, setup_of: dict | None = None) -> list:
     """Per algorithm and run: accuracy at 64 and at the largest ER size, faithfulness at the
     smallest size, the parameter distance, and the rank correlation over checkpoints between
-    faithfulness at the smallest size and accuracy at the largest."""
+    faithfulness at the smallest size and accuracy at the largest; with the run's training
+    setup and its median trace length at 64 nodes (for setting a control beside its base)."""
     from scipy.stats import spearmanr
 
     out = []
@@ -149,12 +151,16 @@ def _question(ok: list, summary: list, parameters: list, group_of: dict) -> list
             fit = _median([_channel_fit(r) for r in cs if r["n"] == small])
             acc = _mean([a for r in cs if r["n"] == large for a in r["output_accuracy"]])
             per_ckpt.append((m, fit, acc))
+        steps64 = [t for r in ok if r["algorithm"] == algo and group_of[r["model"]] == group
+                   and r["family"] == "er" and r["n"] == 64 for t in r["steps"]]
         rho = None
         if len(per_ckpt) >= 3:
             r = spearmanr([p[1] for p in per_ckpt], [p[2] for p in per_ckpt])
             rho = None if not np.isfinite(r.statistic) else float(r.statistic)
         out.append({
             "algorithm": algo, "group": group, "checkpoints": len(per_ckpt),
+            "setup": (setup_of or {}).get(group),
+            "median_steps_64": float(np.median(steps64)) if steps64 else None,
             "accuracy_64": at64["output_accuracy"] if at64 else None,
             "accuracy_64_low": at64["output_accuracy_low"] if at64 else None,
             "accuracy_64_high": at64["output_accuracy_high"] if at64 else None,
@@ -241,6 +247,49 @@ def claims(question: list) -> list:
     return out
 
 
+def controls(question: list) -> list:
+    """Each control run (an algorithm whose registry entry names ``control_of``) beside every
+    run of the algorithm it varies with the same training setup: its claim
+    (``control_question``: the control costs accuracy) is ``supported`` when the control's 95%
+    interval at 64 nodes lies wholly below the base's, ``not supported`` otherwise (the basis
+    says whether the intervals overlap or the control scores higher), ``not measured`` without
+    a base run of that setup or without cells at 64 nodes."""
+    out = []
+    for c in question:
+        entry = ALGORITHMS[c["algorithm"]]
+        if entry.control_of is None:
+            continue
+        claim = f"{entry.control_question} ({c['group']} against {entry.control_of}, {c.get('setup')})"
+        bases = [q for q in question if q["algorithm"] == entry.control_of and q.get("setup") == c.get("setup")]
+        if not bases:
+            out.append({"claim": claim, "control": c["group"], "base": None, "verdict": "not measured",
+                        "basis": f"no {entry.control_of} run of setup {c.get('setup')!r} compared"})
+            continue
+        for b in bases:
+            row = {"claim": claim.replace(f"against {entry.control_of},", f"against {b['group']},"),
+                   "control": c["group"], "base": b["group"], "setup": c.get("setup")}
+            if c["accuracy_64"] is None or b["accuracy_64"] is None:
+                out.append({**row, "verdict": "not measured", "basis": "no cells at 64 nodes for both runs"})
+                continue
+            below = c["accuracy_64_high"] < b["accuracy_64_low"]
+            above = c["accuracy_64_low"] > b["accuracy_64_high"]
+            how = "intervals disjoint, control below" if below else (
+                "intervals disjoint, control above" if above else "intervals overlap")
+
+            def at64(q):
+                steps = "" if q.get("median_steps_64") is None else f", median trace {q['median_steps_64']:.0f} steps"
+                return (f"{q['accuracy_64']:.4f} ({q['accuracy_64_low']:.4f}-{q['accuracy_64_high']:.4f}; "
+                        f"{q['checkpoints']} seed{'s' if q['checkpoints'] != 1 else ''}{steps})")
+
+            basis = (f"accuracy at 64: control {at64(c)} against {at64(b)}: {how}; at the largest sizes: control "
+                     f"{c['accuracy_largest']:.4f} at {c['largest_n']:,}, base {b['accuracy_largest']:.4f} at "
+                     f"{b['largest_n']:,}; compiled controls "
+                     + ("exact on every graph" if c["compiled_exact_everywhere"] and b["compiled_exact_everywhere"]
+                        else "NOT exact everywhere"))
+            out.append({**row, "verdict": "supported" if below else "not supported", "basis": basis})
+    return out
+
+
 # ---------------------------------------------------------------- writing
 
 
@@ -263,14 +312,16 @@ def write_report(result: dict, out: str, settings: dict) -> list:
         write_csv(path, t[name])
         written.append(path)
     verdicts = claims(t["question"])
+    control_rows = controls(t["question"])
     doc = {"settings": settings, "checkpoints": result["checkpoints"], "summary": t["summary"],
-           "question": t["question"], "parameters": t["parameters"], "claims": verdicts}
+           "question": t["question"], "parameters": t["parameters"], "claims": verdicts,
+           "controls": control_rows}
     path = os.path.join(out, "results.json")
     _write_text(path, json.dumps(doc, indent=1, default=float) + "\n")
     written.append(path)
     written += figures(t, out)
     path = os.path.join(out, "report.md")
-    _write_text(path, markdown(result, settings, verdicts))
+    _write_text(path, markdown(result, settings, verdicts, control_rows))
     written.append(path)
     return written
 
@@ -395,7 +446,7 @@ def _f(x, digits=4) -> str:
     return str(x)
 
 
-def markdown(result: dict, settings: dict, verdicts: list) -> str:
+def markdown(result: dict, settings: dict, verdicts: list, control_rows: list = ()) -> str:
     t = result["tables"]
     lines = ["# Learned against compiled", "",
              "Written by `python -m engine.compare` (engine.analysis.compare). Every learned checkpoint runs "
@@ -439,7 +490,16 @@ def markdown(result: dict, settings: dict, verdicts: list) -> str:
     for v in verdicts:
         lines.append(f"| {v['claim']} | **{v['verdict']}** | {v['basis']} |")
     lines += ["", f"Criteria (stated before looking): effective = output accuracy at 64 nodes >= {EFFECTIVE}; "
-              f"faithful = median probe R^2 and standardised CKA at the smallest size both >= {FAITHFUL}.", "",
+              f"faithful = median probe R^2 and standardised CKA at the smallest size both >= {FAITHFUL}.", ""]
+    if control_rows:
+        lines += ["## Controls: trace length and hint richness", "",
+                  "Each control (sequential BFS, `bfs_seq`: one hint per queue event; DFS with reduced hints, "
+                  "`dfs_light`: `pi_h` and `color` only) beside the run of the algorithm it varies, trained the "
+                  "same way. Supported: the control's 95% interval at 64 nodes lies wholly below the base's.", "",
+                  "| claim | our numbers | basis |", "|---|---|---|"]
+        lines += [f"| {v['claim']} | **{v['verdict']}** | {v['basis']} |" for v in control_rows]
+        lines.append("")
+    lines += [
               "## By size", "",
               "| algorithm | run | family | n | graphs | accuracy (95% CI) | best trivial rule | CLRS score | exact match | exact trace "
               "| median first divergent step | P(right \\| right) | P(right \\| wrong) | CKA raw / std. | probe R^2 "
