@@ -259,15 +259,17 @@ def controls(question: list) -> list:
         entry = ALGORITHMS[c["algorithm"]]
         if entry.control_of is None:
             continue
-        claim = f"{entry.control_question} ({c['group']} against {entry.control_of}, {c.get('setup')})"
+        def claim(base: str) -> str:
+            return f"{entry.control_question} ({c['group']} against {base}, {c.get('setup')})"
+
         bases = [q for q in question if q["algorithm"] == entry.control_of and q.get("setup") == c.get("setup")]
         if not bases:
-            out.append({"claim": claim, "control": c["group"], "base": None, "verdict": "not measured",
+            out.append({"claim": claim(entry.control_of), "control": c["group"], "base": None,
+                        "setup": c.get("setup"), "verdict": "not measured",
                         "basis": f"no {entry.control_of} run of setup {c.get('setup')!r} compared"})
             continue
         for b in bases:
-            row = {"claim": claim.replace(f"against {entry.control_of},", f"against {b['group']},"),
-                   "control": c["group"], "base": b["group"], "setup": c.get("setup")}
+            row = {"claim": claim(b["group"]), "control": c["group"], "base": b["group"], "setup": c.get("setup")}
             if c["accuracy_64"] is None or b["accuracy_64"] is None:
                 out.append({**row, "verdict": "not measured", "basis": "no cells at 64 nodes for both runs"})
                 continue
