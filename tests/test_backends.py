@@ -113,6 +113,161 @@ def test_edge_pass_parity(dtype, groups, depth, include_self, backend):
         assert np.all(got[400:] == 0) and np.all(got_w[400:] == -1)
 
 
+# Inputs with the cases the max/min/arg reductions must get right bit for bit: NaN (never
+# wins, and a NaN accumulator takes the next message), infinities, zeros of both signs and
+# many ties (the first extremal message in row order keeps its bits; an arg group's ties go
+# to the lowest source). Small integers, so every sum is exact.
+SPECIAL_POOL = [np.nan, -np.inf, np.inf, -0.0, 0.0, 0.0, 1.0, 1.0, 2.0, -1.0, -3.0, 4.0]
+
+
+def _special(rng, shape, dtype):
+    return rng.choice(np.array(SPECIAL_POOL), size=shape).astype(dtype)
+
+
+def _kernel_semantics_pass(g, edges):
+    """The edge pass as csrc/engine/message_passing.h documents it, one message at a time in
+    row order (self first, then in-edges in CSR order): the first layer (S[u] + q) + the edge
+    term (a sum from +0, inputs ascending), relu mapping -0 to +0 and keeping NaN, each dense
+    layer a sum from +0 over inputs ascending; Extremum and ArgExtremum folds (reduce.h). The
+    NumPy reference reduces with ufunc reductions, which return either zero on a tie of +0
+    and -0, so it is no oracle for signed zeros."""
+    S, Q, E, We = edges.S, edges.Q, edges.E, edges.We
+    dt = S.dtype.type
+    relu = lambda x: np.where(dt(0) > x, dt(0), x) + dt(0)  # noqa: E731
+
+    def message(u, v, e):
+        x = S[u] + Q[0 if Q.shape[0] == 1 else v]
+        if e >= 0 and E is not None and E.shape[1]:
+            t = np.zeros(S.shape[1], dtype=S.dtype)
+            for j in range(E.shape[1]):
+                t = t + E[e, j] * We[j]
+            x = x + t
+        x = relu(x) if edges.act0 == 1 else x
+        for layer in edges.tail:
+            y = np.zeros(layer.weight.shape[1], dtype=S.dtype)
+            for i in range(x.shape[0]):
+                y = y + x[i] * layer.weight[i]
+            y = y + layer.bias
+            x = relu(y) if layer.act == 1 else y
+        return x
+
+    n = g.num_nodes
+    out = np.zeros((n, edges.width), dtype=S.dtype)
+    winners = np.full((n, edges.num_arg), -1, dtype=np.int32)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, 0 * inf: NaN by design
+        for v in range(n):
+            _kernel_semantics_row(v, g, edges, message, out, winners)
+    return out, winners
+
+
+def _kernel_semantics_row(v, g, edges, message, out, winners):
+    """Row v of _kernel_semantics_pass: its messages in row order, each group folded."""
+    msgs = [(v, -1)] if edges.include_self else []
+    msgs += [(int(g.indices[e]), e) for e in range(g.indptr[v], g.indptr[v + 1])]
+    if not msgs:
+        return
+    ms = [(u, message(u, v, e)) for u, e in msgs]
+    slot = 0
+    for code, lo, hi in edges.groups:
+        kind = REDUCE_KINDS[int(code)]
+        if kind in ("max", "min"):
+            acc = ms[0][1][lo:hi].copy()
+            for _, x in ms[1:]:
+                better = x[lo:hi] > acc if kind == "max" else x[lo:hi] < acc
+                acc = np.where(better | np.isnan(acc), x[lo:hi], acc)
+            out[v, lo:hi] = acc
+            continue
+        best, acc = -1, None
+        for u, x in ms:
+            key = x[lo]
+            if np.isnan(key):
+                continue
+            if (best < 0 or (key > acc[0] if kind == "argmax" else key < acc[0])
+                    or (key == acc[0] and u < best)):
+                best, acc = u, x[lo:hi].copy()
+        if best >= 0:
+            out[v, lo:hi] = acc
+        winners[v, slot] = best
+        slot += 1
+
+
+def _assert_same_bits(got, want):
+    """Equal values, NaN at the same places, and zeros with the same signs."""
+    np.testing.assert_array_equal(got, want)
+    assert np.array_equal(np.signbit(got) & ~np.isnan(got), np.signbit(want) & ~np.isnan(want)), \
+        "zeros of different signs"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k0", [1, 2, 3, 4, 5, 8])
+@pytest.mark.parametrize("fe", [0, 2])
+@pytest.mark.parametrize("act0", [0, 1])
+@pytest.mark.parametrize("shared_q", [False, True])
+@pytest.mark.parametrize("name", ["native", "numba"])
+def test_first_layer_extremum_messages_keep_their_bits(dtype, k0, fe, act0, shared_q, name):
+    """Messages that are the first layer alone, reduced by max/min groups and at most one
+    argmax/argmin group (the shape of compiled BFS and Bellman-Ford layers, which the native
+    kernel reduces in a fused loop), on inputs full of NaN, infinities, signed zeros and ties:
+    the kernels give the documented bits."""
+    if name not in available_backends():
+        pytest.skip(f"{name} not available")
+    g = generators.erdos_renyi(60, 6, directed=True, seed=5)
+    g = Graph.from_edges(g.indices, g.edge_targets(), 64)  # rows with no in-edge
+    rng = np.random.default_rng(k0 * 7 + fe)
+    n, m = g.num_nodes, g.num_edges
+    S = _special(rng, (n, k0), dtype)
+    Q = _special(rng, (1 if shared_q else n, k0), dtype)
+    E = _special(rng, (m, fe), dtype) if fe else None
+    We = rng.choice([0.0, 1.0, -1.0, 2.0], size=(fe, k0)).astype(dtype) if fe else None
+    for trial in range(3):  # groups of 1-2 channels, kinds drawn; at most one arg group
+        groups, c, arg_used = [], 0, False
+        while c < k0:
+            size = int(rng.integers(1, 3)) if k0 - c > 1 else 1
+            kinds = ["max", "min"] + (["argmax", "argmin"] if not arg_used else [])
+            kind = kinds[int(rng.integers(len(kinds)))]
+            arg_used = arg_used or kind.startswith("arg")
+            groups.append((REDUCE_KINDS.index(kind), c, c + size))
+            c += size
+        codes = np.array(groups, dtype=np.int64)
+        for include_self in (True, False):
+            edges = EdgeInputs(S, Q, E, We, act0, (), codes, include_self)
+            want, want_w = _kernel_semantics_pass(g, edges)
+            got, got_w = load_backend(name).edge_pass(g, edges)
+            _assert_same_bits(got, want)
+            np.testing.assert_array_equal(got_w, want_w)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k0", [1, 2, 3, 4, 8])
+@pytest.mark.parametrize("fe", [0, 1])
+@pytest.mark.parametrize("kind", ["argmax", "argmin"])
+@pytest.mark.parametrize("name", ["native", "numba"])
+def test_edge_score_winners_keep_their_bits(dtype, k0, fe, kind, name):
+    """Edge scores (a relu first layer, then one dense layer to one channel) reduced by one
+    argmax/argmin group, as pointer decoders are (the native kernel's fused score loop): the
+    winners and winning scores, with NaN, infinite and tied scores."""
+    if name not in available_backends():
+        pytest.skip(f"{name} not available")
+    g = generators.erdos_renyi(60, 6, directed=True, seed=6)
+    g = Graph.from_edges(g.indices, g.edge_targets(), 64)
+    rng = np.random.default_rng(k0 * 11 + fe)
+    n, m = g.num_nodes, g.num_edges
+    S = _special(rng, (n, k0), dtype)
+    Q = _special(rng, (n, k0), dtype)
+    E = _special(rng, (m, fe), dtype) if fe else None
+    We = rng.choice([0.0, 1.0, -1.0], size=(fe, k0)).astype(dtype) if fe else None
+    W1 = rng.choice([0.0, 1.0, -1.0, 2.0], size=(k0, 1)).astype(dtype)
+    codes = np.array([(REDUCE_KINDS.index(kind), 0, 1)], dtype=np.int64)
+    for act1, bias in ((0, 0.0), (1, -1.0)):
+        tail = (Dense(W1, np.array([bias], dtype=dtype), act1),)
+        for include_self in (True, False):
+            edges = EdgeInputs(S, Q, E, We, 1, tail, codes, include_self)
+            want, want_w = _kernel_semantics_pass(g, edges)
+            got, got_w = load_backend(name).edge_pass(g, edges)
+            np.testing.assert_array_equal(got_w, want_w)
+            _assert_same_bits(got, want)
+
+
 @pytest.mark.parametrize("name", ["native", "numba"])
 def test_thread_count_does_not_change_results(name):
     if name not in available_backends():

@@ -90,7 +90,7 @@ ENGINE_INLINE void weighted_act(const T* __restrict pre, const T* __restrict w, 
   if (slope == 0) {
     for (int64_t c = 0; c < d; ++c) {
       const T p = pre[c];
-      prod[c] = w[c] * ((p > 0 || p != p) ? p : T(0));
+      prod[c] = w[c] * ((T(0) > p ? T(0) : p) + T(0));  // activate()'s relu
     }
   } else {
     for (int64_t c = 0; c < d; ++c) {

@@ -200,8 +200,11 @@ inline T sigmoid(T x) {
 
 template <typename T>
 inline T activate(T x, Activation act) {
-  // relu keeps NaN (as NumPy and torch do)
-  return (act == Activation::Relu) ? ((x > T(0) || x != x) ? x : T(0)) : x;
+  // relu keeps NaN (as NumPy and torch do) and maps -0 to +0: (0 > x ? 0 : x) keeps NaN
+  // and -0, and adding +0 turns -0 into +0 and changes no other value. Written so because it
+  // compiles to a max and an add: the select "x if x > 0 or x is NaN, else 0" compiled to
+  // branches, mispredicted on every other message of an edge score.
+  return (act == Activation::Relu) ? ((T(0) > x ? T(0) : x) + T(0)) : x;
 }
 
 // The inner product loop of a dense layer, y[o] += x[i] * W[i, o] over inputs i ascending
@@ -392,6 +395,12 @@ struct Plan {
   // The message does not depend on the source or the edge (S all zero, no edge term): every
   // message of a row equals the self message, so the row reduces without visiting edges.
   bool source_free = false;
+  // Where the message is its first layer alone and every group is a max or a min, with at
+  // most one argmax or argmin group: per channel, +1 (max, argmax) or -1 (min, argmin), so
+  // that a row reduces as maxima over sign-flipped messages (reduce_row_extremum); empty
+  // otherwise. The arg group's channels, if any: [arg_lo, arg_hi).
+  std::vector<T> extremum_sign;
+  int64_t arg_lo = 0, arg_hi = 0;
 
   explicit Plan(const EdgePassArgs<T>& a) {
     k_out = message_width(a);
@@ -405,6 +414,20 @@ struct Plan {
     if (source_free && a.fe > 0)
       for (int64_t j = 0; j < a.fe * a.k0; ++j) source_free = source_free && a.We[j] == T(0);
     for (const auto& g : a.groups) num_arg += is_arg(g.kind) ? 1 : 0;
+    bool extremum = a.layers.empty() && !a.groups.empty() && num_arg <= 1;
+    for (const auto& g : a.groups) extremum = extremum && g.kind != Reduce::Sum && g.kind != Reduce::Mean &&
+                                              g.kind != Reduce::Softmax;
+    if (extremum) {
+      extremum_sign.assign(static_cast<size_t>(k_out), T(1));
+      for (const auto& g : a.groups) {
+        const bool lower = g.kind == Reduce::Min || g.kind == Reduce::ArgMin;
+        for (int64_t c = g.start; c < g.stop; ++c) extremum_sign[static_cast<size_t>(c)] = lower ? T(-1) : T(1);
+        if (is_arg(g.kind)) {
+          arg_lo = g.start;
+          arg_hi = g.stop;
+        }
+      }
+    }
   }
 };
 
@@ -800,6 +823,149 @@ inline int64_t reduce_row_small(const EdgePassArgs<T>& a, const Plan<T>&, Scratc
   return finish_row(a.groups, r, count, s.agg.data(), winners);
 }
 
+// reduce_row_small for a first-layer message (K0 channels) whose groups are max or min, with
+// at most one argmax or argmin group (Plan::extremum_sign): each message is folded into the
+// accumulators as soon as it is computed. Min and argmin channels fold as maxima over negated
+// values (negation is exact, and it maps the first smallest message to the first largest,
+// zeros of both signs included, and an arg group's payload back to its bits); the folds are
+// Extremum's (NaN-ignoring, the first extremal message kept) and ArgExtremum's (the best key,
+// ties to the lowest source, NaN keys never winning). The same messages, order and bits as the
+// generic path, in a loop short enough that many rows' random state reads are in flight at
+// once (the reduction is bound by their latency), with data-dependent choices made by selects
+// rather than branches.
+template <typename T, int K0>
+inline int64_t reduce_row_extremum(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v,
+                                   int32_t* winners) {
+  T sign[K0], qv[K0], acc[K0];
+  bool plain[K0];
+  const T* q = a.Q + (a.q_shared ? 0 : v * K0);
+  const int64_t ka = p.arg_lo, kb = p.arg_hi;
+  const bool has_arg = kb > ka;
+  for (int c = 0; c < K0; ++c) {
+    sign[c] = p.extremum_sign[static_cast<size_t>(c)];
+    qv[c] = q[c];
+    plain[c] = !(c >= ka && c < kb);
+  }
+  const bool relu = a.first_act == Activation::Relu;
+  const int64_t row_begin = a.indptr[v];
+  const int64_t end = a.indptr[v + 1];
+  const int64_t count = (end - row_begin) + (a.include_self ? 1 : 0);
+  T* agg = s.agg.data();
+  if (count == 0) {
+    for (int c = 0; c < K0; ++c) agg[c] = T(0);
+    if (has_arg && winners) winners[0] = -1;
+    return 0;
+  }
+  const T* __restrict S = a.S;
+  const int32_t* __restrict indices = a.indices;
+  auto message = [&](int64_t u, int64_t e, T* x) __attribute__((always_inline)) {
+    const T* su = S + u * K0;
+    for (int c = 0; c < K0; ++c) x[c] = su[c] + qv[c];
+    if (e >= 0 && a.fe > 0) {
+      const T* ef = a.E + e * a.fe;
+      for (int c = 0; c < K0; ++c) {
+        T t = T(0);
+        for (int64_t j = 0; j < a.fe; ++j) t += ef[j] * a.We[j * K0 + c];
+        x[c] = x[c] + t;
+      }
+    }
+    if (relu)
+      for (int c = 0; c < K0; ++c) x[c] = activate(x[c], Activation::Relu);
+    for (int c = 0; c < K0; ++c) x[c] = x[c] * sign[c];
+  };
+  int64_t best = -1;  // the arg group's winner
+  auto fold = [&](const T* x, int64_t u) __attribute__((always_inline)) {
+    for (int c = 0; c < K0; ++c)
+      if (plain[c]) acc[c] = (acc[c] == acc[c]) ? (x[c] > acc[c] ? x[c] : acc[c]) : x[c];
+    if (!has_arg) return;
+    const T key = x[ka], cur = acc[ka];
+    const bool take = (key == key) & ((best < 0) | (key > cur) | ((key == cur) & (u < best)));
+    const int64_t mask = -static_cast<int64_t>(take);
+    best = (u & mask) | (best & ~mask);
+    for (int c = 0; c < K0; ++c)
+      if (!plain[c]) acc[c] = take ? x[c] : acc[c];
+  };
+  int64_t e = row_begin;
+  const int64_t u0 = a.include_self ? v : static_cast<int64_t>(indices[e]);
+  message(u0, a.include_self ? -1 : e, acc);
+  if (has_arg && acc[ka] == acc[ka]) best = u0;
+  if (!a.include_self) ++e;
+  constexpr int64_t kPrefetch = 16;  // edges ahead: hides the latency of random S[u] rows
+  for (; e < end; ++e) {
+    if (e + kPrefetch < a.num_edges) __builtin_prefetch(S + static_cast<int64_t>(indices[e + kPrefetch]) * K0);
+    T x[K0];
+    const int64_t u = indices[e];
+    message(u, e, x);
+    fold(x, u);
+  }
+  for (int c = 0; c < K0; ++c) agg[c] = (!plain[c] && best < 0) ? T(0) : acc[c] * sign[c];
+  if (has_arg && winners) winners[0] = static_cast<int32_t>(best);
+  return count;
+}
+
+// reduce_row_small for an edge score (a first layer of K0 channels, then one dense layer to a
+// single channel) reduced by one argmax or argmin group (Plan::score_arg): each score is
+// folded into the running winner as soon as it is computed, with ArgExtremum's rule (the
+// largest or smallest key, ties to the lowest source, NaN never winning). The same scores,
+// order and winners as the generic path, in a loop short enough that many rows' random state
+// reads are in flight at once.
+template <typename T, int K0, bool IsMax>
+inline int64_t reduce_row_score_arg(const EdgePassArgs<T>& a, Scratch<T>& s, int64_t v, int32_t* winners) {
+  const auto& l = a.layers[0];
+  T qv[K0], W1[K0];
+  const T* q = a.Q + (a.q_shared ? 0 : v * K0);
+  for (int c = 0; c < K0; ++c) {
+    qv[c] = q[c];
+    W1[c] = l.weight[c];
+  }
+  const T b1 = l.bias[0];
+  const Activation act1 = l.act;
+  const bool relu = a.first_act == Activation::Relu;
+  const int64_t row_begin = a.indptr[v];
+  const int64_t end = a.indptr[v + 1];
+  const int64_t count = (end - row_begin) + (a.include_self ? 1 : 0);
+  const T* __restrict S = a.S;
+  const int32_t* __restrict indices = a.indices;
+  auto score = [&](int64_t u, int64_t e) __attribute__((always_inline)) {
+    const T* su = S + u * K0;
+    T x[K0];
+    for (int c = 0; c < K0; ++c) x[c] = su[c] + qv[c];
+    if (e >= 0 && a.fe > 0) {
+      const T* ef = a.E + e * a.fe;
+      for (int c = 0; c < K0; ++c) {
+        T t = T(0);
+        for (int64_t j = 0; j < a.fe; ++j) t += ef[j] * a.We[j * K0 + c];
+        x[c] = x[c] + t;
+      }
+    }
+    if (relu)
+      for (int c = 0; c < K0; ++c) x[c] = activate(x[c], Activation::Relu);
+    T y = T(0);
+    for (int c = 0; c < K0; ++c) y += x[c] * W1[c];
+    return activate(y + b1, act1);
+  };
+  T key = T(0);
+  int64_t best = -1;
+  auto fold = [&](T k, int64_t u) __attribute__((always_inline)) {
+    // NaN never wins (every comparison with it is false); selects by mask, not by branch:
+    // which message wins is data dependent and unpredictable
+    const bool take = (k == k) & ((best < 0) | (IsMax ? k > key : k < key) | ((k == key) & (u < best)));
+    const int64_t mask = -static_cast<int64_t>(take);
+    best = (u & mask) | (best & ~mask);
+    key = take ? k : key;
+  };
+  if (a.include_self) fold(score(v, -1), v);
+  constexpr int64_t kPrefetch = 16;  // edges ahead: hides the latency of random S[u] rows
+  for (int64_t e = row_begin; e < end; ++e) {
+    if (e + kPrefetch < a.num_edges) __builtin_prefetch(S + static_cast<int64_t>(indices[e + kPrefetch]) * K0);
+    const int64_t u = indices[e];
+    fold(score(u, e), u);
+  }
+  s.agg[0] = best < 0 ? T(0) : key;
+  if (winners) winners[0] = static_cast<int32_t>(best);
+  return count;
+}
+
 // reduce_row when every message of row v is the same (Plan::source_free): the message is
 // computed once and each group takes the aggregate of count copies of it (Reducer::repeat:
 // the same folds in the same order; the arg winner is the row's lowest source), so the
@@ -827,6 +993,16 @@ template <typename T>
 inline int64_t reduce_any(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>& s, int64_t v, int32_t* winners) {
   if (p.source_free) return reduce_row_uniform(a, p, s, v, winners);
   if (reduces_tiled(a, p)) return reduce_row_tiled(a, p, s, v, winners);
+  if (a.layers.empty() && !p.extremum_sign.empty()) {
+    switch (a.k0) {
+      case 1: return reduce_row_extremum<T, 1>(a, p, s, v, winners);
+      case 2: return reduce_row_extremum<T, 2>(a, p, s, v, winners);
+      case 3: return reduce_row_extremum<T, 3>(a, p, s, v, winners);
+      case 4: return reduce_row_extremum<T, 4>(a, p, s, v, winners);
+      case 8: return reduce_row_extremum<T, 8>(a, p, s, v, winners);
+      default: break;
+    }
+  }
   if (a.layers.empty()) {
     switch (a.k0) {
       case 1: return reduce_row_small<T, 1, 0>(a, p, s, v, winners);
@@ -837,6 +1013,22 @@ inline int64_t reduce_any(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>
       default: break;
     }
   } else if (a.layers.size() == 1 && a.layers[0].out == 1) {  // edge scores
+    const bool one_arg = a.groups.size() == 1 && a.groups[0].stop - a.groups[0].start == 1 &&
+                         (a.groups[0].kind == Reduce::ArgMax || a.groups[0].kind == Reduce::ArgMin);
+    if (one_arg) {
+      const bool is_max = a.groups[0].kind == Reduce::ArgMax;
+      switch (a.k0) {
+        case 1: return is_max ? reduce_row_score_arg<T, 1, true>(a, s, v, winners)
+                              : reduce_row_score_arg<T, 1, false>(a, s, v, winners);
+        case 2: return is_max ? reduce_row_score_arg<T, 2, true>(a, s, v, winners)
+                              : reduce_row_score_arg<T, 2, false>(a, s, v, winners);
+        case 4: return is_max ? reduce_row_score_arg<T, 4, true>(a, s, v, winners)
+                              : reduce_row_score_arg<T, 4, false>(a, s, v, winners);
+        case 8: return is_max ? reduce_row_score_arg<T, 8, true>(a, s, v, winners)
+                              : reduce_row_score_arg<T, 8, false>(a, s, v, winners);
+        default: break;
+      }
+    }
     switch (a.k0) {
       case 1: return reduce_row_small<T, 1, 1>(a, p, s, v, winners);
       case 2: return reduce_row_small<T, 2, 1>(a, p, s, v, winners);
