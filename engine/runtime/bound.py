@@ -15,6 +15,7 @@ from ..backends.numpy_ops import SMALL_WEIGHTS, reduce_readout_channels, sigmoid
 from ..errors import EngineError
 from ..model import registry as R
 from ..model.plan import EdgeMLP, LayerPlan, ModelPlan
+from .columns import set_columns
 
 POINTER_GROUPS = np.array([(R.aggregation("argmax").code, 0, 1)], dtype=np.int64)  # a pointer: argmax of its score
 
@@ -91,11 +92,13 @@ class BoundModel:
         """An (n, f_z) buffer ``z = [h, x, f, a, b]`` with the node inputs filled in."""
         lay = self.layout
         z = np.zeros((self.graph.num_nodes, lay.fz), dtype=self.dtype)
-        z[:, lay.d:lay.hx] = self.x
+        set_columns(z, lay.d, self.x)
         return z
 
     def initial_state(self) -> np.ndarray:
-        return self.mm(self.x, self.plan.init_weight) + self.plan.init_bias
+        h = self.mm(self.x, self.plan.init_weight)
+        h += self.plan.init_bias
+        return h
 
     def initial_graph(self):
         return self.plan.graph_init.copy() if self.layout.dg else None

@@ -22,6 +22,7 @@ from ..model.message_graph import message_graph
 from ..model.plan import build_plan
 from ..model.spec import Model, step_bound
 from .bound import BoundModel
+from .columns import get_columns, set_columns
 from .native_loop import NativeLoop
 from .python_loop import ActiveStepper, dense_step
 
@@ -270,9 +271,9 @@ def run_bound(model: Model, run: BoundModel, given: dict, bound: int, *, trace: 
     z = run.new_buffer()
     # the native loop runs a single layer in place; every other loop needs a second buffer
     spare = run.new_buffer() if not (use_native_loop and len(plan.layers) == 1) else None
-    z[:, :d] = run.initial_state()
+    set_columns(z, 0, run.initial_state())
     native_loop = NativeLoop(run, mode, z, spare, g) if use_native_loop else None
-    states = [z[:, :d].copy()] if hidden else None
+    states = [get_columns(z, 0, d)] if hidden else None
     if on_state is not None:
         _call_on_state(on_state, 0, z, d)
     hint_rows = {name: [] for name in plan.hints} if trace else None
@@ -302,7 +303,7 @@ def run_bound(model: Model, run: BoundModel, given: dict, bound: int, *, trace: 
             z, spare, changed, g = stepper.step(z, spare, watch, g, graph_watch)
         t += 1
         if hidden:
-            states.append(z[:, :d].copy())
+            states.append(get_columns(z, 0, d))
         if on_state is not None:
             _call_on_state(on_state, t, z, d)
         if progress is not None:
@@ -321,4 +322,4 @@ def run_bound(model: Model, run: BoundModel, given: dict, bound: int, *, trace: 
                            node_updates=(native_loop.node_updates if native_loop else
                                          stepper.active_rows if stepper else n * t * len(plan.layers)),
                            aggregates_reused=native_loop.aggregates_reused if native_loop else 0,
-                           seconds=time.perf_counter() - t0, final_state=z[:, :d].copy(), final_graph=final_graph)
+                           seconds=time.perf_counter() - t0, final_state=get_columns(z, 0, d), final_graph=final_graph)
