@@ -823,6 +823,26 @@ inline int64_t reduce_row_small(const EdgePassArgs<T>& a, const Plan<T>&, Scratc
   return finish_row(a.groups, r, count, s.agg.data(), winners);
 }
 
+// The first message layer of K0 channels from source part su into destination part qv along
+// edge e (e < 0: the self-edge, no edge term): x = act((su + qv) + E[e] @ We), the edge term a
+// sum from +0 over the edge features ascending. reduce_row_small's arithmetic, for the fused
+// loops below.
+template <typename T, int K0>
+ENGINE_INLINE void first_layer_fixed(const EdgePassArgs<T>& a, const T* su, const T* qv, int64_t e, bool relu,
+                                     T* x) {
+  for (int c = 0; c < K0; ++c) x[c] = su[c] + qv[c];
+  if (e >= 0 && a.fe > 0) {
+    const T* ef = a.E + e * a.fe;
+    for (int c = 0; c < K0; ++c) {
+      T t = T(0);
+      for (int64_t j = 0; j < a.fe; ++j) t += ef[j] * a.We[j * K0 + c];
+      x[c] = x[c] + t;
+    }
+  }
+  if (relu)
+    for (int c = 0; c < K0; ++c) x[c] = activate(x[c], Activation::Relu);
+}
+
 // reduce_row_small for a first-layer message (K0 channels) whose groups are max or min, with
 // at most one argmax or argmin group (Plan::extremum_sign): each message is folded into the
 // accumulators as soon as it is computed. Min and argmin channels fold as maxima over negated
@@ -859,18 +879,7 @@ inline int64_t reduce_row_extremum(const EdgePassArgs<T>& a, const Plan<T>& p, S
   const T* __restrict S = a.S;
   const int32_t* __restrict indices = a.indices;
   auto message = [&](int64_t u, int64_t e, T* x) __attribute__((always_inline)) {
-    const T* su = S + u * K0;
-    for (int c = 0; c < K0; ++c) x[c] = su[c] + qv[c];
-    if (e >= 0 && a.fe > 0) {
-      const T* ef = a.E + e * a.fe;
-      for (int c = 0; c < K0; ++c) {
-        T t = T(0);
-        for (int64_t j = 0; j < a.fe; ++j) t += ef[j] * a.We[j * K0 + c];
-        x[c] = x[c] + t;
-      }
-    }
-    if (relu)
-      for (int c = 0; c < K0; ++c) x[c] = activate(x[c], Activation::Relu);
+    first_layer_fixed<T, K0>(a, S + u * K0, qv, e, relu, x);
     for (int c = 0; c < K0; ++c) x[c] = x[c] * sign[c];
   };
   int64_t best = -1;  // the arg group's winner
@@ -927,19 +936,8 @@ inline int64_t reduce_row_score_arg(const EdgePassArgs<T>& a, Scratch<T>& s, int
   const T* __restrict S = a.S;
   const int32_t* __restrict indices = a.indices;
   auto score = [&](int64_t u, int64_t e) __attribute__((always_inline)) {
-    const T* su = S + u * K0;
     T x[K0];
-    for (int c = 0; c < K0; ++c) x[c] = su[c] + qv[c];
-    if (e >= 0 && a.fe > 0) {
-      const T* ef = a.E + e * a.fe;
-      for (int c = 0; c < K0; ++c) {
-        T t = T(0);
-        for (int64_t j = 0; j < a.fe; ++j) t += ef[j] * a.We[j * K0 + c];
-        x[c] = x[c] + t;
-      }
-    }
-    if (relu)
-      for (int c = 0; c < K0; ++c) x[c] = activate(x[c], Activation::Relu);
+    first_layer_fixed<T, K0>(a, S + u * K0, qv, e, relu, x);
     T y = T(0);
     for (int c = 0; c < K0; ++c) y += x[c] * W1[c];
     return activate(y + b1, act1);
