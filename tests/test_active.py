@@ -460,14 +460,14 @@ def test_single_layer_skips_rows_that_changed_only_where_it_ignores():
         assert skipping.node_updates < recomputing.node_updates
 
 
-def _coarse_model(seed, layers, groups, message_depth, dst="all", edge_inputs=()):
+def _coarse_model(seed, layers, groups, message_depth, dst="all", edge_inputs=(), hidden=6):
     """A random gated model whose weights are multiples of 1/2, so that messages tie, repeat,
     rise and fall (a message that falls from its row's extreme cannot be pushed). ``dst``: what
     the messages' destination part reads: ``all`` (state and inputs: it changes with the
     state), ``inputs`` (a fixed part per node) or ``none`` (the same part for every node)."""
     from engine.model.factory import random_weights
 
-    spec = mpnn_spec(6, edge_inputs=edge_inputs, groups=groups, layers=layers, gated=True,
+    spec = mpnn_spec(hidden, edge_inputs=edge_inputs, groups=groups, layers=layers, gated=True,
                      message_depth=message_depth)
     weights = {k: np.round(2 * v) / 2 for k, v in random_weights(spec, seed, scale=2.0).items()}
     for i in range(layers):
@@ -507,6 +507,20 @@ def test_incremental_aggregation_equals_reduction(n, m, seed, layers, groups, me
     model = _coarse_model(seed % 89, layers, COARSE_GROUPS[groups], message_depth, dst,
                           ("weight",) if edge_features else ())
     _native_modes_agree(model, g, steps=6)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_wide_parts_of_changed_rows_keep_the_row_products_bits(layers):
+    """The native loop computes the message parts of learned widths (k0 >= 16) for the rows
+    that changed in blocks (update_parts: the rows gathered, then dense_accumulate_tile),
+    once more than kSerialRows (512) rows changed: the states must keep the bits of the
+    Python loop, whose parts are one row product per node."""
+    if "native" not in engine.backends.available_backends():
+        pytest.skip("native backend not built")
+    g = generators.erdos_renyi(1500, 3, directed=True, seed=layers)
+    model = _coarse_model(layers, layers, COARSE_GROUPS["argmin+max"], 2, "all", hidden=32)
+    assert model.spec["layers"][0]["message"]["widths"][0] >= 16
+    _native_modes_agree(model, g, steps=4)
 
 
 @pytest.mark.parametrize("groups", ["argmin+max", "argmax+argmin"])

@@ -268,6 +268,39 @@ def test_edge_score_winners_keep_their_bits(dtype, k0, fe, kind, name):
             _assert_same_bits(got, want)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k0", [16, 24])
+@pytest.mark.parametrize("fe", [0, 2])
+@pytest.mark.parametrize("name", ["native", "numba"])
+def test_wide_messages_keep_their_bits(dtype, k0, fe, name):
+    """Messages of learned widths (k0 >= 16: the native kernel's ISA-dispatched first layer,
+    dense layer and bias/activation loops) with max, min and argmax groups, on inputs with NaN,
+    infinities, signed zeros and ties: the kernels give the documented bits. No weight is 0,
+    so no weight row is skipped (a skipped row adds no 0 * inf)."""
+    if name not in available_backends():
+        pytest.skip(f"{name} not available")
+    g = generators.erdos_renyi(60, 6, directed=True, seed=7)
+    g = Graph.from_edges(g.indices, g.edge_targets(), 64)
+    rng = np.random.default_rng(k0 * 13 + fe)
+    n, m = g.num_nodes, g.num_edges
+    weights = np.array([-2.0, -1.0, -0.5, 0.5, 1.0, 2.0])
+    S = _special(rng, (n, k0), dtype)
+    Q = _special(rng, (n, k0), dtype)
+    E = _special(rng, (m, fe), dtype) if fe else None
+    We = rng.choice(weights, size=(fe, k0)).astype(dtype) if fe else None
+    out = 18
+    codes = np.array([(REDUCE_KINDS.index("argmax"), 0, 3), (REDUCE_KINDS.index("max"), 3, 10),
+                      (REDUCE_KINDS.index("min"), 10, out)], dtype=np.int64)
+    for act0, act1 in ((1, 1), (1, 0), (0, 1)):
+        tail = (Dense(rng.choice(weights, size=(k0, out)).astype(dtype), _special(rng, out, dtype), act1),)
+        for include_self in (True, False):
+            edges = EdgeInputs(S, Q, E, We, act0, tail, codes, include_self)
+            want, want_w = _kernel_semantics_pass(g, edges)
+            got, got_w = load_backend(name).edge_pass(g, edges)
+            _assert_same_bits(got, want)
+            np.testing.assert_array_equal(got_w, want_w)
+
+
 @pytest.mark.parametrize("name", ["native", "numba"])
 def test_thread_count_does_not_change_results(name):
     if name not in available_backends():

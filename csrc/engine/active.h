@@ -815,21 +815,42 @@ void StepLoop<T>::update_parts(LoopLayer<T>& ly, const T* inp, bool everything) 
     row_product(ly.W_dst, ly.dst_rows, ly.dst_zero, fz, k0, zv, q);
     for (int64_t c = 0; c < k0; ++c) q[c] = q[c] + ly.bias[c];
   };
-  if (everything && k0 >= kWideLayer) {
+  if (k0 >= kWideLayer && (everything || static_cast<int64_t>(delta.size()) > kSerialRows)) {
     // wide (learned) parts in blocks of rows: each weight row read once per block, the same
-    // sums as row_product's (dense_accumulate_tile)
-    const int64_t blocks = (n + kBlockRows - 1) / kBlockRows;
-#pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t v0 = b * kBlockRows, cnt = std::min(kBlockRows, n - v0);
-      T* S = ly.S + v0 * k0;
-      std::fill(S, S + cnt * k0, T(0));
-      dense_accumulate_tile(ly.W_src, ly.src_zero.data(), fz, k0, cnt, inp + v0 * fz, S);
-      if (!ly.W_dst) continue;
-      T* Q = ly.Q + v0 * k0;
-      std::fill(Q, Q + cnt * k0, T(0));
-      dense_accumulate_tile(ly.W_dst, ly.dst_zero.data(), fz, k0, cnt, inp + v0 * fz, Q);
-      for (int64_t j = 0; j < cnt * k0; ++j) Q[j] = Q[j] + ly.bias[j % k0];
+    // sums as row_product's (dense_accumulate_tile); the rows of D gathered into a block first
+    // (one row product per changed row, as before, took 11% of a learned step at 10^5 nodes)
+    const int64_t rows = everything ? n : static_cast<int64_t>(delta.size());
+    const int64_t* ids = everything ? nullptr : delta.data();
+    const int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
+#pragma omp parallel
+    {
+      std::vector<T> block(ids ? static_cast<size_t>(kBlockRows * (fz + 2 * k0)) : 0);
+#pragma omp for schedule(static)
+      for (int64_t b = 0; b < blocks; ++b) {
+        const int64_t i0 = b * kBlockRows, cnt = std::min(kBlockRows, rows - i0);
+        const T* Z = inp + i0 * fz;
+        T* S = ly.S + i0 * k0;
+        T* Q = ly.W_dst ? ly.Q + i0 * k0 : nullptr;
+        if (ids) {  // D's rows: inputs gathered, parts computed in the block, then scattered
+          T* z = block.data();
+          for (int64_t j = 0; j < cnt; ++j) std::copy(inp + ids[i0 + j] * fz, inp + (ids[i0 + j] + 1) * fz, z + j * fz);
+          Z = z;
+          S = z + kBlockRows * fz;
+          Q = ly.W_dst ? S + kBlockRows * k0 : nullptr;
+        }
+        std::fill(S, S + cnt * k0, T(0));
+        dense_accumulate_tile(ly.W_src, ly.src_zero.data(), fz, k0, cnt, Z, S);
+        if (Q) {
+          std::fill(Q, Q + cnt * k0, T(0));
+          dense_accumulate_tile(ly.W_dst, ly.dst_zero.data(), fz, k0, cnt, Z, Q);
+          for (int64_t j = 0; j < cnt * k0; ++j) Q[j] = Q[j] + ly.bias[j % k0];
+        }
+        if (!ids) continue;
+        for (int64_t j = 0; j < cnt; ++j) {
+          std::copy(S + j * k0, S + (j + 1) * k0, ly.S + ids[i0 + j] * k0);
+          if (Q) std::copy(Q + j * k0, Q + (j + 1) * k0, ly.Q + ids[i0 + j] * k0);
+        }
+      }
     }
     return;
   }

@@ -316,6 +316,39 @@ ENGINE_INLINE void dense_block(const T* __restrict W, const char* zero_row, int6
       }                                                                                                     \
       for (int64_t j = 0; j < rows; ++j) Y[j * out + o] = acc[j];                                           \
     }                                                                                                       \
+  }                                                                                                         \
+  /* A wide first message layer, x = act(s + q + t) with t = e @ We (fe values of e; no edge term     \
+     when fe == 0): first_layer's arithmetic, vectorised across channels (t: k0 values of scratch). */   \
+  ENGINE_ISA_CLONES static void first_layer_wide(const T* __restrict s, const T* __restrict q,              \
+                                                 const T* __restrict e, const T* __restrict We, int64_t fe,  \
+                                                 int64_t k0, bool relu, T* __restrict t, T* __restrict x) { \
+    for (int64_t c = 0; c < k0; ++c) x[c] = s[c] + q[c];                                                    \
+    if (fe > 0) {                                                                                           \
+      for (int64_t c = 0; c < k0; ++c) t[c] = T(0);                                                         \
+      for (int64_t j = 0; j < fe; ++j) {                                                                    \
+        const T ej = e[j];                                                                                  \
+        const T* __restrict w = We + j * k0;                                                                \
+        for (int64_t c = 0; c < k0; ++c) t[c] += ej * w[c];                                                 \
+      }                                                                                                     \
+      for (int64_t c = 0; c < k0; ++c) x[c] = x[c] + t[c];                                                  \
+    }                                                                                                       \
+    if (relu)                                                                                               \
+      for (int64_t c = 0; c < k0; ++c) x[c] = (T(0) > x[c] ? T(0) : x[c]) + T(0);                           \
+  }                                                                                                         \
+  /* Y[j] = act(Y[j] + b) for `rows` rows of `out` values: activate()'s arithmetic, vectorised. */         \
+  ENGINE_ISA_CLONES static void bias_activate_rows(T* __restrict Y, const T* __restrict b, int64_t rows,    \
+                                                   int64_t out, bool relu) {                                \
+    for (int64_t j = 0; j < rows; ++j) {                                                                    \
+      T* __restrict y = Y + j * out;                                                                        \
+      if (relu) {                                                                                           \
+        for (int64_t o = 0; o < out; ++o) {                                                                 \
+          const T v = y[o] + b[o];                                                                          \
+          y[o] = (T(0) > v ? T(0) : v) + T(0);                                                              \
+        }                                                                                                   \
+      } else {                                                                                              \
+        for (int64_t o = 0; o < out; ++o) y[o] = y[o] + b[o];                                               \
+      }                                                                                                     \
+    }                                                                                                       \
   }
 
 ENGINE_DEFINE_DENSE_LOOPS(float)
@@ -583,6 +616,12 @@ template <typename T>
 ENGINE_INLINE void first_layer(const EdgePassArgs<T>& a, Scratch<T>& s, int64_t u, const T* q, int64_t e, T* x) {
   const int64_t k0 = a.k0;
   const T* su = a.S + u * k0;
+  if (k0 >= kWideLayer) {  // learned widths: the ISA-dispatched loop, the same arithmetic
+    const bool edge = e >= 0 && a.fe > 0;
+    first_layer_wide(su, q, edge ? a.E + e * a.fe : nullptr, a.We, edge ? a.fe : 0, k0,
+                     a.first_act == Activation::Relu, s.xb.data(), x);
+    return;
+  }
   for (int64_t c = 0; c < k0; ++c) x[c] = su[c] + q[c];
   if (e >= 0 && a.fe > 0) {
     T* t = s.xb.data();
@@ -622,8 +661,12 @@ inline T* dense_layers_tile(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<
         dense_accumulate_tile(l.weight, p.layer_zero[li].data(), l.in, l.out, c, Xj, Yj);
       }
     }
-    for (int64_t j = 0; j < cnt; ++j)
-      for (int64_t o = 0; o < l.out; ++o) Y[j * l.out + o] = activate(Y[j * l.out + o] + l.bias[o], l.act);
+    if (l.out >= kWideLayer) {
+      bias_activate_rows(Y, l.bias, cnt, l.out, l.act == Activation::Relu);
+    } else {
+      for (int64_t j = 0; j < cnt; ++j)
+        for (int64_t o = 0; o < l.out; ++o) Y[j * l.out + o] = activate(Y[j * l.out + o] + l.bias[o], l.act);
+    }
     std::swap(X, Y);
     *width = l.out;
   }
