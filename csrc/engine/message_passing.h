@@ -1519,11 +1519,22 @@ std::vector<int64_t> nonzero_rows(const T* W, int64_t in, int64_t out) {
 
 // Y = A @ W for A (rows x in) and W (in x out), row-major, by detail::row_product (the same
 // sums as the per-node parts of run_steps and as the executor's small products in NumPy).
-// Rows in parallel.
+// Rows in parallel; wide outputs (learned widths) in blocks of kBlockRows rows through
+// dense_accumulate_tile, whose sums are row_product's.
 template <typename T>
 void project(const T* A, int64_t rows, int64_t in, const T* W, int64_t out, T* Y) {
   const std::vector<char> zero = detail::zero_rows(W, in, out);
   const std::vector<int64_t> nz = detail::nonzero_rows(W, in, out);
+  if (out >= detail::kWideLayer) {
+    const int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
+#pragma omp parallel for schedule(static) if (rows > 2048)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t r0 = b * kBlockRows, cnt = std::min(kBlockRows, rows - r0);
+      std::fill(Y + r0 * out, Y + (r0 + cnt) * out, T(0));
+      detail::dense_accumulate_tile(W, zero.data(), in, out, cnt, A + r0 * in, Y + r0 * out);
+    }
+    return;
+  }
 #pragma omp parallel for schedule(static) if (rows > 16384)
   for (int64_t r = 0; r < rows; ++r) detail::row_product(W, nz, zero, in, out, A + r * in, Y + r * out);
 }

@@ -43,9 +43,10 @@ class NativeBackend(Backend):
                                   changed, bool(compare_out), _untrusted(graph))
 
     def project(self, A, W, out):
-        """``out[:] = A @ W`` for small weight matrices, in C++ threads: the sums of
-        :func:`engine.backends.numpy_ops.small_matmul` (inputs ascending, all-zero rows of
-        ``W`` skipped), bit for bit."""
+        """``out[:] = A @ W`` in C++ threads, summed input by input, ascending, with all-zero
+        rows of ``W`` skipped: the sums of the native loop's per-node parts, and for small
+        weight matrices those of :func:`engine.backends.numpy_ops.small_matmul`, bit for bit
+        (wide ones in blocks of rows, unfused, where NumPy would call BLAS)."""
         _native.project(A, W, out)
         return out
 

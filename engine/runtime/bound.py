@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backends.base import EdgeInputs
-from ..backends.numpy_ops import SMALL_WEIGHTS, reduce_readout_channels, sigmoid, small_matmul, small_mlp
+from ..backends.numpy_ops import reduce_readout_channels, sigmoid, small_matmul, small_mlp
 from ..errors import EngineError
 from ..model import registry as R
 from ..model.plan import EdgeMLP, LayerPlan, ModelPlan
@@ -53,10 +53,11 @@ class BoundModel:
 
     # ------------------------------------------------------------ arithmetic
     def mm(self, A: np.ndarray, W: np.ndarray, out=None) -> np.ndarray:
-        """``A @ W`` as :func:`small_matmul` computes it, by the backend's own loop where it has one."""
+        """``A @ W`` by the backend's own loop where it has one (the native backend's, in its
+        threads: :func:`small_matmul`'s sums, for wide learned weights too), else by
+        :func:`small_matmul` (BLAS for wide weights)."""
         project = getattr(self.backend, "project", None)
-        if (project is None or W.size > SMALL_WEIGHTS or A.dtype != W.dtype or not A.flags.c_contiguous
-                or not W.flags.c_contiguous):
+        if project is None or A.dtype != W.dtype or not A.flags.c_contiguous or not W.flags.c_contiguous:
             return small_matmul(A, W, out=out)
         if out is None:
             out = np.empty((A.shape[0], W.shape[1]), dtype=A.dtype)
