@@ -10,7 +10,10 @@ peak RSS is its own):
 * native: ``engine.execute(..., backend="native", steps=k)`` for k = 1 and 3; one step is
   the difference over 2 (graph inputs, the initial state and decoding cancel out);
 * torch module: ``GNNModule.step`` under ``torch.no_grad()`` on the same graph (CPU, the
-  same thread count), median of the repeats after one warm-up.
+  same thread count), median of the repeats after one warm-up;
+* the floor of the step's products: a product of its node-side shape (n x (hidden + 3) by
+  (hidden + 3) x hidden) by NumPy's ``matmul`` (BLAS) and by the native blocked product, with
+  the achieved GFLOP/s of each.
 
 Peak RSS is ``ru_maxrss`` of each process (graph and model included; the graph alone is
 reported too). The torch run is refused beforehand when its estimated peak (three m x k
@@ -80,6 +83,32 @@ def worker(kind, n, degree, hidden, threads, repeat):
     print(json.dumps(out))
 
 
+def gemm_worker(n, hidden, threads, repeat):
+    """The floor of the step's products: the same shape (n x (hidden + 3)) by (hidden + 3) x
+    hidden, as NumPy's ``matmul`` (BLAS, fused multiply-adds) and the native blocked product
+    (``engine._native.project``: unfused, inputs ascending, the kernels' order) in one process."""
+    import numpy as np
+
+    from engine import _native
+
+    rng = np.random.default_rng(0)
+    A = rng.random((n, hidden + 3), dtype=np.float32)
+    W = rng.random((hidden + 3, hidden), dtype=np.float32)
+    Y = np.zeros((n, hidden), np.float32)
+    _native.set_num_threads(threads)
+    flops = 2.0 * n * (hidden + 3) * hidden
+    out = {"kind": "gemm", "shape": [n, hidden + 3, hidden]}
+    for name, fn in (("numpy_matmul", lambda: np.matmul(A, W, out=Y)), ("native_project", lambda: _native.project(A, W, Y))):
+        fn()
+        samples = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - t)
+        out[name] = {"seconds": float(np.median(samples)), "gflops": flops / float(np.median(samples)) / 1e9}
+    print(json.dumps(out))
+
+
 def _available_bytes() -> int:
     with open("/proc/meminfo") as fh:
         for line in fh:
@@ -96,9 +125,12 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--json", default=None)
-    p.add_argument("--worker", choices=["native", "torch"], default=None, help=argparse.SUPPRESS)
+    p.add_argument("--worker", choices=["native", "torch", "gemm"], default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     n = int(args.nodes)
+    if args.worker == "gemm":
+        gemm_worker(n, args.hidden, args.threads, args.repeat)
+        return 0
     if args.worker:
         worker(args.worker, n, args.degree, args.hidden, args.threads, args.repeat)
         return 0
@@ -123,6 +155,15 @@ def main(argv=None) -> int:
         r = results[kind]
         print(f"{kind:<7s} step {r['step_seconds']:.3f} s   peak RSS {r['peak_rss_mb']:.0f} MB "
               f"(graph and model alone {r['graph_rss_mb']:.0f} MB)")
+    cmd = [sys.executable, __file__, "--worker", "gemm", "--nodes", str(n), "--hidden", str(args.hidden),
+           "--threads", str(args.threads), "--repeat", str(args.repeat)]
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          env=dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads)))
+    if proc.returncode == 0:
+        g = results["gemm"] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"product {g['shape'][0]} x {g['shape'][1]} by {g['shape'][1]} x {g['shape'][2]}: NumPy matmul "
+              f"{g['numpy_matmul']['seconds']:.3f} s ({g['numpy_matmul']['gflops']:.0f} GFLOP/s), native "
+              f"{g['native_project']['seconds']:.3f} s ({g['native_project']['gflops']:.0f} GFLOP/s)")
     if "step_seconds" in results.get("native", {}) and "step_seconds" in results.get("torch", {}):
         nat, tor = results["native"], results["torch"]
         results["speedup"] = tor["step_seconds"] / nat["step_seconds"]
