@@ -114,3 +114,32 @@ class BatchEvaluation:
             import engine
 
             engine.execute_batch(self.model, self.graphs, self.sources, steps=self.steps, backend="native")
+
+
+class ProductFloor:
+    """The floor of a learned step's products: (n x 131) by (131 x 128), the node-side shape
+    at hidden 128, by NumPy's ``matmul`` (BLAS, fused multiply-adds) and by the native blocked
+    product (unfused, inputs ascending: the kernels' order)."""
+
+    params = (SIZES, ["numpy-matmul", "native-project"])
+    param_names = ["nodes", "runner"]
+
+    def setup(self, nodes, runner):
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        self.A = rng.random((nodes, 131), dtype=np.float32)
+        self.W = rng.random((131, 128), dtype=np.float32)
+        self.Y = np.zeros((nodes, 128), np.float32)
+        if runner == "native-project":
+            from engine import _native
+
+            self.project = _native.project
+
+    def time_product(self, nodes, runner):
+        import numpy as np
+
+        if runner == "numpy-matmul":
+            np.matmul(self.A, self.W, out=self.Y)
+        else:
+            self.project(self.A, self.W, self.Y)
