@@ -124,6 +124,23 @@ def _special(rng, shape, dtype):
     return rng.choice(np.array(SPECIAL_POOL), size=shape).astype(dtype)
 
 
+def _special_graph(seed):
+    """A directed ER graph of 60 nodes, mean degree 6, with 4 more nodes that have no in-edge."""
+    g = generators.erdos_renyi(60, 6, directed=True, seed=seed)
+    return Graph.from_edges(g.indices, g.edge_targets(), 64)
+
+
+def _special_parts(rng, g, k0, fe, dtype, edge_weights, shared_q=False):
+    """Edge pass inputs ``(S, Q, E, We)`` drawn from SPECIAL_POOL (``We`` from ``edge_weights``;
+    no edge features when ``fe`` is 0), in this order from ``rng``."""
+    n, m = g.num_nodes, g.num_edges
+    S = _special(rng, (n, k0), dtype)
+    Q = _special(rng, (1 if shared_q else n, k0), dtype)
+    E = _special(rng, (m, fe), dtype) if fe else None
+    We = rng.choice(np.array(edge_weights), size=(fe, k0)).astype(dtype) if fe else None
+    return S, Q, E, We
+
+
 def _kernel_semantics_pass(g, edges):
     """The edge pass as csrc/engine/message_passing.h documents it, one message at a time in
     row order (self first, then in-edges in CSR order): the first layer (S[u] + q) + the edge
@@ -211,14 +228,9 @@ def test_first_layer_extremum_messages_keep_their_bits(dtype, k0, fe, act0, shar
     the kernels give the documented bits."""
     if name not in available_backends():
         pytest.skip(f"{name} not available")
-    g = generators.erdos_renyi(60, 6, directed=True, seed=5)
-    g = Graph.from_edges(g.indices, g.edge_targets(), 64)  # rows with no in-edge
+    g = _special_graph(5)
     rng = np.random.default_rng(k0 * 7 + fe)
-    n, m = g.num_nodes, g.num_edges
-    S = _special(rng, (n, k0), dtype)
-    Q = _special(rng, (1 if shared_q else n, k0), dtype)
-    E = _special(rng, (m, fe), dtype) if fe else None
-    We = rng.choice([0.0, 1.0, -1.0, 2.0], size=(fe, k0)).astype(dtype) if fe else None
+    S, Q, E, We = _special_parts(rng, g, k0, fe, dtype, [0.0, 1.0, -1.0, 2.0], shared_q)
     for trial in range(3):  # groups of 1-2 channels, kinds drawn; at most one arg group
         groups, c, arg_used = [], 0, False
         while c < k0:
@@ -248,14 +260,9 @@ def test_edge_score_winners_keep_their_bits(dtype, k0, fe, kind, name):
     winners and winning scores, with NaN, infinite and tied scores."""
     if name not in available_backends():
         pytest.skip(f"{name} not available")
-    g = generators.erdos_renyi(60, 6, directed=True, seed=6)
-    g = Graph.from_edges(g.indices, g.edge_targets(), 64)
+    g = _special_graph(6)
     rng = np.random.default_rng(k0 * 11 + fe)
-    n, m = g.num_nodes, g.num_edges
-    S = _special(rng, (n, k0), dtype)
-    Q = _special(rng, (n, k0), dtype)
-    E = _special(rng, (m, fe), dtype) if fe else None
-    We = rng.choice([0.0, 1.0, -1.0], size=(fe, k0)).astype(dtype) if fe else None
+    S, Q, E, We = _special_parts(rng, g, k0, fe, dtype, [0.0, 1.0, -1.0])
     W1 = rng.choice([0.0, 1.0, -1.0, 2.0], size=(k0, 1)).astype(dtype)
     codes = np.array([(REDUCE_KINDS.index(kind), 0, 1)], dtype=np.int64)
     for act1, bias in ((0, 0.0), (1, -1.0)):
@@ -279,15 +286,10 @@ def test_wide_messages_keep_their_bits(dtype, k0, fe, name):
     so no weight row is skipped (a skipped row adds no 0 * inf)."""
     if name not in available_backends():
         pytest.skip(f"{name} not available")
-    g = generators.erdos_renyi(60, 6, directed=True, seed=7)
-    g = Graph.from_edges(g.indices, g.edge_targets(), 64)
+    g = _special_graph(7)
     rng = np.random.default_rng(k0 * 13 + fe)
-    n, m = g.num_nodes, g.num_edges
     weights = np.array([-2.0, -1.0, -0.5, 0.5, 1.0, 2.0])
-    S = _special(rng, (n, k0), dtype)
-    Q = _special(rng, (n, k0), dtype)
-    E = _special(rng, (m, fe), dtype) if fe else None
-    We = rng.choice(weights, size=(fe, k0)).astype(dtype) if fe else None
+    S, Q, E, We = _special_parts(rng, g, k0, fe, dtype, weights)
     out = 18
     codes = np.array([(REDUCE_KINDS.index("argmax"), 0, 3), (REDUCE_KINDS.index("max"), 3, 10),
                       (REDUCE_KINDS.index("min"), 10, out)], dtype=np.int64)

@@ -796,6 +796,26 @@ inline int64_t reduce_row(const EdgePassArgs<T>& a, const Plan<T>& p, Scratch<T>
   return finish_row(a.groups, r, count, s.agg.data(), winners);
 }
 
+// The first message layer of K0 channels from source part su into destination part qv along
+// edge e (e < 0: the self-edge, no edge term): x = act((su + qv) + E[e] @ We), the edge term a
+// sum from +0 over the edge features ascending. Shared by reduce_row_small and the fused
+// loops below.
+template <typename T, int K0>
+ENGINE_INLINE void first_layer_fixed(const EdgePassArgs<T>& a, const T* su, const T* qv, int64_t e, bool relu,
+                                     T* x) {
+  for (int c = 0; c < K0; ++c) x[c] = su[c] + qv[c];
+  if (e >= 0 && a.fe > 0) {
+    const T* ef = a.E + e * a.fe;
+    for (int c = 0; c < K0; ++c) {
+      T t = T(0);
+      for (int64_t j = 0; j < a.fe; ++j) t += ef[j] * a.We[j * K0 + c];
+      x[c] = x[c] + t;
+    }
+  }
+  if (relu)
+    for (int c = 0; c < K0; ++c) x[c] = activate(x[c], Activation::Relu);
+}
+
 // reduce_row for small messages with compile-time sizes: a first layer of K0 channels and
 // either no further layer (K1 == 0) or one dense layer to K1 channels (the shape of an edge
 // score, K1 == 1). Same arithmetic, order and results as the generic path, with the message
@@ -837,19 +857,8 @@ inline int64_t reduce_row_small(const EdgePassArgs<T>& a, const Plan<T>&, Scratc
       const bool self = e < row_begin;
       const int64_t u = self ? v : a.indices[e];
       src[j] = u;
-      const T* su = a.S + u * K0;
       T m0[K0];
-      for (int c = 0; c < K0; ++c) m0[c] = su[c] + qv[c];
-      if (!self && a.fe > 0) {
-        const T* ef = a.E + e * a.fe;
-        for (int c = 0; c < K0; ++c) {
-          T t = T(0);
-          for (int64_t jj = 0; jj < a.fe; ++jj) t += ef[jj] * a.We[jj * K0 + c];
-          m0[c] = m0[c] + t;
-        }
-      }
-      if (relu)
-        for (int c = 0; c < K0; ++c) m0[c] = activate(m0[c], Activation::Relu);
+      first_layer_fixed<T, K0>(a, a.S + u * K0, qv, self ? -1 : e, relu, m0);
       T* m = tile + j * K;
       if constexpr (K1 > 0) {
         for (int o = 0; o < K1; ++o) m[o] = T(0);
@@ -864,26 +873,6 @@ inline int64_t reduce_row_small(const EdgePassArgs<T>& a, const Plan<T>&, Scratc
     count += cnt;
   }
   return finish_row(a.groups, r, count, s.agg.data(), winners);
-}
-
-// The first message layer of K0 channels from source part su into destination part qv along
-// edge e (e < 0: the self-edge, no edge term): x = act((su + qv) + E[e] @ We), the edge term a
-// sum from +0 over the edge features ascending. reduce_row_small's arithmetic, for the fused
-// loops below.
-template <typename T, int K0>
-ENGINE_INLINE void first_layer_fixed(const EdgePassArgs<T>& a, const T* su, const T* qv, int64_t e, bool relu,
-                                     T* x) {
-  for (int c = 0; c < K0; ++c) x[c] = su[c] + qv[c];
-  if (e >= 0 && a.fe > 0) {
-    const T* ef = a.E + e * a.fe;
-    for (int c = 0; c < K0; ++c) {
-      T t = T(0);
-      for (int64_t j = 0; j < a.fe; ++j) t += ef[j] * a.We[j * K0 + c];
-      x[c] = x[c] + t;
-    }
-  }
-  if (relu)
-    for (int c = 0; c < K0; ++c) x[c] = activate(x[c], Activation::Relu);
 }
 
 // reduce_row_small for a first-layer message (K0 channels) whose groups are max or min, with
