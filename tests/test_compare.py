@@ -466,18 +466,23 @@ def test_compare_end_to_end_sets_a_control_beside_its_base(tmp_path):
     spec["description"]["protocol"] = {"name": "clrs", "hint0": "ground_truth", "eval_feedback": "soft"}
     light = Model(spec, random_weights(spec, 2))
     base = _clrs_dfs_checkpoint()
-    assert training_setup(light) == training_setup(base) == "clrs, mpnn"
-    assert training_setup(engine.compile("bfs", processor="mpnn", hidden=8)).startswith("sparse, ")
+    assert training_setup(light) == training_setup(base) == "clrs, mpnn, layer norm"
+    assert training_setup(engine.compile("bfs", processor="mpnn", hidden=8)) == "sparse, mpnn"
+    # layer norm is part of the setup: a sparse control with it is not set beside a base without it
+    sparse_ln = learned_spec("bfs_seq", hidden=8, layer_norm=True)
+    assert training_setup(Model(sparse_ln, random_weights(sparse_ln, 0))) == "sparse, mpnn, layer norm"
+    sparse = learned_spec("bfs", hidden=8)
+    assert training_setup(Model(sparse, random_weights(sparse, 0))) == "sparse, mpnn"
     for name, model in (("dfs-clrs", base), ("dfs_light-clrs", light)):
         (tmp_path / name / "seed-0").mkdir(parents=True)
         model.save(str(tmp_path / name / "seed-0" / "best.npz"))
     out = str(tmp_path / "cmp")
     result = compare([str(tmp_path / "dfs-clrs"), str(tmp_path / "dfs_light-clrs")], sizes=(16, 64),
                      families=("er",), seeds=(0,), nodes_per_cell=64, probe_graphs=6, out=out)
-    assert {c["setup"] for c in result["checkpoints"]} == {"clrs, mpnn"}
+    assert {c["setup"] for c in result["checkpoints"]} == {"clrs, mpnn, layer norm"}
     assert all(s["compiled_exact"] for s in result["tables"]["summary"])
     doc = json.load(open(os.path.join(out, "results.json")))
     assert [(r["control"], r["base"]) for r in doc["controls"]] == [("dfs_light-clrs", "dfs-clrs")]
     text = open(os.path.join(out, "report.md")).read()
     assert "## Controls: trace length and hint richness" in text
-    assert "Fewer hints cost DFS accuracy (rich hints help) (dfs_light-clrs against dfs-clrs, clrs, mpnn)" in text
+    assert "Fewer hints cost DFS accuracy (rich hints help) (dfs_light-clrs against dfs-clrs, clrs, mpnn, layer norm)" in text

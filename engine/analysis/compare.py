@@ -162,11 +162,16 @@ def counterpart(learned: Model, algo: str, which: str = "auto") -> Model:
 
 def training_setup(model: Model) -> str:
     """How a checkpoint was trained, as far as runs of different algorithms can be set side by
-    side: ``"<protocol>, <processor>"`` (a checkpoint written before protocols were recorded
-    was trained under the sparse protocol, the only one there was)."""
+    side: ``"<protocol>, <processor>"``, and ``", layer norm"`` when its processor normalises
+    its updates (a control and its base differ in the algorithm alone only when both do or
+    neither does). A checkpoint written before protocols were recorded was trained under the
+    sparse protocol, the only one there was."""
     desc = model.spec.get("description") or {}
     protocol = (desc.get("protocol") or {}).get("name", "sparse")
-    return f"{protocol}, {desc.get('processor', '?')}"
+    setup = f"{protocol}, {desc.get('processor', '?')}"
+    if any((layer.get("update") or {}).get("layer_norm") for layer in model.spec.get("layers", ())):
+        setup += ", layer norm"
+    return setup
 
 
 def shares_parameters(learned: Model, compiled: Model) -> bool:
