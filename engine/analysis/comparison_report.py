@@ -347,6 +347,14 @@ def _save(fig, stem: str) -> list:
     return paths
 
 
+def _run_colours(plt, groups) -> dict:
+    """One colour per run (its families share it and differ by line style): matplotlib's
+    qualitative ``tab10``, or ``tab20`` for more than ten runs."""
+    groups = sorted(set(groups))
+    cmap = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20")
+    return {g: cmap(i % cmap.N) for i, g in enumerate(groups)}
+
+
 def figures(t: dict, out: str) -> list:
     """``accuracy``: output accuracy against n with bootstrap bands; ``internal``: standardised
     CKA and median probe R^2 against n; ``probes_ALGO``: per target; ``steps_ALGO``: per-step
@@ -355,35 +363,37 @@ def figures(t: dict, out: str) -> list:
     summary = t["summary"]
     written = []
     series = sorted({(s["algorithm"], s["group"], s["family"]) for s in summary})
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    colour = _run_colours(plt, [group for _, group, _ in series])
+    fig, ax = plt.subplots(figsize=(9.0, 4.4))
     for algo, group, family in series:
         rows = sorted((s for s in summary if (s["algorithm"], s["group"], s["family"]) == (algo, group, family)),
                       key=lambda s: s["n"])
         n = [s["n"] for s in rows]
-        line, = ax.plot(n, [s["output_accuracy"] for s in rows], marker="o", linestyle="-" if family == "er" else "--",
-                        label=f"{group} ({family})")
+        ax.plot(n, [s["output_accuracy"] for s in rows], marker="o", linestyle="-" if family == "er" else "--",
+                color=colour[group], label=f"{group} ({family})")
         ax.fill_between(n, [s["output_accuracy_low"] for s in rows], [s["output_accuracy_high"] for s in rows],
-                        color=line.get_color(), alpha=0.2, linewidth=0)
+                        color=colour[group], alpha=0.2, linewidth=0)
     ax.axhline(1.0, color="black", linewidth=0.8, linestyle=":", label="compiled (exact on every graph)")
     ax.set_xscale("log")
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("nodes (log scale)")
     ax.set_ylabel("output pointer accuracy")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes, not over the lines
     fig.tight_layout()
     written += _save(fig, os.path.join(out, "accuracy"))
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.4))
     for algo, group, family in series:
         rows = sorted((s for s in summary if (s["algorithm"], s["group"], s["family"]) == (algo, group, family)),
                       key=lambda s: s["n"])
         n = [s["n"] for s in rows]
         style = "-" if family == "er" else "--"
-        axes[0].plot(n, [s["cka_standardised"] for s in rows], marker="o", linestyle=style, label=f"{group} ({family})")
-        axes[1].plot(n, [max(s["probe_channel_r2"], -1.0) for s in rows], marker="o", linestyle=style,
+        axes[0].plot(n, [s["cka_standardised"] for s in rows], marker="o", linestyle=style, color=colour[group],
                      label=f"{group} ({family})")
+        axes[1].plot(n, [max(s["probe_channel_r2"], -1.0) for s in rows], marker="o", linestyle=style,
+                     color=colour[group], label=f"{group} ({family})")
     for ax, label in zip(axes, ("linear CKA, standardised channels (mean over steps)",
                                 "probe R^2, median over compiled channels and steps\n(values below -1 drawn at -1)")):
         ax.set_xscale("log")
@@ -392,7 +402,7 @@ def figures(t: dict, out: str) -> list:
         ax.grid(True, alpha=0.3)
     axes[0].set_ylim(-0.05, 1.05)
     axes[1].set_ylim(-1.05, 1.05)
-    axes[0].legend(fontsize="small")
+    axes[1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     written += _save(fig, os.path.join(out, "internal"))
     plt.close(fig)
