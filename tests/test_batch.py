@@ -17,10 +17,13 @@ def _graphs(count, seed, directed=False, lo=3, hi=24):
 
 
 # Backends whose rows are computed one by one, so that a row's bits do not depend on how many
-# rows share the call; the others (NumPy, torch) run wide layers as BLAS-like products whose
-# blocking may depend on the number of rows: learned states agree there within float32
-# rounding (the parity bound), compiled models still bit for bit.
-ROW_BY_ROW = ("native", "numba")
+# rows share the call. The others run wide products through BLAS: NumPy and torch their
+# layers, numba the executor's own products of learned widths (initial state, decoder parts;
+# the native backend has its own row loop for those), and BLAS's result for a row may depend
+# on how many rows the call has (OpenBLAS's kernels for small calls on an AVX2 EPYC do):
+# learned states agree there within float32 rounding (the parity bound), compiled models
+# still bit for bit.
+ROW_BY_ROW = ("native",)
 
 
 def _assert_same(one, got, exact_state=True):
@@ -34,7 +37,10 @@ def _assert_same(one, got, exact_state=True):
         np.testing.assert_allclose(got.final_state, one.final_state, rtol=1e-5, atol=1e-6)
     if one.hints is not None:
         for name in one.hints:
-            np.testing.assert_array_equal(got.hints[name], one.hints[name], err_msg=name)
+            if exact_state or not np.issubdtype(one.hints[name].dtype, np.floating):
+                np.testing.assert_array_equal(got.hints[name], one.hints[name], err_msg=name)
+            else:  # decoded values (a scalar hint) carry the state's rounding; masks stay 0 or 1
+                np.testing.assert_allclose(got.hints[name], one.hints[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 @pytest.mark.parametrize("algo", ["bfs", "bellman_ford"])
