@@ -17,13 +17,12 @@ def _graphs(count, seed, directed=False, lo=3, hi=24):
 
 
 # Backends whose rows are computed one by one, so that a row's bits do not depend on how many
-# rows share the call. The others run wide products through BLAS: NumPy and torch their
-# layers, numba the executor's own products of learned widths (initial state, decoder parts;
-# the native backend has its own row loop for those), and BLAS's result for a row may depend
-# on how many rows the call has (OpenBLAS's kernels for small calls on an AVX2 EPYC do):
-# learned states agree there within float32 rounding (the parity bound), compiled models
-# still bit for bit.
-ROW_BY_ROW = ("native",)
+# rows share the call: native and numba run their products of learned widths (node MLPs,
+# initial state, decoder parts) in their own row loops. NumPy and torch run them through BLAS,
+# whose result for a row may depend on how many rows the call has (OpenBLAS's kernels for small
+# calls on an AVX2 EPYC do): learned states agree there within float32 rounding (the parity
+# bound), compiled models still bit for bit.
+ROW_BY_ROW = ("native", "numba")
 
 
 def _assert_same(one, got, exact_state=True):

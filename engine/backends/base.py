@@ -22,7 +22,9 @@ Two entry points, both over a CSR-by-destination graph:
     receives, per computed row, whether any state channel changed, measured against the
     row's input state or, with ``compare_out``, against what ``out`` held before (the layer's
     previous output). Returns the number of computed rows that changed a watched channel. The
-    default runs the edge pass and then NumPy; the native backend fuses everything per row.
+    default runs the edge pass and then the node MLPs in NumPy, their products by the backend's
+    own row loop where it has one (:meth:`Backend.product`); the native backend fuses
+    everything per row.
 
 An unknown aggregation code is refused (:func:`check_edges`) before anything is computed.
 """
@@ -125,9 +127,9 @@ class Backend:
               compare_out=False):
         agg, _ = self.edge_pass(graph, edges, rows=rows)
         zr = z if rows is None else z[rows]
-        new = node_mlp(update, zr, agg)
+        new = node_mlp(update, zr, agg, mm=self.product)
         if gate is not None:
-            g = sigmoid(node_mlp(gate, zr, agg))
+            g = sigmoid(node_mlp(gate, zr, agg, mm=self.product))
             new = g * new + (1 - g) * zr[:, :d]
         new = new.astype(z.dtype, copy=False)
         target = slice(None) if rows is None else rows
@@ -138,6 +140,15 @@ class Backend:
         if watch is None:
             return 0
         return int(differs[:, watch.astype(bool)].any(axis=1).sum())
+
+    def product(self, A, W):
+        """``A @ W`` for the node MLPs of :meth:`layer`: the backend's own row loop
+        (``project``) where it has one, so that a row's bits do not depend on the rows that
+        share the call, else NumPy (BLAS)."""
+        project = getattr(self, "project", None)
+        if project is None or A.dtype != W.dtype:
+            return A @ W
+        return project(A, W, np.empty((A.shape[0], W.shape[1]), dtype=A.dtype))
 
     def set_threads(self, n: int) -> None:
         """Use ``n`` worker threads (a positive integer; see :func:`engine.backends.get_backend`)."""

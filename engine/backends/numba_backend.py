@@ -11,6 +11,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from ..errors import EngineError
 from ..model.registry import aggregation
 from .base import Backend, EdgeInputs, check_inputs
 
@@ -167,6 +168,23 @@ def _edge_pass(indptr, indices, S, Q, E, We, first_act, Wflat, Bflat, meta, grou
                     slot += 1
 
 
+@numba.njit(parallel=True, cache=True, nogil=True, fastmath=False)
+def _project(A, W, nz, Y):
+    """``Y = A @ W`` row by row: ``Y[r, o] = sum_i A[r, i] * W[i, o]`` over the nonzero rows
+    ``nz`` of ``W``, ascending, from +0, unfused (the native ``project``'s sums)."""
+    rows = A.shape[0]
+    out = W.shape[1]
+    zero = np.zeros(1, dtype=Y.dtype)[0]
+    for r in prange(rows):
+        for o in range(out):
+            Y[r, o] = zero
+        for k in range(nz.shape[0]):
+            i = nz[k]
+            xi = A[r, i]
+            for o in range(out):
+                Y[r, o] += xi * W[i, o]
+
+
 def pack_layers(layers, dtype):
     """Flatten the dense layers (:class:`~engine.model.plan.Dense`) into (Wflat, Bflat,
     meta[in, out, woff, boff, act])."""
@@ -203,6 +221,22 @@ class NumbaBackend(Backend):
         _edge_pass(graph.indptr, graph.indices, S, edges.Q, E, We, int(edges.act0), Wflat, Bflat, meta,
                    np.ascontiguousarray(edges.groups, dtype=np.int64), bool(edges.include_self), rows, out, winners)
         return out, winners
+
+    def project(self, A, W, out):
+        """``out[:] = A @ W`` in Numba's threads, a row at a time: summed input by input,
+        ascending, from +0, with all-zero rows of ``W`` skipped and no fused multiply-add,
+        so a row's bits never depend on the other rows of the call (BLAS's may), and they are
+        :func:`engine.backends.numpy_ops.small_matmul`'s and the native ``project``'s."""
+        A = np.ascontiguousarray(A)
+        W = np.ascontiguousarray(W, dtype=A.dtype)
+        if A.ndim != 2 or W.ndim != 2 or A.shape[1] != W.shape[0] or out.shape != (A.shape[0], W.shape[1]):
+            raise EngineError(f"project needs A (r, k), W (k, c) and out (r, c); got {A.shape}, {W.shape}, "
+                              f"{out.shape}")
+        if out.dtype != A.dtype or not out.flags.c_contiguous:
+            raise EngineError(f"project's out must be C-contiguous {A.dtype}, got {out.dtype}")
+        nz = np.flatnonzero(np.any(W != 0, axis=1)).astype(np.int64)
+        _project(A, W, nz, out)
+        return out
 
     def set_threads(self, n):
         if n:

@@ -32,14 +32,15 @@ def layer_norm(y: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray
     return ((y - mu) / np.sqrt(var + y.dtype.type(LAYER_NORM_EPS))) * gamma + beta
 
 
-def node_mlp(mlp, z: np.ndarray, agg: np.ndarray | None) -> np.ndarray:
-    """A :class:`~engine.model.plan.NodeMLP` on per-row inputs (BLAS products)."""
+def node_mlp(mlp, z: np.ndarray, agg: np.ndarray | None, mm=np.matmul) -> np.ndarray:
+    """A :class:`~engine.model.plan.NodeMLP` on per-row inputs, its products by ``mm``
+    (BLAS by default; a backend's own row loop where it has one)."""
     # overflow to +-inf is allowed: compiled gates saturate a sigmoid with it
     with np.errstate(over="ignore"):
-        pre = z @ mlp.Wz if mlp.Wa is None else z @ mlp.Wz + agg @ mlp.Wa
+        pre = mm(z, mlp.Wz) if mlp.Wa is None else mm(z, mlp.Wz) + mm(agg, mlp.Wa)
         y = activate(pre + mlp.b0, mlp.act0)
         for layer in mlp.tail:
-            y = activate(y @ layer.weight + layer.bias, layer.act)
+            y = activate(mm(y, layer.weight) + layer.bias, layer.act)
     if mlp.ln_gamma is not None:
         y = layer_norm(y, mlp.ln_gamma, mlp.ln_beta)
     return y
