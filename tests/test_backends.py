@@ -472,14 +472,25 @@ def test_device_argument():
             engine.execute(model, g, 0, backend="torch", device="cuda")
 
 
+def _ascending_product(A, W):
+    """A @ W summed input by input, ascending, from +0, all-zero rows of W skipped (the
+    documented order of every backend's own product), for any width."""
+    y = np.zeros((A.shape[0], W.shape[1]), dtype=A.dtype)
+    for j in np.flatnonzero(np.any(W != 0, axis=1)):
+        y += A[:, j:j + 1] * W[j]
+    return y
+
+
+@pytest.mark.parametrize("name", ["native", "numba"])
 @settings(max_examples=40, deadline=None)
 @given(rows=st.integers(0, 40), inp=st.integers(1, 30), out=st.integers(1, 40), seed=st.integers(0, 10**6),
        dtype=st.sampled_from(["float32", "float64"]))
-def test_native_projection_equals_numpy(rows, inp, out, seed, dtype):
-    """The native backend's A @ W (the per-node first layers of small models) gives NumPy's
-    sums bit for bit, zero rows of W included, in both precisions."""
-    if "native" not in available_backends():
-        pytest.skip("native backend not built")
+def test_backend_projection_sums_inputs_in_order(name, rows, inp, out, seed, dtype):
+    """A backend's own A @ W (the per-node parts, the executor's products) gives the ascending
+    sums bit for bit, which for small weights are NumPy's small_matmul's, zero rows of W
+    included, in both precisions."""
+    if name not in available_backends():
+        pytest.skip(f"{name} backend not available")
     from engine.backends.numpy_ops import small_matmul as _mm
 
     rng = np.random.default_rng(seed)
@@ -487,8 +498,27 @@ def test_native_projection_equals_numpy(rows, inp, out, seed, dtype):
     A[rng.random(A.shape) < 0.2] = 0.0
     W = rng.normal(size=(inp, out)).astype(dtype)
     W[rng.random(inp) < 0.3] = 0.0  # whole zero rows are skipped
-    got = load_backend("native").project(A, W, np.empty((rows, out), dtype=dtype))
+    got = load_backend(name).project(A, W, np.empty((rows, out), dtype=dtype))
     np.testing.assert_array_equal(got, _mm(A, W))
+    np.testing.assert_array_equal(got, _ascending_product(A, W))
+
+
+@pytest.mark.parametrize("name", ["native", "numba"])
+def test_wide_projection_rows_do_not_depend_on_the_call(name):
+    """Learned widths (131 x 128 weights, past small_matmul's BLAS cut-off): each row's bits
+    are the ascending sums, whichever rows share the call, on both backends' own loops."""
+    if name not in available_backends():
+        pytest.skip(f"{name} backend not available")
+    rng = np.random.default_rng(7)
+    A = rng.normal(size=(3000, 131)).astype(np.float32)
+    W = rng.normal(size=(131, 128)).astype(np.float32)
+    W[[3, 70]] = 0.0
+    backend = load_backend(name)
+    whole = backend.project(A, W, np.empty((3000, 128), np.float32))
+    np.testing.assert_array_equal(whole, _ascending_product(A, W))
+    for rows in (slice(5, 6), slice(100, 117), slice(2990, 3000)):
+        part = backend.project(np.ascontiguousarray(A[rows]), W, np.empty((A[rows].shape[0], 128), np.float32))
+        np.testing.assert_array_equal(part, whole[rows])
 
 
 def test_native_projection_rejects_bad_shapes():
@@ -501,4 +531,17 @@ def test_native_projection_rejects_bad_shapes():
     with pytest.raises(ValueError, match="out has wrong size"):
         nb.project(A, np.ones((4, 2), np.float32), np.empty((2, 2), np.float32))
     with pytest.raises(ValueError, match="dtype"):
+        nb.project(A, np.ones((4, 2), np.float64), np.empty((3, 2), np.float32))
+
+
+def test_numba_projection_rejects_bad_shapes():
+    nb = load_backend("numba")
+    A, W = np.ones((3, 4), np.float32), np.ones((5, 2), np.float32)
+    with pytest.raises(EngineError, match="project needs"):
+        nb.project(A, W, np.empty((3, 2), np.float32))
+    with pytest.raises(EngineError, match="project needs"):
+        nb.project(A, np.ones((4, 2), np.float32), np.empty((2, 2), np.float32))
+    with pytest.raises(EngineError, match="C-contiguous float32"):
+        nb.project(A, np.ones((4, 2), np.float32), np.empty((3, 2), np.float64))
+    with pytest.raises(EngineError, match="one dtype"):
         nb.project(A, np.ones((4, 2), np.float64), np.empty((3, 2), np.float32))

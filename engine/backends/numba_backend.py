@@ -227,8 +227,9 @@ class NumbaBackend(Backend):
         ascending, from +0, with all-zero rows of ``W`` skipped and no fused multiply-add,
         so a row's bits never depend on the other rows of the call (BLAS's may), and they are
         :func:`engine.backends.numpy_ops.small_matmul`'s and the native ``project``'s."""
-        A = np.ascontiguousarray(A)
-        W = np.ascontiguousarray(W, dtype=A.dtype)
+        A, W = np.ascontiguousarray(A), np.ascontiguousarray(W)
+        if W.dtype != A.dtype:
+            raise EngineError(f"project needs A and W of one dtype, got {A.dtype} and {W.dtype}")
         if A.ndim != 2 or W.ndim != 2 or A.shape[1] != W.shape[0] or out.shape != (A.shape[0], W.shape[1]):
             raise EngineError(f"project needs A (r, k), W (k, c) and out (r, c); got {A.shape}, {W.shape}, "
                               f"{out.shape}")
