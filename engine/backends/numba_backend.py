@@ -168,21 +168,32 @@ def _edge_pass(indptr, indices, S, Q, E, We, first_act, Wflat, Bflat, meta, grou
                     slot += 1
 
 
+PROJECT_ROWS = 4  # rows a block of _project shares each weight row with (1.3-1.4x one row)
+
+
 @numba.njit(parallel=True, cache=True, nogil=True, fastmath=False)
 def _project(A, W, nz, Y):
-    """``Y = A @ W`` row by row: ``Y[r, o] = sum_i A[r, i] * W[i, o]`` over the nonzero rows
-    ``nz`` of ``W``, ascending, from +0, unfused (the native ``project``'s sums)."""
+    """``Y = A @ W`` by rows: ``Y[r, o] = sum_i A[r, i] * W[i, o]`` over the nonzero rows
+    ``nz`` of ``W``, ascending, from +0, unfused (the native ``project``'s sums). Blocks of
+    ``PROJECT_ROWS`` rows read each weight row once; a row's sums are its own."""
     rows = A.shape[0]
     out = W.shape[1]
-    zero = np.zeros(1, dtype=Y.dtype)[0]
-    for r in prange(rows):
-        for o in range(out):
-            Y[r, o] = zero
+    blocks = (rows + PROJECT_ROWS - 1) // PROJECT_ROWS
+    for b in prange(blocks):
+        r0 = b * PROJECT_ROWS
+        count = min(rows, r0 + PROJECT_ROWS) - r0
+        acc = np.zeros((PROJECT_ROWS, out), dtype=Y.dtype)
         for k in range(nz.shape[0]):
             i = nz[k]
-            xi = A[r, i]
+            w = W[i]
+            for r in range(count):
+                xi = A[r0 + r, i]
+                a = acc[r]
+                for o in range(out):
+                    a[o] += xi * w[o]
+        for r in range(count):
             for o in range(out):
-                Y[r, o] += xi * W[i, o]
+                Y[r0 + r, o] = acc[r, o]
 
 
 def pack_layers(layers, dtype):
