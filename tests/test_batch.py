@@ -94,6 +94,20 @@ def test_wide_layers_do_not_depend_on_the_rows_they_are_computed_with():
         np.testing.assert_array_equal(again.hidden, whole[-1].hidden)
 
 
+@pytest.mark.parametrize("backend_name", ["numba", "native"])
+def test_learned_active_steps_give_the_dense_steps_bits(backend_name):
+    """Learned widths on a backend's own row loops: active steps, which compute the message
+    parts of the changed rows only, give the dense steps' bits."""
+    if backend_name not in engine.backends.available_backends():
+        pytest.skip(f"{backend_name} backend not available")
+    spec = mpnn_spec(128, groups=(("max", None), ("sum", 8)), gated=True, layers=2)  # past small_matmul's BLAS cut-off
+    model = random_model(spec, seed=6, scale=0.2)
+    g = _graphs(1, seed=8, lo=300, hi=400)[0]
+    dense = engine.execute(model, g, 0, steps=4, hidden=True, mode="dense", backend=backend_name)
+    active = engine.execute(model, g, 0, steps=4, hidden=True, mode="active", backend=backend_name)
+    np.testing.assert_array_equal(active.hidden.view(np.uint32), dense.hidden.view(np.uint32))
+
+
 def test_first_hints_are_given_per_graph():
     pytest.importorskip("torch")
     from engine.learn import GNNModule

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backends.numpy_ops import small_matmul
 from .bound import BoundModel
 
 
@@ -118,16 +117,18 @@ class ActiveStepper:
         return set(prev[0]) | nodes
 
     def _parts(self, i, inp, delta, full):
-        msg = self.run.plan.layers[i].message
+        # the bound model's products (the backend's own row loop where it has one): a row's
+        # parts are the same bits whether all rows or only the changed ones are computed
+        msg, mm = self.run.plan.layers[i].message, self.run.mm
         dst_used = bool(np.any(msg.dst))
         if full or self.S[i] is None:
-            self.S[i] = np.ascontiguousarray(small_matmul(inp, msg.src))
-            self.Q[i] = (np.ascontiguousarray(small_matmul(inp, msg.dst) + msg.bias) if dst_used
+            self.S[i] = np.ascontiguousarray(mm(inp, msg.src))
+            self.Q[i] = (np.ascontiguousarray(mm(inp, msg.dst) + msg.bias) if dst_used
                          else np.ascontiguousarray(msg.bias[None, :]))
         elif delta.size:
-            self.S[i][delta] = small_matmul(inp[delta], msg.src)
+            self.S[i][delta] = mm(np.ascontiguousarray(inp[delta]), msg.src)
             if dst_used:
-                self.Q[i][delta] = small_matmul(inp[delta], msg.dst) + msg.bias
+                self.Q[i][delta] = mm(np.ascontiguousarray(inp[delta]), msg.dst) + msg.bias
 
     def _readout(self, i, layer, out, changed, full):
         run = self.run
