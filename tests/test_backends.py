@@ -521,27 +521,24 @@ def test_wide_projection_rows_do_not_depend_on_the_call(name):
         np.testing.assert_array_equal(part, whole[rows])
 
 
-def test_native_projection_rejects_bad_shapes():
-    if "native" not in available_backends():
-        pytest.skip("native backend not built")
-    nb = load_backend("native")
-    A, W = np.ones((3, 4), np.float32), np.ones((5, 2), np.float32)
-    with pytest.raises(ValueError, match="W has wrong size"):
-        nb.project(A, W, np.empty((3, 2), np.float32))
-    with pytest.raises(ValueError, match="out has wrong size"):
-        nb.project(A, np.ones((4, 2), np.float32), np.empty((2, 2), np.float32))
-    with pytest.raises(ValueError, match="dtype"):
-        nb.project(A, np.ones((4, 2), np.float64), np.empty((3, 2), np.float32))
+# the native binding raises ValueError, numba's wrapper EngineError (both name what is wrong)
+PROJECT_ERRORS = {
+    "native": (ValueError, ("W has wrong size", "out has wrong size", "dtype", "dtype")),
+    "numba": (EngineError, ("project needs", "project needs", "C-contiguous float32", "one dtype")),
+}
 
 
-def test_numba_projection_rejects_bad_shapes():
-    nb = load_backend("numba")
-    A, W = np.ones((3, 4), np.float32), np.ones((5, 2), np.float32)
-    with pytest.raises(EngineError, match="project needs"):
-        nb.project(A, W, np.empty((3, 2), np.float32))
-    with pytest.raises(EngineError, match="project needs"):
-        nb.project(A, np.ones((4, 2), np.float32), np.empty((2, 2), np.float32))
-    with pytest.raises(EngineError, match="C-contiguous float32"):
-        nb.project(A, np.ones((4, 2), np.float32), np.empty((3, 2), np.float64))
-    with pytest.raises(EngineError, match="one dtype"):
-        nb.project(A, np.ones((4, 2), np.float64), np.empty((3, 2), np.float32))
+@pytest.mark.parametrize("name", sorted(PROJECT_ERRORS))
+def test_projection_rejects_bad_shapes_and_dtypes(name):
+    if name not in available_backends():
+        pytest.skip(f"{name} backend not available")
+    backend = load_backend(name)
+    error, messages = PROJECT_ERRORS[name]
+    A = np.ones((3, 4), np.float32)
+    bad_calls = [(np.ones((5, 2), np.float32), np.empty((3, 2), np.float32)),   # W's rows are not A's columns
+                 (np.ones((4, 2), np.float32), np.empty((2, 2), np.float32)),   # out has the wrong rows
+                 (np.ones((4, 2), np.float32), np.empty((3, 2), np.float64)),   # out of another dtype
+                 (np.ones((4, 2), np.float64), np.empty((3, 2), np.float32))]   # W of another dtype
+    for (W, out), message in zip(bad_calls, messages):
+        with pytest.raises(error, match=message):
+            backend.project(A, W, out)

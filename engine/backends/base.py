@@ -141,14 +141,18 @@ class Backend:
             return 0
         return int(differs[:, watch.astype(bool)].any(axis=1).sum())
 
-    def product(self, A, W):
-        """``A @ W`` for the node MLPs of :meth:`layer`: the backend's own row loop
-        (``project``) where it has one, so that a row's bits do not depend on the rows that
-        share the call, else NumPy (BLAS)."""
+    def product(self, A, W, out=None, fallback=np.matmul):
+        """``A @ W`` (into ``out`` if given) by the backend's own row loop, ``project``, where
+        it has one and ``A`` and ``W`` share a dtype: summed input by input, so a row's bits do
+        not depend on the rows that share the call. Otherwise ``fallback(A, W, out=out)``
+        (NumPy's BLAS for :meth:`layer`'s node MLPs; the executor passes
+        :func:`~engine.backends.numpy_ops.small_matmul`)."""
         project = getattr(self, "project", None)
         if project is None or A.dtype != W.dtype:
-            return A @ W
-        return project(A, W, np.empty((A.shape[0], W.shape[1]), dtype=A.dtype))
+            return fallback(A, W, out=out)
+        if out is None:
+            out = np.empty((A.shape[0], W.shape[1]), dtype=A.dtype)
+        return project(np.ascontiguousarray(A), np.ascontiguousarray(W), out)
 
     def set_threads(self, n: int) -> None:
         """Use ``n`` worker threads (a positive integer; see :func:`engine.backends.get_backend`)."""

@@ -53,15 +53,10 @@ class BoundModel:
 
     # ------------------------------------------------------------ arithmetic
     def mm(self, A: np.ndarray, W: np.ndarray, out=None) -> np.ndarray:
-        """``A @ W`` by the backend's own loop where it has one (the native backend's, in its
-        threads: :func:`small_matmul`'s sums, for wide learned weights too), else by
-        :func:`small_matmul` (BLAS for wide weights)."""
-        project = getattr(self.backend, "project", None)
-        if project is None or A.dtype != W.dtype or not A.flags.c_contiguous or not W.flags.c_contiguous:
-            return small_matmul(A, W, out=out)
-        if out is None:
-            out = np.empty((A.shape[0], W.shape[1]), dtype=A.dtype)
-        return project(A, W, out)
+        """``A @ W`` by the backend's own loop where it has one (native and numba:
+        :func:`small_matmul`'s sums, for wide learned weights too), else by
+        :func:`small_matmul` (BLAS for wide weights); see :meth:`Backend.product`."""
+        return self.backend.product(A, W, out=out, fallback=small_matmul)
 
     def edges(self, mlp: EdgeMLP, S, Q, groups: np.ndarray, include_self: bool) -> EdgeInputs:
         """The edge pass's inputs for message (or score) MLP ``mlp`` with parts ``S``, ``Q``."""

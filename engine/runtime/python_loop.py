@@ -126,9 +126,10 @@ class ActiveStepper:
             self.Q[i] = (np.ascontiguousarray(mm(inp, msg.dst) + msg.bias) if dst_used
                          else np.ascontiguousarray(msg.bias[None, :]))
         elif delta.size:
-            self.S[i][delta] = mm(np.ascontiguousarray(inp[delta]), msg.src)
+            changed = inp[delta]
+            self.S[i][delta] = mm(changed, msg.src)
             if dst_used:
-                self.Q[i][delta] = mm(np.ascontiguousarray(inp[delta]), msg.dst) + msg.bias
+                self.Q[i][delta] = mm(changed, msg.dst) + msg.bias
 
     def _readout(self, i, layer, out, changed, full):
         run = self.run
